@@ -1,0 +1,59 @@
+"""Writing artifacts so that a reader never sees a half-written one.
+
+A component writes into a temporary sibling folder and renames it into place
+only when everything succeeded; on failure the temporary folder is removed and
+any earlier artifact at the final path is left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from typing import Any, Iterator
+
+
+@contextlib.contextmanager
+def atomic_output_dir(final_dir: str, *, overwrite: bool = True) -> Iterator[str]:
+    """Yield a temporary folder that becomes `final_dir` when the block succeeds.
+
+    With `overwrite`, an existing `final_dir` is replaced (moved aside, then deleted)
+    only after the new content is complete.
+    """
+    final_dir = os.path.abspath(final_dir)
+    parent = os.path.dirname(final_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp_dir = os.path.join(parent, f".{os.path.basename(final_dir)}.tmp-{uuid.uuid4().hex[:8]}")
+    os.makedirs(tmp_dir)
+    try:
+        yield tmp_dir
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    if os.path.exists(final_dir):
+        if not overwrite:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise FileExistsError(f"artifact already exists: {final_dir}")
+        old_dir = tmp_dir + ".old"
+        os.rename(final_dir, old_dir)
+        os.rename(tmp_dir, final_dir)
+        shutil.rmtree(old_dir, ignore_errors=True)
+    else:
+        os.rename(tmp_dir, final_dir)
+
+
+def write_json(path: str, payload: Any) -> None:
+    """Write JSON atomically (temp file + rename), sorted keys, trailing newline."""
+    tmp_path = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp_path, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+        handle.write("\n")
+    os.replace(tmp_path, path)
+
+
+def read_json(path: str) -> Any:
+    """Read a JSON artifact file."""
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

@@ -1,0 +1,76 @@
+"""The trainer component's spec: which base, which head, which strategies, which schedule.
+
+Fields left null are chosen by the hyper-rule (`tlpipe.models.hyperrule`) from
+the number of training examples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+from tlpipe.pipeline.errors import ConfigError
+
+STRATEGIES = ("feature_extraction", "fine_tune_top", "fine_tune_all")
+
+
+@dataclasses.dataclass
+class HeadConfig:
+    """The new classification head put on the feature vector."""
+
+    dropout: float = 0.2
+    hidden_units: list[int] = dataclasses.field(default_factory=list)
+
+    def validate(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("dropout", self.dropout, "a number in [0, 1)")
+        if any(units < 1 for units in self.hidden_units):
+            raise ConfigError("hidden_units", self.hidden_units, "a list of integers >= 1")
+
+
+@dataclasses.dataclass
+class BaselineConfig:
+    """The from-scratch model the transfer models must beat.
+
+    `architecture` 'same' re-initialises the base's own architecture when it is
+    known; 'small_cnn' uses a configured small CNN.
+    """
+
+    architecture: Literal["same", "small_cnn"] = "same"
+    cnn_filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
+    learning_rate: Optional[float] = None
+    epochs: Optional[int] = None
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    """Transfer models (one per strategy) and the baseline, trained on the same labels."""
+
+    handle: str = ""
+    preset: Optional[str] = None
+    strategies: list[str] = dataclasses.field(default_factory=lambda: ["feature_extraction", "fine_tune_all"])
+    head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
+    baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
+    batch_size: Optional[int] = None
+    head_epochs: Optional[int] = None
+    head_learning_rate: Optional[float] = None
+    fine_tune_epochs: Optional[int] = None
+    fine_tune_learning_rate: Optional[float] = None
+    warmup_fraction: float = 0.1
+    fine_tune_top_n: int = 1
+    fine_tune_pattern: Optional[str] = None
+    base_training: Literal["inference", "training"] = "inference"
+    early_stopping_patience: int = 5
+    augment: bool = False
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.strategies:
+            raise ConfigError("strategies", self.strategies, "a non-empty list of " + ", ".join(STRATEGIES))
+        for strategy in self.strategies:
+            if strategy not in STRATEGIES:
+                raise ConfigError("strategies", strategy, STRATEGIES)
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ConfigError("warmup_fraction", self.warmup_fraction, "a number in [0, 1)")
+        if self.fine_tune_top_n < 1:
+            raise ConfigError("fine_tune_top_n", self.fine_tune_top_n, "an integer >= 1")

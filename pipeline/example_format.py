@@ -1,0 +1,56 @@
+"""The on-disk contract between components: tf.Example feature keys and file layout.
+
+Ingest writes *raw* examples, transform writes *transformed* examples; the
+trainer, the exported serving signature and the evaluator (TFMA) read the
+transformed ones. Only constants and path helpers live here, so the module is
+cheap to import.
+
+Raw example (ingest output)
+    image/encoded   bytes   the image file's bytes (PNG, JPEG, ...); arrays
+                            from IDX / TFDS are PNG-encoded
+    text            bytes   UTF-8 text, for text sources (instead of an image)
+    label           int64   class index in 0..K-1 after relabelling
+    label/name      bytes   the class name
+    id              bytes   a stable id of the example in its source
+
+Transformed example (transform output, what models consume)
+    image/raw       bytes   uint8 pixels, row-major H x W x C
+    image/shape     int64   [H, W, C]
+    text            bytes   normalised UTF-8 text
+    label, label/name, id   as above
+
+Artifact layout: `<artifact_dir>/<split>/part-NNNNN-of-MMMMM.tfrecord`
+(uncompressed TFRecord files), plus `<artifact_dir>/metadata.json`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+IMAGE_ENCODED_KEY = "image/encoded"
+IMAGE_RAW_KEY = "image/raw"
+IMAGE_SHAPE_KEY = "image/shape"
+TEXT_KEY = "text"
+LABEL_KEY = "label"
+LABEL_NAME_KEY = "label/name"
+ID_KEY = "id"
+
+SPLITS = ("train", "eval", "test")
+METADATA_FILE = "metadata.json"
+SHARD_SUFFIX = ".tfrecord"
+
+
+def split_dir(artifact_dir: str, split: str) -> str:
+    """The folder holding one split's shards."""
+    return os.path.join(artifact_dir, split)
+
+
+def shard_prefix(artifact_dir: str, split: str) -> str:
+    """Prefix Beam's WriteToTFRecord uses for a split (shards get `-NNNNN-of-MMMMM.tfrecord`)."""
+    return os.path.join(split_dir(artifact_dir, split), "part")
+
+
+def split_files(artifact_dir: str, split: str) -> list[str]:
+    """Sorted shard files of one split; empty when the split was not written."""
+    return sorted(glob.glob(os.path.join(split_dir(artifact_dir, split), "*" + SHARD_SUFFIX)))
