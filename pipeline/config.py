@@ -21,6 +21,7 @@ from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.pipeline.config_schema import from_dict, merge, to_dict
 from tlpipe.pipeline.errors import ConfigError
+from tlpipe.pipeline.kubeflow_config import KubeflowConfig
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_LABELS = [
@@ -106,6 +107,7 @@ class PipelineConfig:
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     evaluator: EvaluatorConfig = dataclasses.field(default_factory=EvaluatorConfig)
     pusher: PusherConfig = dataclasses.field(default_factory=PusherConfig)
+    kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     def validate(self) -> None:
         if self.trainer.handle and self.trainer.preset:
@@ -177,3 +179,17 @@ def save_config(config: Any, folder: str) -> str:
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(config_to_yaml(config))
     return path
+
+
+def config_to_json(config: PipelineConfig) -> str:
+    """Compact JSON of the whole config: how it travels into pipeline steps."""
+    import json
+
+    return json.dumps(to_dict(config), sort_keys=True)
+
+
+def config_from_json(text: str) -> PipelineConfig:
+    """Inverse of `config_to_json`, validated again."""
+    import json
+
+    return from_dict(PipelineConfig, json.loads(text))

@@ -1,0 +1,110 @@
+"""The `tlpipe` command line.
+
+Every command takes `--config FILE` and repeatable `--set KEY=VALUE` overrides
+(defaults < file < overrides). Errors a user can fix print one message and exit
+with status 1, without a traceback; `-q` silences progress lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from tlpipe.components import progress
+from tlpipe.pipeline.errors import TlpipeError
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="YAML config file (overrides the built-in defaults)")
+    parser.add_argument(
+        "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+        help="override one config value, e.g. --set trainer.head_epochs=3 (repeatable)",
+    )
+
+
+def _load(args: argparse.Namespace):
+    from tlpipe.pipeline.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from tlpipe.pipeline.config import config_to_yaml
+
+    print(config_to_yaml(_load(args)), end="")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from tlpipe.components.ingest.executor import run_ingest
+
+    config = _load(args)
+    section = config.source.ingest if args.source_task else config.ingest
+    metadata = run_ingest(section, config.beam, args.output)
+    counts = ", ".join(f"{split}: {sum(per_class.values())}" for split, per_class in metadata["counts"].items())
+    print(f"ingested {counts} examples of {metadata['num_classes']} classes into {os.path.abspath(args.output)}")
+    return 0
+
+
+def _cmd_transform(args: argparse.Namespace) -> int:
+    from tlpipe.components.transform.executor import run_transform
+
+    config = _load(args)
+    image_size = tuple(config.source.image_size) if args.source_task else None
+    channels = config.source.channels if args.source_task else None
+    statistics = run_transform(
+        config.transform, config.beam, args.input, args.output, image_size=image_size, channels=channels,
+    )
+    splits = ", ".join(f"{split}: {stats['examples']}" for split, stats in statistics["splits"].items())
+    print(f"transformed {splits} examples into {os.path.abspath(args.output)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every `tlpipe` command."""
+    parser = argparse.ArgumentParser(
+        prog="tlpipe",
+        description="Transfer learning as a production pipeline: ingest, transform, train "
+        "(transfer and from-scratch baseline), evaluate with TFMA, push.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    show = commands.add_parser("config", help="print the effective configuration as YAML")
+    _add_config_arguments(show)
+    show.set_defaults(handler=_cmd_config)
+
+    ingest = commands.add_parser("ingest", help="read a data source into split, sampled tf.Example shards (Beam)")
+    _add_config_arguments(ingest)
+    ingest.add_argument("--output", "-o", required=True, metavar="DIR", help="artifact folder to write")
+    ingest.add_argument("--source-task", action="store_true", help="use the `source` section (pre-training data)")
+    ingest.set_defaults(handler=_cmd_ingest)
+
+    transform = commands.add_parser("transform", help="decode, resize and scale ingested examples (Beam)")
+    _add_config_arguments(transform)
+    transform.add_argument("--input", "-i", required=True, metavar="DIR", help="an ingest artifact folder")
+    transform.add_argument("--output", "-o", required=True, metavar="DIR", help="artifact folder to write")
+    transform.add_argument("--source-task", action="store_true", help="use the `source` section's image geometry")
+    transform.set_defaults(handler=_cmd_transform)
+
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `tlpipe` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    progress.set_quiet(args.quiet)
+    try:
+        return args.handler(args)
+    except TlpipeError as error:
+        print(f"tlpipe: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tlpipe: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

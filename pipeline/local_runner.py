@@ -1,0 +1,142 @@
+"""Running the pipelines on this machine: kfp.local (caching on) or in-process.
+
+The runner works out paths (everything under the config's pipeline root), makes
+sure the source feature extractor is published when the config asks for one,
+runs the transfer pipeline, and records the run: its config, each step's
+outcome (executed or reused from the cache) and where its artifacts are.
+
+Layout under the root:
+    kfp/                 kfp.local's pipeline root (task artifacts, cache)
+    in_process/<run>/    artifacts of in-process runs
+    modules/...          published source feature extractors
+    serving/<version>/   pushed models (TF Serving layout)
+    runs/<run>/          config.yaml and run.json of every run
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import shutil
+from typing import Any, Optional
+
+from tlpipe.components import progress
+from tlpipe.components.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.pipeline.config import PipelineConfig, save_config
+from tlpipe.pipeline.errors import TlpipeError
+from tlpipe.pipeline.parameters import RunParameters
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What one run produced: artifact folder per step, and which steps came from the cache."""
+
+    run_dir: str
+    artifacts: dict[str, str]
+    cached: dict[str, bool]
+    record_dir: str = ""
+
+    def read(self, step: str, file_name: str) -> Any:
+        return read_json(os.path.join(self.artifacts[step], file_name))
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    """Absolute locations the runner derives from the config."""
+
+    root: str
+    kfp_root: str
+    serving_dir: str
+    module_dir: str
+    runs_dir: str
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> "Paths":
+        root = os.path.abspath(config.pipeline.root)
+
+        def under_root(path: str) -> str:
+            return path if os.path.isabs(path) else os.path.join(root, path)
+
+        return cls(
+            root=root,
+            kfp_root=os.path.join(root, "kfp"),
+            serving_dir=under_root(config.pusher.serving_dir),
+            module_dir=under_root(config.source.module_dir),
+            runs_dir=os.path.join(root, "runs"),
+        )
+
+
+def _run_id() -> str:
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+
+
+def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, **arguments: Any) -> RunResult:
+    from kfp import local
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=kfp_root, enable_caching=enable_caching)
+    before = set(os.listdir(kfp_root)) if os.path.isdir(kfp_root) else set()
+    task = pipeline_function(**arguments)
+    new_dirs = sorted(set(os.listdir(kfp_root)) - before - {".kfp_cache"})
+    run_dir = os.path.join(kfp_root, new_dirs[-1]) if new_dirs else ""
+    artifacts = {name: artifact.path for name, artifact in task.outputs.items()}
+    cached = {name: not (run_dir and path.startswith(run_dir + os.sep)) for name, path in artifacts.items()}
+    return RunResult(run_dir=run_dir, artifacts=artifacts, cached=cached)
+
+
+def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> str:
+    """Publish the source feature extractor into `paths.module_dir` unless it is already there."""
+    from tlpipe.pipeline.pipeline import InProcessOps, build_source_pipeline, source_graph
+
+    if os.path.isfile(os.path.join(paths.module_dir, "saved_model.pb")):
+        progress.log(f"source module: reusing {paths.module_dir}")
+        return paths.module_dir
+    progress.log(f"source module: pre-training and publishing into {paths.module_dir}")
+    if mode == "in_process":
+        run_dir = os.path.join(paths.root, "in_process", _run_id() + "-source")
+        module = source_graph(InProcessOps(config, RunParameters(), run_dir, paths.serving_dir))["module"]
+    else:
+        result = _run_kfp_local(build_source_pipeline(config), paths.kfp_root, config.pipeline.enable_caching)
+        module = result.artifacts["module"]
+    with atomic_output_dir(paths.module_dir) as tmp_dir:
+        shutil.copytree(module, tmp_dir, dirs_exist_ok=True)
+    return paths.module_dir
+
+
+def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters: RunParameters = RunParameters()) -> RunResult:
+    """Run the transfer pipeline (publishing the source module first when needed) and record the run."""
+    from tlpipe.pipeline.pipeline import InProcessOps, build_transfer_pipeline, transfer_graph
+
+    mode = mode or config.pipeline.mode
+    paths = Paths.from_config(config)
+    if config.uses_source_module and not parameters.hub_handle:
+        parameters = dataclasses.replace(parameters, hub_handle=publish_source_module(config, paths, mode))
+    run_id = _run_id()
+    record_dir = os.path.join(paths.runs_dir, run_id)
+    save_config(parameters.apply(config), record_dir)
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    record: dict[str, Any] = {"run_id": run_id, "mode": mode, "started": started,
+                              "parameters": dataclasses.asdict(parameters), "status": "running"}
+    write_json(os.path.join(record_dir, "run.json"), record)
+    try:
+        if mode == "in_process":
+            run_dir = os.path.join(paths.root, "in_process", run_id)
+            ops = InProcessOps(config, parameters, run_dir, paths.serving_dir)
+            artifacts = transfer_graph(ops, config.trainer.strategies)
+            result = RunResult(run_dir, artifacts, {name: False for name in artifacts})
+        else:
+            pipeline_function = build_transfer_pipeline(config, serving_dir=paths.serving_dir,
+                                                        hub_handle=parameters.hub_handle)
+            result = _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching,
+                                    **dataclasses.asdict(parameters))
+    except (TlpipeError, RuntimeError) as error:
+        record.update(status="failed", error=str(error), finished=datetime.datetime.now().isoformat(timespec="seconds"))
+        write_json(os.path.join(record_dir, "run.json"), record)
+        raise
+    record.update(
+        status="succeeded",
+        finished=datetime.datetime.now().isoformat(timespec="seconds"),
+        steps={name: {"artifact": result.artifacts[name], "cached": result.cached[name]} for name in result.artifacts},
+    )
+    write_json(os.path.join(record_dir, "run.json"), record)
+    return dataclasses.replace(result, record_dir=record_dir)

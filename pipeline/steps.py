@@ -1,0 +1,135 @@
+"""The pipeline's steps as plain functions over artifact folders.
+
+Both executions of the one pipeline definition call these: the Kubeflow /
+kfp.local components (`tlpipe.pipeline.kfp_components`) and the in-process
+debugging mode. Each step receives the whole config as JSON, so a step's cache
+key changes exactly when its inputs or the config change.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from tlpipe.components import progress
+from tlpipe.components.artifacts import write_json
+from tlpipe.pipeline.config import PipelineConfig, config_from_json
+from tlpipe.pipeline.parameters import RunParameters, resolve_handle
+
+TARGET = "target"
+SOURCE = "source"
+BASELINE = "baseline"
+
+
+def artifact_paths(**artifacts) -> dict[str, str]:
+    """Name -> local path of the kfp artifacts that were given (optional inputs may be None)."""
+    return {name: artifact.path for name, artifact in artifacts.items() if artifact is not None}
+
+
+def _config(config_json: str, parameters: Optional[RunParameters]) -> PipelineConfig:
+    config = config_from_json(config_json)
+    return parameters.apply(config) if parameters is not None else config
+
+
+def ingest_step(config_json: str, output_dir: str, *, task: str, parameters: Optional[RunParameters] = None) -> dict:
+    """Ingest the target task's data (or, with task='source', the pre-training data)."""
+    from tlpipe.components.ingest.executor import run_ingest
+
+    config = _config(config_json, parameters)
+    section = config.source.ingest if task == SOURCE else config.ingest
+    progress.log(f"ingest ({task}): {section.source}")
+    return run_ingest(section, config.beam, output_dir)
+
+
+def image_geometry(config: PipelineConfig, handle: str) -> tuple[Optional[tuple[int, int]], Optional[int]]:
+    """Image size and channels the model expects: the config's, else the preset's or module's own."""
+    if config.transform.image_size:
+        return tuple(config.transform.image_size), config.transform.channels
+    from tlpipe.models.presets import PRESETS
+
+    if handle in PRESETS:
+        preset = PRESETS[handle]
+        size = tuple(preset.input_size) if preset.input_size else None
+        return size, (3 if preset.modality == "image" else None)
+    from tlpipe.models.hub_layer import HubFeatureVector
+
+    input_size = HubFeatureVector(handle).input_size
+    if input_size is None:
+        return None, config.transform.channels
+    height, width, channels = input_size
+    return (height, width), config.transform.channels or channels
+
+
+def transform_step(
+    config_json: str, raw_dir: str, output_dir: str, *, task: str, parameters: Optional[RunParameters] = None
+) -> dict:
+    """Transform ingested examples to the geometry of the source network or the target's hub module."""
+    from tlpipe.components.transform.executor import run_transform
+
+    config = _config(config_json, parameters)
+    if task == SOURCE:
+        size, channels = tuple(config.source.image_size), config.source.channels
+    else:
+        size, channels = image_geometry(config, resolve_handle(config))
+    return run_transform(config.transform, config.beam, raw_dir, output_dir, image_size=size, channels=channels)
+
+
+def train_step(
+    config_json: str, transformed_dir: str, output_dir: str, *, strategy: str,
+    parameters: Optional[RunParameters] = None,
+) -> dict:
+    """Train one transfer strategy, or the from-scratch baseline (strategy='baseline')."""
+    from tlpipe.components.trainer.executor import train_baseline, train_transfer
+
+    config = _config(config_json, parameters)
+    handle = resolve_handle(config)
+    if strategy == BASELINE:
+        return train_baseline(config.trainer, transformed_dir, output_dir, handle=handle)
+    return train_transfer(config.trainer, transformed_dir, output_dir, strategy=strategy, handle=handle)
+
+
+def pretrain_step(config_json: str, transformed_dir: str, module_dir: str) -> dict:
+    """Pre-train the source feature extractor and publish it as a TF-Hub module."""
+    from tlpipe.components.trainer.pretrain import pretrain_and_publish
+
+    config = config_from_json(config_json)
+    return pretrain_and_publish(config.source, transformed_dir, module_dir)
+
+
+def evaluate_step(
+    config_json: str, transformed_dir: str, model_dirs: dict[str, str], output_dir: str, *, serving_dir: str,
+) -> dict:
+    """Compare every transfer model with the baseline (and production) on the test split."""
+    from tlpipe.components.evaluator.executor import run_evaluator
+    from tlpipe.components.pusher.executor import latest_pushed_model
+
+    config = config_from_json(config_json)
+    candidates = {name: os.path.join(path, "model") for name, path in model_dirs.items() if name != BASELINE}
+    baseline = {BASELINE: os.path.join(model_dirs[BASELINE], "model")}
+    histories = {name: os.path.join(path, "history.json") for name, path in model_dirs.items()}
+    production = latest_pushed_model(serving_dir) if config.evaluator.compare_with_production else None
+    return run_evaluator(
+        config.evaluator, transformed_dir, candidates, baseline, output_dir,
+        production_model_dir=production, histories=histories, beam_config=config.beam,
+    )
+
+
+def push_step(
+    config_json: str, evaluation_dir: str, model_dirs: dict[str, str], output_dir: str, *, serving_dir: str,
+) -> dict:
+    """Push the blessed model, if any; record what happened either way."""
+    from tlpipe.components.artifacts import atomic_output_dir, read_json
+    from tlpipe.components.pusher.executor import run_pusher
+
+    config = config_from_json(config_json)
+    blessing_path = os.path.join(evaluation_dir, "blessing.json")
+    blessing = read_json(blessing_path)
+    with atomic_output_dir(output_dir) as tmp_dir:
+        if blessing.get("blessed"):
+            model_dir = os.path.join(model_dirs[blessing["candidate"]], "model")
+            record = {"pushed": True, **run_pusher(config.pusher, model_dir, blessing_path, serving_dir)}
+        else:
+            record = {"pushed": False, "reason": blessing.get("reason", "not blessed")}
+            progress.log(f"push: skipped, the evaluator did not bless any model ({record['reason']})")
+        write_json(os.path.join(tmp_dir, "push.json"), record)
+    return record

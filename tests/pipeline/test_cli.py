@@ -1,0 +1,33 @@
+"""The `tlpipe` command line: help, config printing, and clean errors."""
+
+import pytest
+import yaml
+
+from tlpipe.pipeline.cli import main
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "ingest", "transform", "config"):
+        assert command in out
+
+
+def test_config_prints_effective_yaml(capsys):
+    assert main(["config", "--set", "trainer.head_epochs=4"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["trainer"]["head_epochs"] == 4
+
+
+def test_user_errors_exit_1_with_one_line_and_no_traceback(capsys):
+    assert main(["config", "--set", "trainer.nope=1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tlpipe: error: config key 'trainer.nope': received 1")
+    assert "Traceback" not in err
+
+
+def test_missing_config_file(capsys, tmp_path):
+    assert main(["config", "--config", str(tmp_path / "none.yaml")]) == 1
+    assert "none.yaml" in capsys.readouterr().err
