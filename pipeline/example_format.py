@@ -14,7 +14,8 @@ Raw example (ingest output)
     id              bytes   a stable id of the example in its source
 
 Transformed example (transform output, what models consume)
-    image/raw       bytes   uint8 pixels, row-major H x W x C
+    image/raw       bytes   uint8 pixels, row-major H x W x C; a stored value v
+                            means v / 255 (models scale to [0, 1])
     image/shape     int64   [H, W, C]
     text            bytes   normalised UTF-8 text
     label, label/name, id   as above

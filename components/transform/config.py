@@ -14,7 +14,12 @@ class TransformConfig:
 
     `image_size` is [height, width]; null takes the input size of the trainer's
     hub module or preset. `channels` 3 turns grey images into RGB, 1 turns colour
-    into grey, null keeps what the data has.
+    into grey, null keeps what the data has. `resize_method` has the meaning it has
+    for `tf.image.resize(..., antialias=True)`. Texts are NFKC-normalised with
+    whitespace collapsed, and lowercased when `text_lowercase`. A split whose
+    fraction of bad records (undecodable, label outside the label set, feature
+    missing) exceeds `max_bad_fraction` fails the run; within it, bad records are
+    set aside in the output's `bad_records/<split>.jsonl`.
     """
 
     image_size: Optional[list[int]] = None
