@@ -1,0 +1,97 @@
+"""`csv:FILE`: a CSV file with a header row, one example per row.
+
+An image source when the header has the column `image_feature` (paths of
+image files, relative to the CSV's folder or absolute), otherwise a text
+source when it has `text_feature`; `label_feature` holds class names or
+integer labels. The id is the `id_feature` column when present, otherwise the
+image path as written, or `row-N` (N counting data rows from 1) for text.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from typing import Any, Optional
+
+import apache_beam as beam
+
+from tlpipe.components.ingest.config import ALL_SPLIT, IngestConfig
+from tlpipe.components.ingest.labels import LabelSet
+from tlpipe.components.ingest.records import SourceRecord
+from tlpipe.components.ingest.sources import Source, file_fingerprint, read_file_bytes, require_path
+from tlpipe.pipeline.errors import ConfigError, DataError
+
+_MAX_LISTED = 5
+
+
+def _read_rows(path: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a UTF-8 CSV file (missing cells read as '')."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = [{key: value or "" for key, value in row.items() if key is not None} for row in reader]
+            return list(reader.fieldnames or []), rows
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"CSV file {path!r} cannot be read as UTF-8 CSV: {error}") from None
+
+
+class CsvSource(Source):
+    """Reads the rows of one CSV file."""
+
+    def __init__(self, config: IngestConfig, location: str):
+        require_path(location, "csv", "file")
+        self.path = os.path.abspath(location)
+        self.folder = os.path.dirname(self.path)
+        columns, rows = _read_rows(self.path)
+        if not columns or not rows:
+            raise DataError(f"empty dataset: CSV file {location!r} has {'no header row' if not columns else 'a header but no rows'}")
+        if config.label_feature not in columns:
+            raise ConfigError("label_feature", config.label_feature, f"a column of {location}: {', '.join(columns)}")
+        if config.image_feature in columns:
+            self.modality, content_column = "image", config.image_feature
+        elif config.text_feature in columns:
+            self.modality, content_column = "text", config.text_feature
+        else:
+            raise ConfigError(
+                "image_feature", config.image_feature,
+                f"a column of {location} with image paths (or text_feature: a text column); columns: {', '.join(columns)}",
+            )
+        self._label_set = LabelSet.from_names(config.label_names) if config.label_names else None
+        self.records: list[SourceRecord] = []
+        missing: list[str] = []
+        for number, row in enumerate(rows, start=1):
+            label = row[config.label_feature].strip()
+            if not label:
+                raise DataError(f"CSV file {location!r}, data row {number}: empty {config.label_feature!r} cell")
+            if self.modality == "image":
+                relative = row[content_column].strip()
+                if not relative:
+                    raise DataError(f"CSV file {location!r}, data row {number}: empty {content_column!r} cell")
+                payload, default_id = os.path.join(self.folder, relative), relative
+                if not os.path.isfile(payload):
+                    missing.append(f"row {number}: {relative!r}")
+            else:
+                payload, default_id = row[content_column], f"row-{number}"
+            self.records.append(SourceRecord(row.get(config.id_feature, "").strip() or default_id, ALL_SPLIT, label, payload))
+        if missing:
+            listed = "; ".join(missing[:_MAX_LISTED]) + ("; ..." if len(missing) > _MAX_LISTED else "")
+            raise DataError(
+                f"{len(missing)} image path(s) in CSV file {location!r} do not exist (paths are relative to "
+                f"{self.folder!r}): {listed}"
+            )
+
+    def splits(self) -> tuple[str, ...]:
+        return (ALL_SPLIT,)
+
+    def label_set(self) -> Optional[LabelSet]:
+        return self._label_set
+
+    def fingerprint(self) -> str:
+        images = [r.payload for r in self.records] if self.modality == "image" else []
+        return file_fingerprint({self.path, *images}, self.folder)
+
+    def read(self, root: Any, split: str) -> Any:
+        return root | f"List {split} CSV rows" >> beam.Create(self.records)
+
+    def load(self, payload: Any) -> bytes:
+        return read_file_bytes(payload) if self.modality == "image" else payload.encode("utf-8")

@@ -1,0 +1,47 @@
+"""What flows through the ingest pipeline, and the raw tf.Example it ends as."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, NamedTuple, Union
+
+import numpy as np
+from PIL import Image
+from tensorflow.core.example import example_pb2
+
+from tlpipe.pipeline import example_format
+
+
+class SourceRecord(NamedTuple):
+    """One example as read from a source, before relabelling.
+
+    `payload` is whatever the source's `load` turns into the stored bytes (a
+    file path, pixels, the bytes themselves): loading happens only for the
+    examples that are finally written, after class selection and k-shot
+    sampling.
+    """
+
+    id: str
+    split: str
+    label: Union[int, str]
+    payload: Any
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 image array, H x W or H x W x C with C in 1, 3, 4."""
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def serialize_example(content_key: str, content: bytes, label: int, label_name: str, example_id: str) -> bytes:
+    """A raw example (see pipeline/example_format.py), serialized."""
+    example = example_pb2.Example()
+    features = example.features.feature
+    features[content_key].bytes_list.value.append(content)
+    features[example_format.LABEL_KEY].int64_list.value.append(label)
+    features[example_format.LABEL_NAME_KEY].bytes_list.value.append(label_name.encode("utf-8"))
+    features[example_format.ID_KEY].bytes_list.value.append(example_id.encode("utf-8"))
+    return example.SerializeToString()

@@ -1,0 +1,108 @@
+"""`tfrecord:GLOB`: uncompressed TFRecord files of serialized tf.Examples.
+
+The content is the bytes feature `image_feature` (an encoded image) or, when
+the records have no such feature, `text_feature` (UTF-8 text); the label is
+the int64 or bytes feature `label_feature`. The id is the bytes feature
+`id_feature` when records have it, otherwise a hash of the record's bytes
+(stable wherever the record is stored). A folder means every file in it.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from typing import Any, Optional
+
+import apache_beam as beam
+import tensorflow as tf
+from tensorflow.core.example import example_pb2
+
+from tlpipe.components.ingest.config import ALL_SPLIT, IngestConfig
+from tlpipe.components.ingest.labels import LabelSet, SourceLabel
+from tlpipe.components.ingest.records import SourceRecord
+from tlpipe.components.ingest.sources import Source, file_fingerprint, require_path
+from tlpipe.pipeline.errors import ConfigError, DataError
+
+
+def _first_record(files: list[str]) -> Optional[bytes]:
+    """The first record of the first non-empty file, None when all are empty."""
+    for path in files:
+        try:
+            for record in tf.data.TFRecordDataset([path]).take(1):
+                return record.numpy()
+        except tf.errors.OpError as error:
+            raise DataError(f"{path!r} is not a readable (uncompressed) TFRecord file: {error.message}") from None
+    return None
+
+
+class TfRecordSource(Source):
+    """Reads tf.Examples from the files a glob matches."""
+
+    def __init__(self, config: IngestConfig, location: str):
+        pattern = os.path.join(location, "*") if os.path.isdir(location) else location
+        self.files = sorted(p for p in glob.glob(pattern) if os.path.isfile(p) and not os.path.basename(p).startswith("."))
+        if not self.files:
+            if not glob.has_magic(location):
+                require_path(location, "tfrecord")
+            raise DataError(f"no TFRecord files match {location!r} (pattern {pattern!r}); give a glob such as '/data/*.tfrecord'")
+        self.root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in self.files])
+        self.label_feature = config.label_feature
+        self.id_feature = config.id_feature
+        self._label_set = LabelSet.from_names(config.label_names) if config.label_names else None
+        first = _first_record(self.files)
+        if first is None:
+            raise DataError(f"empty dataset: the TFRecord files matching {location!r} hold no records ({len(self.files)} files)")
+        present = example_pb2.Example.FromString(first).features.feature
+        if config.image_feature in present:
+            self.modality, self.content_feature = "image", config.image_feature
+        elif config.text_feature in present:
+            self.modality, self.content_feature = "text", config.text_feature
+        else:
+            raise ConfigError(
+                "image_feature", config.image_feature,
+                f"a bytes feature of the records (or text_feature: a text feature); the first record has: {', '.join(sorted(present))}",
+            )
+
+    def splits(self) -> tuple[str, ...]:
+        return (ALL_SPLIT,)
+
+    def label_set(self) -> Optional[LabelSet]:
+        return self._label_set
+
+    def fingerprint(self) -> str:
+        return file_fingerprint(self.files, self.root)
+
+    def read(self, root: Any, split: str) -> Any:
+        return (
+            root
+            | f"List {split} TFRecord files" >> beam.Create(self.files)
+            | f"Read {split} TFRecords" >> beam.io.ReadAllFromTFRecord()
+            | f"Parse {split} tf.Examples" >> beam.Map(self._parse, split)
+        )
+
+    def _parse(self, serialized: bytes, split: str) -> SourceRecord:
+        features = example_pb2.Example.FromString(serialized).features.feature
+        example_id = (
+            features[self.id_feature].bytes_list.value[0].decode("utf-8")
+            if self.id_feature in features and features[self.id_feature].bytes_list.value
+            else "sha256:" + hashlib.sha256(serialized).hexdigest()[:32]
+        )
+        content = features[self.content_feature].bytes_list.value if self.content_feature in features else []
+        if len(content) != 1:
+            raise DataError(f"TFRecord example {example_id!r} has no single bytes feature {self.content_feature!r}; features: {', '.join(sorted(features))}")
+        return SourceRecord(example_id, split, self._label(features, example_id), content[0])
+
+    def _label(self, features: Any, example_id: str) -> SourceLabel:
+        feature = features[self.label_feature] if self.label_feature in features else None
+        if feature is not None and len(feature.int64_list.value) == 1:
+            return int(feature.int64_list.value[0])
+        if feature is not None and len(feature.bytes_list.value) == 1:
+            return feature.bytes_list.value[0].decode("utf-8")
+        raise DataError(
+            f"TFRecord example {example_id!r} has no single int64 or bytes label feature {self.label_feature!r}; "
+            f"features: {', '.join(sorted(features))}"
+        )
+
+    def load(self, payload: Any) -> bytes:
+        return payload

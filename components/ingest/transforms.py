@@ -1,0 +1,174 @@
+"""The ingest Beam graph: read, relabel, split by hash, sample k shots, write tf.Examples.
+
+Besides the TFRecords it writes a small JSON file of counts (read per source
+split, labels outside the label set, per output split and class before and
+after k-shot sampling) and the label set used; the executor turns these into
+the checks that need the data (empty splits, k larger than a class, unknown
+labels) and into metadata.json.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.labels import LabelMap, LabelSet, select_classes
+from tlpipe.components.ingest.records import SourceRecord, serialize_example
+from tlpipe.components.ingest.sources import Source
+from tlpipe.components.ingest.split_spec import SplitSpec, stable_fraction
+from tlpipe.components.progress import Progress, is_quiet
+from tlpipe.pipeline import example_format
+from tlpipe.pipeline.errors import ConfigError
+
+UNKNOWN_TAG = "unknown"
+# An example on its way to an output split: (split, output label, class name, record).
+Assigned = tuple[str, int, str, SourceRecord]
+
+
+class _CountProgress(beam.DoFn):
+    """Passes elements through, printing the stage's progress (count, rate) now and then."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.quiet = is_quiet()  # captured here so that worker processes honour `-q` too
+        self._progress: Optional[Progress] = None
+
+    def process(self, element: Any) -> Iterator[Any]:
+        if not self.quiet:
+            if self._progress is None:
+                self._progress = Progress(self.stage)
+            self._progress.update()
+        yield element
+
+
+class _Relabel(beam.DoFn):
+    """Maps source labels to output labels; other classes are dropped, unknown labels tagged."""
+
+    def __init__(self, classes: Sequence[str]):
+        self.classes = tuple(classes)
+        self._label_set: Optional[LabelSet] = None
+        self._label_map: Optional[LabelMap] = None
+
+    def process(self, record: SourceRecord, label_set: LabelSet) -> Iterator[Any]:
+        if label_set is not self._label_set:
+            self._label_set = label_set
+            try:
+                self._label_map = select_classes(label_set, self.classes)
+            except ConfigError:  # a discovered label set lacks a class: reported after the run
+                self._label_map = None
+        index = label_set.index(record.label)
+        if index is None:
+            yield beam.pvalue.TaggedOutput(UNKNOWN_TAG, record.label)
+            return
+        output = None if self._label_map is None else self._label_map.output_label(index)
+        if output is not None:
+            yield output, self._label_map.names[output], record
+
+
+def _assign_splits(item: tuple[int, str, SourceRecord], specs: dict[str, SplitSpec]) -> Iterator[Assigned]:
+    label, name, record = item
+    for split, spec in specs.items():
+        if spec.source_split == record.split and spec.contains(record.id):
+            yield split, label, name, record
+
+
+def _shot_rank(item: Assigned, seed: int) -> tuple[float, str]:
+    """Sampling order within a class: a hash of (seed, id), the id breaking ties."""
+    return stable_fraction(str(seed), item[3].id), item[3].id
+
+
+class _SampleShots(beam.PTransform):
+    """Keeps the k examples of lowest rank per class (all of a class with fewer: the executor then fails the run)."""
+
+    def __init__(self, k: int, seed: int):
+        super().__init__()
+        self.k = k
+        self.seed = seed
+
+    def expand(self, assigned: Any) -> Any:
+        seed = self.seed
+        return (
+            assigned
+            | "Key by class" >> beam.Map(lambda item: (item[1], item))
+            | "Smallest ranks" >> beam.combiners.Top.SmallestPerKey(self.k, key=lambda item: _shot_rank(item, seed))
+            | "Unkey" >> beam.FlatMap(lambda keyed: keyed[1])
+        )
+
+
+def _to_example(item: Assigned, source: Source, content_key: str) -> bytes:
+    _, label, name, record = item
+    return serialize_example(content_key, source.load(record.payload), label, name, record.id)
+
+
+def _stats_json(counts: list[tuple[tuple[str, Any, Any], int]], label_set: LabelSet) -> str:
+    rows = [[kind, split, label, n] for (kind, split, label), n in counts]
+    return json.dumps({"counts": sorted(rows, key=str), "label_set": label_set.to_json()})
+
+
+def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: str, stats_path: str) -> None:
+    """Add the ingest graph to Beam pipeline `root`, writing under `artifact_dir` and `stats_path`."""
+    specs = config.split_specs()
+    source_splits = sorted({spec.source_split for spec in specs.values()})
+    records = (
+        [source.read(root, split) for split in source_splits]
+        | "Merge source splits" >> beam.Flatten()
+        | "Progress read" >> beam.ParDo(_CountProgress("ingest: read"))
+    )
+    declared = source.label_set()
+    if declared is not None:
+        label_set = root | "Declared label set" >> beam.Create([declared])
+    else:
+        label_set = (
+            records
+            | "Labels" >> beam.Map(lambda record: record.label)
+            | "Distinct labels" >> beam.Distinct()
+            | "All labels" >> beam.combiners.ToList()
+            | "Discovered label set" >> beam.Map(LabelSet.from_values)
+        )
+    relabelled = records | "Relabel" >> beam.ParDo(
+        _Relabel(config.classes), beam.pvalue.AsSingleton(label_set)
+    ).with_outputs(UNKNOWN_TAG, main="kept")
+    split_names = list(specs)
+    parts = (
+        relabelled.kept
+        | "Assign splits" >> beam.FlatMap(_assign_splits, specs)
+        | "By split" >> beam.Partition(lambda item, _: split_names.index(item[0]), len(split_names))
+    )
+    stats = [
+        records | "Stat read" >> beam.Map(lambda record: ("read", record.split, None)),
+        relabelled[UNKNOWN_TAG] | "Stat unknown" >> beam.Map(lambda label: ("unknown", None, label)),
+    ]
+    content_key = example_format.IMAGE_ENCODED_KEY if source.modality == "image" else example_format.TEXT_KEY
+    for split, part in zip(split_names, parts):
+        stats.append(part | f"Stat available {split}" >> beam.Map(lambda item: ("available", item[0], item[1])))
+        if split in config.shots:
+            part = part | f"Sample {split}" >> _SampleShots(config.shots[split], config.seed)
+        stats.append(part | f"Stat written {split}" >> beam.Map(lambda item: ("written", item[0], item[1])))
+        (
+            part
+            | f"Encode {split}" >> beam.Map(_to_example, source, content_key)
+            | f"Progress {split}" >> beam.ParDo(_CountProgress(f"ingest: write {split}"))
+            | f"Write {split}" >> beam.io.WriteToTFRecord(
+                example_format.shard_prefix(artifact_dir, split),
+                file_name_suffix=example_format.SHARD_SUFFIX,
+                num_shards=config.num_shards,
+            )
+        )
+    (
+        stats
+        | "Merge stats" >> beam.Flatten()
+        | "Count" >> beam.combiners.Count.PerElement()
+        | "Collect counts" >> beam.combiners.ToList()
+        | "Stats JSON" >> beam.Map(_stats_json, beam.pvalue.AsSingleton(label_set))
+        | "Write stats" >> beam.Map(_write_text, stats_path)
+    )
+
+
+def _write_text(text: str, path: str) -> None:
+    """Write one small file through Beam's file systems (local paths, gs://, ...)."""
+    with FileSystems.create(path) as handle:
+        handle.write(text.encode("utf-8"))

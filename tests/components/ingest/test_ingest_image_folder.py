@@ -1,0 +1,128 @@
+"""image_folder: classes from sub-folders, original bytes, corrupt files, spans, atomic output."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.progress import set_quiet
+from tlpipe.pipeline import example_format as fmt
+from tlpipe.pipeline.errors import ConfigError, DataError
+
+
+def test_image_folder_keeps_original_bytes_and_carries_corrupt_files(kit):
+    folder = kit.image_folder("pets", {"dog": 4, "cat": 3, "bird": 2})
+    with open(os.path.join(folder, "cat", "broken.png"), "wb") as handle:
+        handle.write(b"not a png at all")
+    with open(os.path.join(folder, "cat", "notes.txt"), "w") as handle:
+        handle.write("not an image file: ignored")
+
+    metadata, out = kit.run(f"image_folder:{folder}", splits={"all": "all"}, num_shards=2)
+
+    assert metadata["label_names"] == ["bird", "cat", "dog"]
+    assert metadata["counts"] == {"all": {"bird": 2, "cat": 4, "dog": 4}}
+    assert len(fmt.split_files(out, "all")) == 2
+    assert sorted(os.listdir(out)) == ["all", fmt.METADATA_FILE]
+    rows = {row["id"]: row for row in kit.read(out, "all")}
+    assert len(rows) == 10 and "cat/notes.txt" not in rows
+    for example_id, row in rows.items():
+        with open(os.path.join(folder, example_id), "rb") as handle:
+            assert row["content"] == handle.read()
+        assert row["name"] == example_id.split("/")[0]
+        assert row["label"] == metadata["label_names"].index(row["name"])
+        assert row["keys"] == sorted([fmt.IMAGE_ENCODED_KEY, fmt.LABEL_KEY, fmt.LABEL_NAME_KEY, fmt.ID_KEY])
+    assert rows["cat/broken.png"]["content"] == b"not a png at all"  # transform sets it aside
+    assert metadata["span"] is None and metadata["fingerprint"].startswith("sha256:")
+
+
+def test_class_folder_without_images_is_an_error_unless_not_selected(kit):
+    folder = kit.image_folder("pets", {"dog": 2, "cat": 2})
+    os.makedirs(os.path.join(folder, "fish"))
+    with open(os.path.join(folder, "fish", "readme.txt"), "w") as handle:
+        handle.write("no fish yet")
+    with pytest.raises(DataError, match=r"class folder '.*/fish' has no image files \(1 other files\); allowed extensions: .png"):
+        kit.run(f"image_folder:{folder}", splits={"all": "all"})
+    assert not os.path.exists(kit.path("out"))
+
+    metadata, out = kit.run(f"image_folder:{folder}", splits={"all": "all"}, classes=["dog", "cat"])
+    assert metadata["label_names"] == ["dog", "cat"]
+    assert {row["name"]: row["label"] for row in kit.read(out, "all")} == {"dog": 0, "cat": 1}
+
+
+def test_unknown_class_and_label_names_are_config_errors(kit):
+    folder = kit.image_folder("pets", {"dog": 2, "cat": 2})
+    with pytest.raises(ConfigError, match=r"'classes': received 'cow'; allowed: class names 'cat', 'dog'"):
+        kit.run(f"image_folder:{folder}", splits={"all": "all"}, classes=["dog", "cow"])
+    with pytest.raises(ConfigError, match=r"'classes': received '1'; allowed: each class once \('1' and 'dog'"):
+        kit.run(f"image_folder:{folder}", splits={"all": "all"}, classes=["dog", "1"])
+    with pytest.raises(ConfigError, match="label_names.*sub-folder names"):
+        kit.run(f"image_folder:{folder}", splits={"all": "all"}, label_names=["a", "b"])
+
+
+def test_missing_folder_and_empty_folder_are_data_errors(kit):
+    with pytest.raises(DataError, match=r"source path '.*/absent' does not exist; image_folder sources need an existing folder"):
+        kit.run(f"image_folder:{kit.path('absent')}", splits={"all": "all"})
+    os.makedirs(kit.path("bare"))
+    with pytest.raises(DataError, match="empty dataset: image folder .* has no class sub-folders"):
+        kit.run(f"image_folder:{kit.path('bare')}", splits={"all": "all"})
+
+
+def test_output_split_without_examples_is_an_error(kit):
+    folder = kit.image_folder("pets", {"dog": 1, "cat": 1})
+    with pytest.raises(DataError, match=r"output split '(train|eval)' \('all\[.*%\]'\) has no examples"):
+        kit.run(f"image_folder:{folder}", splits={"train": "all[:1%]", "eval": "all[1%:2%]"})
+
+
+def test_latest_span_is_used_by_default_and_a_span_can_be_chosen(kit):
+    for span, per_class in ((1, {"a": 1, "b": 1}), (2, {"a": 2, "b": 2}), (10, {"a": 3, "b": 3})):
+        kit.image_folder(os.path.join("data", f"span-{span}"), per_class)
+    source = f"image_folder:{kit.path('data', 'span-{SPAN}')}"
+
+    latest, _ = kit.run(source, "latest", splits={"all": "all"})
+    assert latest["span"] == 10 and latest["available_spans"] == [1, 2, 10]  # numeric, not alphabetical
+    assert latest["counts"]["all"] == {"a": 3, "b": 3}
+    assert latest["resolved_source"] == f"image_folder:{kit.path('data', 'span-10')}"
+    assert latest["source"] == source
+
+    chosen, _ = kit.run(source, "chosen", splits={"all": "all"}, span=2)
+    assert chosen["span"] == 2 and chosen["counts"]["all"] == {"a": 2, "b": 2}
+    assert chosen["fingerprint"] != latest["fingerprint"]
+
+    with pytest.raises(DataError, match="span 5 does not exist .* available spans: 1, 2, 10"):
+        kit.run(source, "missing", splits={"all": "all"}, span=5)
+    with pytest.raises(DataError, match="no span found .*nothing matches"):
+        kit.run(f"image_folder:{kit.path('data', 'v{SPAN}')}", "none", splits={"all": "all"})
+
+
+def test_a_failing_run_leaves_an_earlier_artifact_untouched_and_no_temporary_folder(kit):
+    folder = kit.image_folder("pets", {"dog": 3, "cat": 3})
+    first, out = kit.run(f"image_folder:{folder}", splits={"all": "all"})
+    before = kit.read(out, "all")
+    with pytest.raises(DataError, match="k=4"):
+        kit.run(f"image_folder:{folder}", splits={"all": "all"}, shots={"all": 4})
+    assert kit.read(out, "all") == before
+    assert sorted(os.listdir(kit.root)) == ["out", "pets"]
+
+
+def test_unknown_scheme_and_wrong_split_source_fail_validation():
+    with pytest.raises(ConfigError, match="'source': received 'ftp:/data'; allowed: SCHEME:LOCATION"):
+        IngestConfig(source="ftp:/data").validate()
+    with pytest.raises(ConfigError, match=r"'splits.train': received 'train\[:80%\]'; allowed: source split 'all'"):
+        IngestConfig(source="image_folder:/data", splits={"train": "train[:80%]"}).validate()
+
+
+def test_progress_lines_name_stage_count_and_rate_and_quiet_silences_them(kit, capsys):
+    folder = kit.image_folder("pets", {"dog": 2, "cat": 3})
+    kit.run(f"image_folder:{folder}", "loud", splits={"all": "all"})
+    err = capsys.readouterr().err
+    assert "[tlpipe] ingest: read: started" in err
+    assert re.search(r"\[tlpipe\] ingest: done, 5 examples in [\d.]+s \([\d.]+/s\); wrote all: 5 examples of 2 classes", err)
+    set_quiet(True)
+    try:
+        kit.run(f"image_folder:{folder}", "quiet", splits={"all": "all"})
+    finally:
+        set_quiet(False)
+    assert "[tlpipe]" not in capsys.readouterr().err
