@@ -13,6 +13,7 @@ import sys
 from typing import Optional, Sequence
 
 from tlpipe.components import progress
+from tlpipe.pipeline import cli_kubeflow
 from tlpipe.pipeline.errors import TlpipeError
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,24 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tlpipe.pipeline.headline import headline
+    from tlpipe.pipeline.local_runner import run_local
+
+    result = run_local(_load(args), mode=args.mode)
+    print(headline(result))
+    return 0
+
+
+def _cmd_publish_source(args: argparse.Namespace) -> int:
+    from tlpipe.pipeline.local_runner import Paths, publish_source_module
+
+    config = _load(args)
+    module_dir = publish_source_module(config, Paths.from_config(config), args.mode or config.pipeline.mode)
+    print(f"source feature extractor published as a TF-Hub module: {module_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every `tlpipe` command."""
     parser = argparse.ArgumentParser(
@@ -70,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", help="run the transfer pipeline (no arguments: the embedded Fashion-MNIST default)",
+    )
+    _add_config_arguments(run)
+    run.add_argument("--mode", choices=("kfp_local", "in_process"), help="override pipeline.mode")
+    run.set_defaults(handler=_cmd_run)
+
+    publish = commands.add_parser(
+        "publish-source", help="pre-train the source feature extractor and publish it as a TF-Hub module",
+    )
+    _add_config_arguments(publish)
+    publish.add_argument("--mode", choices=("kfp_local", "in_process"), help="override pipeline.mode")
+    publish.set_defaults(handler=_cmd_publish_source)
 
     show = commands.add_parser("config", help="print the effective configuration as YAML")
     _add_config_arguments(show)
@@ -88,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--source-task", action="store_true", help="use the `source` section's image geometry")
     transform.set_defaults(handler=_cmd_transform)
 
+    cli_kubeflow.register(commands, _add_config_arguments)
     return parser
 
 

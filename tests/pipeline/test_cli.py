@@ -11,7 +11,7 @@ def test_help_lists_the_commands(capsys):
         main(["--help"])
     assert caught.value.code == 0
     out = capsys.readouterr().out
-    for command in ("run", "ingest", "transform", "config"):
+    for command in ("run", "publish-source", "ingest", "transform", "config", "compile", "submit", "schedule"):
         assert command in out
 
 

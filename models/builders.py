@@ -1,0 +1,222 @@
+"""Model builders: the transferred model, its from-scratch baseline, and the small CNN.
+
+Both classifiers share one head (dropout, optional dense layers, a softmax
+`classifier`) on a base layer named `feature_extractor`, so that they differ
+only in where the base's weights come from:
+
+- `build_transfer_model`: the base is a frozen `HubFeatureVector` over a hub
+  handle or preset;
+- `build_baseline_model`: the base is randomly initialised: the module's own
+  architecture when it is known (tlpipe-published modules record it), else a
+  small CNN for images or a hashed embedding bag for text. Which one was used
+  and why is logged and kept on the model as `baseline_architecture` and
+  `baseline_reason`.
+
+Images come in as float32 in [0, 1] with shape (H, W, C); text as one string
+per example.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal, Sequence
+
+import keras
+
+from tlpipe.components.progress import log
+from tlpipe.models._metadata import read_module_metadata
+from tlpipe.models.hub_layer import HubFeatureVector, describe_inputs, load_module
+from tlpipe.models.presets import get_preset, import_required_packages
+from tlpipe.models.text_layers import HashedEmbeddingBag
+from tlpipe.pipeline.errors import ModelError
+
+BASE_LAYER_NAME = "feature_extractor"
+CLASSIFIER_NAME = "classifier"
+BASELINE_ARCHITECTURES = ("same", "small_cnn")
+TEXT_BAG_BUCKETS = 4096
+TEXT_BAG_DIM = 64
+
+
+def build_small_cnn(
+    input_shape: Sequence[int], filters: Sequence[int] = (32, 64, 128), *, name: str = "small_cnn"
+) -> keras.Model:
+    """A feature extractor: conv-BN-ReLU blocks (2x2 max pooling between them), then global average pooling.
+
+    Layers are named `block{i}_conv|bn|relu|pool`, so a module published from
+    it has one fine-tuning block per layer with readable paths.
+    """
+    if len(tuple(input_shape)) != 3:
+        raise ModelError(f"build_small_cnn needs input_shape (height, width, channels); received {tuple(input_shape)!r}")
+    if not filters or any(int(f) < 1 for f in filters):
+        raise ModelError(f"filters must be a non-empty list of positive integers; received {list(filters)!r}")
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    for i, width in enumerate(filters, start=1):
+        x = keras.layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = keras.layers.ReLU(name=f"block{i}_relu")(x)
+        if i < len(filters):
+            x = keras.layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+    outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _check_head(num_classes: int, dropout: float, hidden_units: Sequence[int]) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ModelError(f"num_classes must be an integer >= 2; received {num_classes!r}")
+    if not 0.0 <= dropout < 1.0:
+        raise ModelError(f"dropout must be in [0, 1); received {dropout!r}")
+    if any(int(units) < 1 for units in hidden_units):
+        raise ModelError(f"hidden_units must be positive integers; received {list(hidden_units)!r}")
+
+
+def _head(features: Any, num_classes: int, dropout: float, hidden_units: Sequence[int]) -> Any:
+    x = features
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    for i, units in enumerate(hidden_units, start=1):
+        x = keras.layers.Dense(int(units), activation="relu", name=f"head_dense_{i}")(x)
+        if dropout > 0:
+            x = keras.layers.Dropout(dropout, name=f"head_dropout_{i}")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", name=CLASSIFIER_NAME)(x)
+
+
+def _require_size(input_size: Sequence[int] | None, source: str) -> tuple[int, ...]:
+    if input_size is None:
+        raise ModelError(
+            f"the input size of {source!r} is unknown (the module does not state it); pass input_shape=(height, width, channels)"
+        )
+    return tuple(input_size)
+
+
+def _model_input(input_dtype: str, input_size: Sequence[int] | None, source: str) -> Any:
+    if input_dtype == "string":
+        return keras.Input(shape=(), dtype="string", name="text")
+    return keras.Input(shape=_require_size(input_size, source), dtype="float32", name="image")
+
+
+def build_transfer_model(
+    handle_or_preset: str,
+    num_classes: int,
+    *,
+    dropout: float = 0.2,
+    hidden_units: Sequence[int] = (),
+    input_shape: Sequence[int] | None = None,
+    training_policy: str = "inference",
+    name: str | None = None,
+    **layer_kwargs: Any,
+) -> keras.Model:
+    """A classifier: frozen hub feature vector `feature_extractor` + head ending in softmax `classifier`.
+
+    `handle_or_preset` is a preset name (see `PRESETS`) or a hub handle;
+    `layer_kwargs` go to `HubFeatureVector` (e.g. `output_key`, `arguments`).
+    """
+    _check_head(num_classes, dropout, hidden_units)
+    preset = get_preset(handle_or_preset)
+    kwargs = dict(layer_kwargs)
+    handle = handle_or_preset
+    if preset is not None:
+        import_required_packages(preset)
+        kwargs = {**preset.layer_kwargs(), **kwargs}
+        handle = preset.handle
+    if input_shape is not None:
+        kwargs["input_shape"] = tuple(input_shape)
+    base = HubFeatureVector(handle, trainable=False, training_policy=training_policy, name=BASE_LAYER_NAME, **kwargs)
+    inputs = _model_input(base.module_input_dtype, base.input_size, handle_or_preset)
+    try:
+        features = base(inputs)
+    except (ValueError, TypeError) as error:
+        raise ModelError(
+            f"hub module {handle_or_preset!r} does not accept {inputs.dtype} inputs of shape {tuple(inputs.shape)}: {error}"
+        ) from error
+    outputs = _head(features, num_classes, dropout, hidden_units)
+    return keras.Model(inputs, outputs, name=name or "transfer")
+
+
+def _describe_base(handle_or_preset: str, input_shape: Sequence[int] | None) -> tuple[str, tuple | None, dict | None]:
+    """(input dtype, image size, tlpipe metadata or None) of the base, without downloading presets."""
+    preset = get_preset(handle_or_preset)
+    if preset is not None:
+        if preset.modality == "text":
+            return "string", None, None
+        size = tuple(input_shape) if input_shape is not None else (*preset.input_size, 3) if preset.input_size else None
+        return "float32", size, None
+    module, module_dir = load_module(handle_or_preset)
+    metadata = read_module_metadata(module_dir)
+    dtype, size = describe_inputs(
+        module, metadata=metadata, input_shape=tuple(input_shape) if input_shape is not None else None
+    )
+    return dtype, size, metadata
+
+
+def _same_architecture(metadata: dict, input_shape: Sequence[int] | None) -> keras.Model:
+    """The published module's network, rebuilt from its config with fresh random weights."""
+    architecture = copy.deepcopy(metadata["architecture"])
+    architecture["config"]["name"] = BASE_LAYER_NAME
+    network = keras.saving.deserialize_keras_object(architecture)
+    own_shape = tuple(network.inputs[0].shape[1:])
+    if input_shape is not None and tuple(input_shape) != own_shape:
+        raise ModelError(
+            f"input_shape={tuple(input_shape)!r} differs from the recorded architecture's input shape {own_shape!r}; "
+            "leave input_shape unset or use architecture='small_cnn'"
+        )
+    return network
+
+
+def _configured_network(
+    input_dtype: str, input_size: Sequence[int] | None, cnn_filters: Sequence[int], source: str
+) -> tuple[keras.Model, str, str]:
+    """The configured from-scratch network: (network, its kind, a description)."""
+    if input_dtype == "string":
+        network = keras.Sequential(
+            [keras.Input(shape=(), dtype="string"), HashedEmbeddingBag(TEXT_BAG_BUCKETS, TEXT_BAG_DIM)],
+            name=BASE_LAYER_NAME,
+        )
+        return network, "embedding_bag", f"a hashed embedding bag ({TEXT_BAG_BUCKETS} buckets, {TEXT_BAG_DIM}-d)"
+    network = build_small_cnn(_require_size(input_size, source), cnn_filters, name=BASE_LAYER_NAME)
+    return network, "small_cnn", f"a small CNN with filters {list(cnn_filters)}"
+
+
+def build_baseline_model(
+    handle_or_preset: str,
+    num_classes: int,
+    *,
+    architecture: Literal["same", "small_cnn"] = "same",
+    cnn_filters: Sequence[int] = (32, 64, 128),
+    dropout: float = 0.2,
+    hidden_units: Sequence[int] = (),
+    input_shape: Sequence[int] | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """The from-scratch competitor of `build_transfer_model(handle_or_preset, ...)`: same head, random base.
+
+    architecture "same" rebuilds the module's own network when its config is
+    recorded (modules published by `export_hub_module`) and rebuildable here;
+    otherwise, and for "small_cnn", images get `build_small_cnn(cnn_filters)`
+    and text a hashed embedding bag.
+    """
+    if architecture not in BASELINE_ARCHITECTURES:
+        raise ModelError(f"architecture {architecture!r} is not one of {', '.join(BASELINE_ARCHITECTURES)}")
+    _check_head(num_classes, dropout, hidden_units)
+    input_dtype, input_size, metadata = _describe_base(handle_or_preset, input_shape)
+    network = None
+    if architecture == "small_cnn":
+        reason = "architecture 'small_cnn' requested"
+    elif not (metadata and metadata.get("architecture")):
+        reason = f"the architecture of {handle_or_preset!r} is not recorded (only modules published by tlpipe carry it)"
+    else:
+        try:
+            network = _same_architecture(metadata, input_shape)
+            used, reason = "same", f"rebuilt the architecture recorded in {handle_or_preset!r} with random weights"
+        except (TypeError, ValueError) as error:  # e.g. a custom layer not importable here
+            reason = f"the architecture recorded in {handle_or_preset!r} cannot be rebuilt here ({error})"
+    if network is None:
+        network, used, description = _configured_network(input_dtype, input_size, cnn_filters, handle_or_preset)
+        reason = f"{reason}: using {description}"
+    inputs = _model_input(input_dtype, tuple(network.inputs[0].shape[1:]), handle_or_preset)
+    outputs = _head(network(inputs), num_classes, dropout, hidden_units)
+    model = keras.Model(inputs, outputs, name=name or "baseline")
+    model.baseline_architecture = used
+    model.baseline_reason = reason
+    log(f"baseline for {handle_or_preset!r}: {used} ({reason})")
+    return model

@@ -1,0 +1,221 @@
+"""`tlpipe compile`: the Kubeflow YAML carries what the config asked for, read back from the YAML itself."""
+
+import os
+
+import pytest
+import yaml
+
+from tlpipe.pipeline.cli import main
+from tlpipe.pipeline.config import load_config
+from tlpipe.pipeline.errors import ConfigError, TlpipeError
+from tlpipe.pipeline.kubeflow_runner import ClusterPaths, compile_pipeline
+
+CLUSTER_CONFIG = {
+    "pipeline": {"name": "shoes", "root": "/mnt/tlpipe"},
+    "ingest": {"source": "idx:/data/shoes/{SPAN}", "shots": {"train": 7}, "span": 2},
+    "trainer": {"strategies": ["feature_extraction", "fine_tune_top"]},
+    "kubeflow": {
+        "image": "registry.example/tlpipe:1.2-gpu",
+        "retries": 3,
+        "resources": {
+            "default": {"cpu_request": "500m", "memory_request": "1Gi"},
+            "train": {"cpu_request": "2", "cpu_limit": "4", "memory_request": "4Gi", "memory_limit": "8Gi",
+                      "accelerator_type": "nvidia.com/gpu", "accelerator_count": 1},
+            "evaluate": {"cpu_request": "3", "memory_limit": "6G"},
+        },
+        "caching": {"train": False, "push": False},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compile")
+    config_path = folder / "cluster.yaml"
+    config_path.write_text(yaml.safe_dump(CLUSTER_CONFIG))
+    package = folder / "pipeline.yaml"
+    assert main(["-q", "compile", "--config", str(config_path), "-o", str(package)]) == 0
+    with open(package) as handle:
+        return yaml.safe_load(handle)
+
+
+def tasks_by_step(spec: dict) -> dict[str, dict]:
+    """Each task of the root DAG by its display name (ingest-target, train-baseline, ...)."""
+    return {task["taskInfo"]["name"]: task for task in spec["root"]["dag"]["tasks"].values()}
+
+
+def container_of(spec: dict, task: dict) -> dict:
+    executor = spec["components"][task["componentRef"]["name"]]["executorLabel"]
+    return spec["deploymentSpec"]["executors"][executor]["container"]
+
+
+def test_every_step_of_the_transfer_pipeline_is_there(compiled):
+    assert compiled["pipelineInfo"]["name"] == "shoes"
+    assert set(tasks_by_step(compiled)) == {
+        "ingest-target", "transform-target", "train-feature_extraction", "train-fine_tune_top", "train-baseline",
+        "evaluate", "push",
+    }
+
+
+def test_every_step_runs_the_configured_image(compiled):
+    for task in tasks_by_step(compiled).values():
+        assert container_of(compiled, task)["image"] == "registry.example/tlpipe:1.2-gpu"
+
+
+def test_resources_and_accelerator_per_step(compiled):
+    steps = tasks_by_step(compiled)
+    for name in ("train-feature_extraction", "train-fine_tune_top", "train-baseline"):
+        resources = container_of(compiled, steps[name])["resources"]
+        assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == ("2", "4")
+        assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == ("4Gi", "8Gi")
+        assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+        assert resources["accelerator"]["resourceCount"] == "1"
+    evaluate = container_of(compiled, steps["evaluate"])["resources"]
+    assert (evaluate["resourceCpuRequest"], evaluate["resourceMemoryLimit"]) == ("3", "6G")
+    assert "accelerator" not in evaluate and "resourceCpuLimit" not in evaluate
+    for name in ("ingest-target", "transform-target", "push"):  # the `default` entry
+        resources = container_of(compiled, steps[name])["resources"]
+        assert (resources["resourceCpuRequest"], resources["resourceMemoryRequest"]) == ("500m", "1Gi")
+        assert not {"accelerator", "resourceCpuLimit", "resourceMemoryLimit"} & set(resources)
+
+
+def test_caching_per_step_and_retries(compiled):
+    for name, task in tasks_by_step(compiled).items():
+        cached = task.get("cachingOptions", {}).get("enableCache", False)
+        assert cached == (not name.startswith(("train-", "push"))), name
+        assert task["retryPolicy"]["maxRetryCount"] == 3, name
+
+
+def test_run_time_inputs_and_their_defaults(compiled):
+    inputs = compiled["root"]["inputDefinitions"]["parameters"]
+    assert {name: (spec["parameterType"], spec["defaultValue"]) for name, spec in inputs.items()} == {
+        "source_uri": ("STRING", "idx:/data/shoes/{SPAN}"),
+        "hub_handle": ("STRING", "/mnt/tlpipe/modules/fashion-source"),
+        "shots_per_class": ("NUMBER_INTEGER", 7),
+        "span": ("NUMBER_INTEGER", 2),
+    }
+    steps = tasks_by_step(compiled)
+    for name in ("ingest-target", "transform-target", "train-baseline"):
+        wired = steps[name]["inputs"]["parameters"]
+        for parameter in inputs:
+            assert wired[parameter] == {"componentInputParameter": parameter}, (name, parameter)
+    for name in ("evaluate", "push"):
+        serving_dir = steps[name]["inputs"]["parameters"]["serving_dir"]
+        assert serving_dir["runtimeValue"]["constant"] == "/mnt/tlpipe/serving"
+
+
+def test_source_pipeline_compiles_with_its_pretraining_step(tmp_path, capsys):
+    package = tmp_path / "source.yaml"
+    assert main(["compile", "--source", "--set", "kubeflow.image=registry.example/tlpipe:1.2", "-o",
+                 str(package)]) == 0
+    assert f"into {package}" in capsys.readouterr().out
+    spec = yaml.safe_load(package.read_text())
+    assert spec["pipelineInfo"]["name"] == "fashion-mnist-transfer-source"
+    assert set(tasks_by_step(spec)) == {"ingest-source", "transform-source", "pretrain"}
+    assert "inputDefinitions" not in spec["root"]
+
+
+def test_cluster_paths_follow_the_config():
+    config = load_config(None, ["pipeline.root=gs://bucket/tlpipe", "pusher.serving_dir=/gcs/bucket/serving"])
+    assert ClusterPaths.from_config(config) == ClusterPaths(
+        serving_dir="/gcs/bucket/serving", hub_handle="gs://bucket/tlpipe/modules/fashion-source")
+    with_handle = load_config(None, ["pipeline.root=/mnt/x", "trainer.handle=https://tfhub.dev/some/module/1"])
+    assert ClusterPaths.from_config(with_handle) == ClusterPaths(serving_dir="/mnt/x/serving", hub_handle="")
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ([], "pipeline.root"),  # the default root is relative
+    (["pipeline.root=gs://bucket/tlpipe"], "pusher.serving_dir"),  # the pusher writes local files
+])
+def test_paths_a_pod_could_not_use_are_refused(overrides, key, tmp_path):
+    config = load_config(None, overrides)
+    with pytest.raises(ConfigError) as caught:
+        compile_pipeline(config, str(tmp_path / "pipeline.yaml"))
+    assert caught.value.key == key
+    assert not os.listdir(tmp_path)
+
+
+def test_output_must_be_yaml(tmp_path):
+    config = load_config(None, ["pipeline.root=/mnt/x"])
+    with pytest.raises(TlpipeError, match=r"--output '.*pipeline\.json': allowed: a file name ending in \.yaml"):
+        compile_pipeline(config, str(tmp_path / "pipeline.json"))
+    assert not os.listdir(tmp_path)
+
+
+# --- The compiled YAML, loaded back and executed with kfp.local, agrees with the local runner. ---
+
+IMAGE_SIZE = 12
+CLASSES = ["dark", "grey", "light"]
+
+
+def _write_idx(folder, prefix: str, per_class: int, seed: int) -> None:
+    """Tiny MNIST-format files: class k is noise around brightness 40 + 80k, easy for both models."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(len(CLASSES), dtype=np.uint8), per_class)
+    noise = rng.integers(-20, 21, size=(len(labels), IMAGE_SIZE, IMAGE_SIZE))
+    images = (40 + 80 * labels[:, None, None] + noise).astype(np.uint8)
+    header = np.array([0x0803, len(labels), IMAGE_SIZE, IMAGE_SIZE], ">u4").tobytes()
+    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
+    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([0x0801, len(labels)], ">u4").tobytes()
+                                                         + labels.tobytes())
+
+
+def _tiny_hub_module(path: str) -> str:
+    """A small conv feature extractor published as a TF-Hub module (what `trainer.handle` points at)."""
+    import keras
+
+    from tlpipe.models.publish import export_hub_module
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    outputs = keras.layers.GlobalAveragePooling2D()(x)
+    return export_hub_module(keras.Model(inputs, outputs, name="tiny"), path)
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("kfp_yaml_run")
+    data = folder / "data"
+    data.mkdir()
+    _write_idx(data, "train", per_class=20, seed=1)
+    _write_idx(data, "t10k", per_class=6, seed=2)
+    settings = {
+        "pipeline": {"name": "tiny", "root": str(folder / "root"), "enable_caching": False},
+        "ingest": {"source": f"idx:{data}", "splits": {"train": "train[:75%]", "eval": "train[75%:]", "test": "test"},
+                   "label_names": CLASSES, "classes": [], "shots": {"train": 5, "eval": 2}},
+        "trainer": {"handle": _tiny_hub_module(str(folder / "module")), "strategies": ["feature_extraction"],
+                    "batch_size": 8, "head_epochs": 20, "head_learning_rate": 0.05,
+                    "baseline": {"architecture": "small_cnn", "cnn_filters": [4], "epochs": 20}},
+        "evaluator": {"compare_with_production": False},
+    }
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return load_config(str(path))
+
+
+def test_compiled_yaml_runs_with_kfp_local_like_the_local_runner(tiny_config, tmp_path):
+    from kfp import components, local
+
+    from tlpipe.components.artifacts import read_json
+    from tlpipe.pipeline.local_runner import run_local
+
+    reference = run_local(tiny_config, mode="in_process")
+
+    package = compile_pipeline(tiny_config, str(tmp_path / "pipeline.yaml"))
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp"),
+               enable_caching=False)
+    run = components.load_component_from_file(package)()
+    artifacts = {name: artifact.path for name, artifact in run.outputs.items()}
+
+    assert set(artifacts) == set(reference.artifacts)
+    for name, path in artifacts.items():
+        assert os.path.isdir(path) and os.listdir(path), name
+        assert path.startswith(str(tmp_path / "kfp")), name  # executed here, not reused from the reference
+    blessing = read_json(os.path.join(artifacts["evaluation"], "blessing.json"))
+    expected = reference.read("evaluation", "blessing.json")
+    assert (blessing["blessed"], blessing.get("candidate")) == (expected["blessed"], expected.get("candidate"))
+    pushed = read_json(os.path.join(artifacts["pushed"], "push.json"))
+    assert pushed["pushed"] == reference.read("pushed", "push.json")["pushed"] == expected["blessed"]
