@@ -21,7 +21,11 @@ _EXPORTS = {
     "build_baseline_model": "tlpipe.models.builders",
     "build_small_cnn": "tlpipe.models.builders",
     "two_phase_fit": "tlpipe.models.fit",
+    "fit_baseline": "tlpipe.models.fit",
+    "make_schedule": "tlpipe.models.hyperrule",
+    "Schedule": "tlpipe.models.hyperrule",
     "export_for_serving": "tlpipe.models.serving",
+    "load_serving_metadata": "tlpipe.models.serving",
 }
 
 __all__ = sorted(_EXPORTS)

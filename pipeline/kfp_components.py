@@ -48,10 +48,10 @@ def train(
     train_step(config_json, transformed.path, trained.path, strategy=strategy, parameters=parameters)
 
 
-def pretrain(config_json: str, transformed: Input[Dataset], module: Output[Model]):
+def pretrain(config_json: str, publish_dir: str, transformed: Input[Dataset], module: Output[Model]):
     from tlpipe.pipeline.steps import pretrain_step
 
-    pretrain_step(config_json, transformed.path, module.path)
+    pretrain_step(config_json, transformed.path, module.path, publish_dir=publish_dir)
 
 
 def evaluate(

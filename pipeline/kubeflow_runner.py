@@ -55,14 +55,16 @@ class ClusterPaths:
 
     serving_dir: str
     hub_handle: str
+    module_dir: str
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> "ClusterPaths":
         """Serving dir and hub handle under `pipeline.root`, checked to make sense inside a pod."""
         root = config.pipeline.root
         serving_dir = _under(root, config.pusher.serving_dir)
-        hub_handle = _under(root, config.source.module_dir) if config.uses_source_module else ""
-        for path in (serving_dir, hub_handle):
+        module_dir = _under(root, config.source.module_dir)
+        hub_handle = module_dir if config.uses_source_module else ""
+        for path in (serving_dir, module_dir):
             if path and not (path.startswith("/") or is_uri(path)):
                 raise ConfigError(
                     "pipeline.root", root,
@@ -76,16 +78,22 @@ class ClusterPaths:
                 "a path inside the pods (the pusher writes with local file operations): mount the bucket and "
                 "give its mount point, e.g. /gcs/<bucket>/serving",
             )
-        return cls(serving_dir=serving_dir, hub_handle=hub_handle)
+        return cls(serving_dir=serving_dir, hub_handle=hub_handle, module_dir=module_dir)
 
 
 def build_cluster_pipeline(config: PipelineConfig, *, source: bool = False) -> Callable:
     """The kfp pipeline function to compile: the transfer pipeline, or with `source` the pre-training one."""
     from tlpipe.pipeline.pipeline import build_source_pipeline, build_transfer_pipeline
 
-    if source:
-        return build_source_pipeline(config)
     paths = ClusterPaths.from_config(config)
+    if source:
+        if is_uri(paths.module_dir):
+            raise ConfigError(
+                "source.module_dir", paths.module_dir,
+                "a path inside the pods to publish the module into (it is copied with local file operations): "
+                "mount the bucket and give its mount point, e.g. --set pipeline.root=/gcs/<bucket>/tlpipe",
+            )
+        return build_source_pipeline(config, publish_dir=paths.module_dir)
     return build_transfer_pipeline(config, serving_dir=paths.serving_dir, hub_handle=paths.hub_handle)
 
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import shutil
 from typing import Any, Optional
 
 from tlpipe.components import progress
-from tlpipe.components.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.components.artifacts import read_json, write_json
 from tlpipe.pipeline.config import PipelineConfig, save_config
 from tlpipe.pipeline.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters
@@ -94,12 +93,10 @@ def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> st
     progress.log(f"source module: pre-training and publishing into {paths.module_dir}")
     if mode == "in_process":
         run_dir = os.path.join(paths.root, "in_process", _run_id() + "-source")
-        module = source_graph(InProcessOps(config, RunParameters(), run_dir, paths.serving_dir))["module"]
+        source_graph(InProcessOps(config, RunParameters(), run_dir, publish_dir=paths.module_dir))
     else:
-        result = _run_kfp_local(build_source_pipeline(config), paths.kfp_root, config.pipeline.enable_caching)
-        module = result.artifacts["module"]
-    with atomic_output_dir(paths.module_dir) as tmp_dir:
-        shutil.copytree(module, tmp_dir, dirs_exist_ok=True)
+        pipeline_function = build_source_pipeline(config, publish_dir=paths.module_dir)
+        _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching)
     return paths.module_dir
 
 
@@ -121,7 +118,7 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
     try:
         if mode == "in_process":
             run_dir = os.path.join(paths.root, "in_process", run_id)
-            ops = InProcessOps(config, parameters, run_dir, paths.serving_dir)
+            ops = InProcessOps(config, parameters, run_dir, serving_dir=paths.serving_dir)
             artifacts = transfer_graph(ops, config.trainer.strategies)
             result = RunResult(run_dir, artifacts, {name: False for name in artifacts})
         else:

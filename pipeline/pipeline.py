@@ -53,11 +53,13 @@ def source_graph(ops: Ops) -> dict[str, Any]:
 class InProcessOps:
     """Runs each step immediately in this process; handles are artifact folders under `run_dir`."""
 
-    def __init__(self, config: PipelineConfig, parameters: RunParameters, run_dir: str, serving_dir: str):
+    def __init__(self, config: PipelineConfig, parameters: RunParameters, run_dir: str, *,
+                 serving_dir: str = "", publish_dir: str = ""):
         self.config_json = config_to_json(config)
         self.parameters = parameters
         self.run_dir = run_dir
         self.serving_dir = serving_dir
+        self.publish_dir = publish_dir
 
     def _out(self, name: str) -> str:
         return os.path.join(self.run_dir, name)
@@ -87,7 +89,7 @@ class InProcessOps:
         from tlpipe.pipeline.steps import pretrain_step
 
         output = self._out("pretrain")
-        pretrain_step(self.config_json, transformed, output)
+        pretrain_step(self.config_json, transformed, output, publish_dir=self.publish_dir)
         return output
 
     def evaluate(self, transformed: str, models: dict[str, str]) -> str:
@@ -108,13 +110,15 @@ class InProcessOps:
 class KfpOps:
     """Adds kfp tasks to the pipeline being defined; handles are kfp output channels."""
 
-    def __init__(self, config: PipelineConfig, parameters: dict[str, Any], serving_dir: str):
+    def __init__(self, config: PipelineConfig, parameters: dict[str, Any], *,
+                 serving_dir: str = "", publish_dir: str = ""):
         from tlpipe.pipeline.kfp_components import make_components
 
         self.config = config
         self.config_json = config_to_json(config)
         self.parameters = parameters
         self.serving_dir = serving_dir
+        self.publish_dir = publish_dir
         self.components = make_components(config.kubeflow.image)
 
     def _task(self, component: Callable, display_name: str, **arguments: Any) -> Any:
@@ -152,7 +156,8 @@ class KfpOps:
         return step.outputs["trained"]
 
     def pretrain(self, transformed: Any) -> Any:
-        return self._task(self.components.pretrain, "pretrain", transformed=transformed).outputs["module"]
+        step = self._task(self.components.pretrain, "pretrain", publish_dir=self.publish_dir, transformed=transformed)
+        return step.outputs["module"]
 
     def evaluate(self, transformed: Any, models: dict[str, Any]) -> Any:
         step = self._task(self.components.evaluate, "evaluate", serving_dir=self.serving_dir,
@@ -189,7 +194,7 @@ def build_transfer_pipeline(config: PipelineConfig, *, serving_dir: str, hub_han
     ):
         parameters = {"source_uri": source_uri, "hub_handle": hub_handle,
                       "shots_per_class": shots_per_class, "span": span}
-        outputs = transfer_graph(KfpOps(config, parameters, serving_dir), config.trainer.strategies)
+        outputs = transfer_graph(KfpOps(config, parameters, serving_dir=serving_dir), config.trainer.strategies)
         return outputs_type(**outputs)
 
     transfer_pipeline.__annotations__["return"] = outputs_type
@@ -197,8 +202,8 @@ def build_transfer_pipeline(config: PipelineConfig, *, serving_dir: str, hub_han
                         description="tlpipe transfer pipeline")(transfer_pipeline)
 
 
-def build_source_pipeline(config: PipelineConfig) -> Callable:
-    """The source pre-training pipeline as a kfp pipeline function."""
+def build_source_pipeline(config: PipelineConfig, *, publish_dir: str = "") -> Callable:
+    """The source pre-training pipeline as a kfp pipeline function; it publishes into `publish_dir` when given."""
     from kfp import dsl
     from kfp.dsl import Artifact
 
@@ -206,7 +211,7 @@ def build_source_pipeline(config: PipelineConfig) -> Callable:
     no_parameters = {"source_uri": "", "hub_handle": "", "shots_per_class": 0, "span": LATEST_SPAN}
 
     def source_pipeline():
-        return outputs_type(**source_graph(KfpOps(config, no_parameters, "")))
+        return outputs_type(**source_graph(KfpOps(config, no_parameters, publish_dir=publish_dir)))
 
     source_pipeline.__annotations__["return"] = outputs_type
     return dsl.pipeline(name=config.pipeline.name + SOURCE_PIPELINE_SUFFIX,

@@ -88,12 +88,24 @@ def train_step(
     return train_transfer(config.trainer, transformed_dir, output_dir, strategy=strategy, handle=handle)
 
 
-def pretrain_step(config_json: str, transformed_dir: str, module_dir: str) -> dict:
-    """Pre-train the source feature extractor and publish it as a TF-Hub module."""
+def pretrain_step(config_json: str, transformed_dir: str, module_dir: str, *, publish_dir: str = "") -> dict:
+    """Pre-train the source feature extractor into `module_dir` (a TF-Hub module).
+
+    With `publish_dir`, the module is also copied there atomically: the models
+    folder that transfer pipelines take their hub handle from.
+    """
+    import shutil
+
+    from tlpipe.components.artifacts import atomic_output_dir
     from tlpipe.components.trainer.pretrain import pretrain_and_publish
 
     config = config_from_json(config_json)
-    return pretrain_and_publish(config.source, transformed_dir, module_dir)
+    summary = pretrain_and_publish(config.source, transformed_dir, module_dir)
+    if publish_dir:
+        with atomic_output_dir(publish_dir) as tmp_dir:
+            shutil.copytree(module_dir, tmp_dir, dirs_exist_ok=True)
+        progress.log(f"pretrain: published the source module to {publish_dir}")
+    return summary
 
 
 def evaluate_step(

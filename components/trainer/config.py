@@ -44,7 +44,15 @@ class BaselineConfig:
 
 @dataclasses.dataclass
 class TrainerConfig:
-    """Transfer models (one per strategy) and the baseline, trained on the same labels."""
+    """Transfer models (one per strategy) and the baseline, trained on the same labels.
+
+    `fine_tune_pattern`, when set, chooses the variables `fine_tune_top` unfreezes
+    (a regular expression over the module's variable paths) instead of the top
+    `fine_tune_top_n` blocks. `base_training` is the hub layer's training policy
+    ('inference' keeps batch norm and dropout of the base in inference mode while
+    fine-tuning). `cache_frozen_features` computes the frozen base's outputs once
+    for the head phase (ignored when `augment` is on).
+    """
 
     handle: str = ""
     preset: Optional[str] = None
@@ -62,6 +70,7 @@ class TrainerConfig:
     base_training: Literal["inference", "training"] = "inference"
     early_stopping_patience: int = 5
     augment: bool = False
+    cache_frozen_features: bool = True
     seed: int = 0
 
     def validate(self) -> None:
@@ -74,3 +83,5 @@ class TrainerConfig:
             raise ConfigError("warmup_fraction", self.warmup_fraction, "a number in [0, 1)")
         if self.fine_tune_top_n < 1:
             raise ConfigError("fine_tune_top_n", self.fine_tune_top_n, "an integer >= 1")
+        if self.early_stopping_patience < 1:
+            raise ConfigError("early_stopping_patience", self.early_stopping_patience, "an integer >= 1")

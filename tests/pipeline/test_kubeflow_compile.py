@@ -8,7 +8,7 @@ import yaml
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.config import load_config
 from tlpipe.pipeline.errors import ConfigError, TlpipeError
-from tlpipe.pipeline.kubeflow_runner import ClusterPaths, compile_pipeline
+from tlpipe.pipeline.kubeflow_runner import ClusterPaths, build_cluster_pipeline, compile_pipeline
 
 CLUSTER_CONFIG = {
     "pipeline": {"name": "shoes", "root": "/mnt/tlpipe"},
@@ -106,8 +106,8 @@ def test_run_time_inputs_and_their_defaults(compiled):
 
 def test_source_pipeline_compiles_with_its_pretraining_step(tmp_path, capsys):
     package = tmp_path / "source.yaml"
-    assert main(["compile", "--source", "--set", "kubeflow.image=registry.example/tlpipe:1.2", "-o",
-                 str(package)]) == 0
+    assert main(["compile", "--source", "--set", "kubeflow.image=registry.example/tlpipe:1.2",
+                 "--set", "pipeline.root=/mnt/tlpipe", "-o", str(package)]) == 0
     assert f"into {package}" in capsys.readouterr().out
     spec = yaml.safe_load(package.read_text())
     assert spec["pipelineInfo"]["name"] == "fashion-mnist-transfer-source"
@@ -118,9 +118,22 @@ def test_source_pipeline_compiles_with_its_pretraining_step(tmp_path, capsys):
 def test_cluster_paths_follow_the_config():
     config = load_config(None, ["pipeline.root=gs://bucket/tlpipe", "pusher.serving_dir=/gcs/bucket/serving"])
     assert ClusterPaths.from_config(config) == ClusterPaths(
-        serving_dir="/gcs/bucket/serving", hub_handle="gs://bucket/tlpipe/modules/fashion-source")
+        serving_dir="/gcs/bucket/serving", hub_handle="gs://bucket/tlpipe/modules/fashion-source",
+        module_dir="gs://bucket/tlpipe/modules/fashion-source")
     with_handle = load_config(None, ["pipeline.root=/mnt/x", "trainer.handle=https://tfhub.dev/some/module/1"])
-    assert ClusterPaths.from_config(with_handle) == ClusterPaths(serving_dir="/mnt/x/serving", hub_handle="")
+    assert ClusterPaths.from_config(with_handle) == ClusterPaths(
+        serving_dir="/mnt/x/serving", hub_handle="", module_dir="/mnt/x/modules/fashion-source")
+
+
+def test_source_pipeline_publishes_into_the_module_dir(tmp_path):
+    package = tmp_path / "source.yaml"
+    assert main(["compile", "--source", "--set", "pipeline.root=/mnt/tlpipe", "-o", str(package)]) == 0
+    pretrain = tasks_by_step(yaml.safe_load(package.read_text()))["pretrain"]
+    publish_dir = pretrain["inputs"]["parameters"]["publish_dir"]["runtimeValue"]["constant"]
+    assert publish_dir == "/mnt/tlpipe/modules/fashion-source"
+    with pytest.raises(ConfigError, match="source.module_dir"):
+        build_cluster_pipeline(load_config(None, ["pipeline.root=gs://b/t", "pusher.serving_dir=/gcs/b/s"]),
+                               source=True)
 
 
 @pytest.mark.parametrize("overrides, key", [

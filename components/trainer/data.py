@@ -1,0 +1,141 @@
+"""The trainer's input: a transform artifact read into tf.data pipelines.
+
+`<transformed_dir>/<split>/*.tfrecord` hold transformed tf.Examples
+(`tlpipe.pipeline.example_format`) and `metadata.json` the label names, the
+modality and the transform's geometry. The datasets yield unbatched
+(inputs, label) pairs, images as float32 in [0, 1]: the fit loop shuffles and
+batches them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional
+
+import keras
+import tensorflow as tf
+
+from tlpipe.components.artifacts import read_json
+from tlpipe.components.transform.config import TransformConfig
+from tlpipe.models.examples import MODALITIES, decode_examples
+from tlpipe.pipeline import example_format as fmt
+from tlpipe.pipeline.errors import ConfigError, DataError
+
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+_DECODE_BATCH = 256
+
+
+@dataclasses.dataclass
+class TransformedData:
+    """The train and eval splits of a transform artifact, and what the model needs to know about them."""
+
+    train: tf.data.Dataset
+    eval: tf.data.Dataset
+    num_train: int
+    num_eval: int
+    label_names: list[str]
+    modality: str
+    image_shape: Optional[tuple[int, int, int]]
+    resize_method: str
+    text_lowercase: bool
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-data summary for the trainer's config and summary files."""
+        return {
+            "num_train": self.num_train, "num_eval": self.num_eval, "num_classes": self.num_classes,
+            "label_names": self.label_names, "modality": self.modality,
+            "image_shape": list(self.image_shape) if self.image_shape else None,
+        }
+
+
+def load_transformed(transformed_dir: str) -> TransformedData:
+    """Read the train and eval splits of `transformed_dir`; DataError when they are missing or empty."""
+    metadata = _read_metadata(transformed_dir)
+    transform = metadata.get("transform") or {}
+    defaults = TransformConfig()
+    modality = metadata["modality"]
+    image_shape = _image_shape(transformed_dir, transform) if modality == "image" else None
+    splits = {}
+    for split in (TRAIN_SPLIT, EVAL_SPLIT):
+        files = fmt.split_files(transformed_dir, split)
+        if not files:
+            present = sorted(
+                name for name in os.listdir(transformed_dir) if fmt.split_files(transformed_dir, name)
+            )
+            raise DataError(
+                f"transformed data {transformed_dir!r} has no {split!r} split "
+                f"(no {fmt.split_dir(transformed_dir, split)}/*{fmt.SHARD_SUFFIX}); splits present: {present or 'none'}. "
+                f"The trainer needs 'train' and 'eval': configure both in ingest.splits"
+            )
+        count = int(tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+        if count == 0:
+            raise DataError(f"the {split!r} split of {transformed_dir!r} is empty ({len(files)} shard(s), 0 examples)")
+        splits[split] = (_dataset(files, modality, image_shape, count), count)
+    return TransformedData(
+        train=splits[TRAIN_SPLIT][0], eval=splits[EVAL_SPLIT][0],
+        num_train=splits[TRAIN_SPLIT][1], num_eval=splits[EVAL_SPLIT][1],
+        label_names=list(metadata["label_names"]), modality=modality, image_shape=image_shape,
+        resize_method=transform.get("resize_method") or defaults.resize_method,
+        text_lowercase=bool(transform.get("text_lowercase", defaults.text_lowercase)),
+    )
+
+
+def default_augmentation(seed: int) -> keras.Sequential:
+    """Mild, label-preserving image augmentation: horizontal flips and shifts of up to 10%."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed),
+    ], name="augmentation")
+
+
+def check_augmentation(augment: bool, modality: str) -> None:
+    """Augmentation is defined for images only."""
+    if augment and modality != "image":
+        raise ConfigError("trainer.augment", augment, f"false for {modality} data (augmentation is for images)")
+
+
+def _dataset(files: list[str], modality: str, image_shape: Optional[tuple[int, int, int]],
+             count: int) -> tf.data.Dataset:
+    """Decoded (inputs, label) pairs; the known size lets Keras count the steps of an epoch."""
+
+    def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return decode_examples(serialized, modality, image_shape, with_label=True)
+
+    return (
+        tf.data.TFRecordDataset(files)
+        .batch(_DECODE_BATCH)
+        .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .apply(tf.data.experimental.assert_cardinality(count))
+    )
+
+
+def _read_metadata(transformed_dir: str) -> dict[str, Any]:
+    if not os.path.isdir(transformed_dir):
+        raise DataError(f"transformed data {transformed_dir!r} does not exist; run the transform component first")
+    path = os.path.join(transformed_dir, fmt.METADATA_FILE)
+    if not os.path.isfile(path):
+        raise DataError(f"transformed data {transformed_dir!r} has no {fmt.METADATA_FILE} (written by transform)")
+    metadata = read_json(path)
+    if metadata.get("modality") not in MODALITIES:
+        raise DataError(f"{path}: 'modality' is {metadata.get('modality')!r}; allowed: one of {', '.join(MODALITIES)}")
+    names = metadata.get("label_names")
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+        raise DataError(f"{path}: 'label_names' is {names!r}; expected a list of at least two class names")
+    return metadata
+
+
+def _image_shape(transformed_dir: str, transform: dict[str, Any]) -> tuple[int, int, int]:
+    size, channels = transform.get("image_size"), transform.get("channels")
+    if not size or len(size) != 2 or channels not in (1, 3):
+        raise DataError(
+            f"{os.path.join(transformed_dir, fmt.METADATA_FILE)}: 'transform' gives image_size {size!r} and channels "
+            f"{channels!r}; expected [height, width] and 1 or 3 (is this a transform artifact?)"
+        )
+    return int(size[0]), int(size[1]), int(channels)

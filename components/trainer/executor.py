@@ -1,0 +1,170 @@
+"""trainer executor: a transform artifact in, a trained and exported classifier out.
+
+`train_transfer` trains the hub module + head with one strategy (two-phase
+fit); `train_baseline` trains the same head on a randomly initialised network
+with the baseline's own budget, on the same labels. Both write into
+`output_dir`:
+
+  model/          SavedModel for TFMA and serving (`export_for_serving`), with
+                  tlpipe.json (label names, config, history)
+  history.json    per-epoch history (phase, epoch, step, losses, accuracies, lr)
+  checkpoints/    what a restarted run resumes from (same output_dir)
+  logs/<phase>/   TensorBoard scalars
+  config.json     the effective settings: trainer config, schedule chosen, data
+  summary.json    strategy, eval accuracy, steps, timings; written last, so its
+                  presence means the run completed
+
+Checkpoints and logs are written as training goes (a restart needs them); the
+model folder is written atomically and every JSON file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+import keras
+
+from tlpipe.components.artifacts import write_json
+from tlpipe.components.progress import log
+from tlpipe.components.trainer.config import STRATEGIES, TrainerConfig
+from tlpipe.components.trainer.data import (
+    TransformedData, check_augmentation, default_augmentation, load_transformed,
+)
+from tlpipe.models.builders import build_baseline_model, build_transfer_model
+from tlpipe.models.fit import BASELINE, fit_baseline, two_phase_fit
+from tlpipe.models.hyperrule import Schedule, make_schedule
+from tlpipe.models.serving import export_for_serving
+from tlpipe.pipeline.config_schema import to_dict, validate_tree
+from tlpipe.pipeline.errors import ConfigError
+
+MODEL_DIR = "model"
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+
+
+def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
+                   strategy: str, handle: str) -> dict[str, Any]:
+    """Train the transferred model with `strategy` on `handle` (hub handle, folder or preset); returns the summary."""
+    if strategy not in STRATEGIES:
+        raise ConfigError("strategy", strategy, STRATEGIES)
+
+    def build(data: TransformedData) -> keras.Model:
+        return build_transfer_model(
+            handle, data.num_classes, dropout=config.head.dropout, hidden_units=config.head.hidden_units,
+            input_shape=data.image_shape, training_policy=config.base_training, name=f"transfer_{strategy}",
+        )
+
+    def fit(model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
+        top_n, pattern = (None, config.fine_tune_pattern) if config.fine_tune_pattern else (config.fine_tune_top_n, None)
+        return two_phase_fit(
+            model, data.train, data.eval, strategy=strategy, schedule=schedule, output_dir=output_dir,
+            top_n=top_n, pattern=pattern, augment=_augmentation(config, data),
+            cache_frozen_features=config.cache_frozen_features,
+            early_stopping_patience=config.early_stopping_patience, seed=config.seed,
+            log_prefix=f"trainer [{strategy}] ",
+        )
+
+    return _train(config, transformed_dir, output_dir, kind="transfer", strategy=strategy, handle=handle,
+                  build=build, fit=fit)
+
+
+def train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str) -> dict[str, Any]:
+    """Train the from-scratch baseline of `handle`'s transfer model; returns the summary."""
+
+    def build(data: TransformedData) -> keras.Model:
+        return build_baseline_model(
+            handle, data.num_classes, architecture=config.baseline.architecture,
+            cnn_filters=config.baseline.cnn_filters, dropout=config.head.dropout,
+            hidden_units=config.head.hidden_units, input_shape=data.image_shape, name="baseline",
+        )
+
+    def fit(model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
+        return fit_baseline(
+            model, data.train, data.eval, schedule=schedule, output_dir=output_dir,
+            augment=_augmentation(config, data), early_stopping_patience=config.early_stopping_patience,
+            seed=config.seed, log_prefix="trainer [baseline] ",
+        )
+
+    return _train(config, transformed_dir, output_dir, kind="baseline", strategy=BASELINE, handle=handle,
+                  build=build, fit=fit)
+
+
+def schedule_for(config: TrainerConfig, num_train: int, num_classes: int) -> Schedule:
+    """The hyper-rule's schedule for this data, with every value the config sets taking precedence."""
+    return make_schedule(
+        num_train, num_classes,
+        batch_size=config.batch_size,
+        head_epochs=config.head_epochs, head_learning_rate=config.head_learning_rate,
+        fine_tune_epochs=config.fine_tune_epochs, fine_tune_learning_rate=config.fine_tune_learning_rate,
+        warmup_fraction=config.warmup_fraction,
+        baseline_epochs=config.baseline.epochs, baseline_learning_rate=config.baseline.learning_rate,
+    )
+
+
+def _augmentation(config: TrainerConfig, data: TransformedData) -> keras.Sequential | None:
+    check_augmentation(config.augment, data.modality)
+    return default_augmentation(config.seed) if config.augment else None
+
+
+def _train(
+    config: TrainerConfig, transformed_dir: str, output_dir: str, *, kind: str, strategy: str, handle: str,
+    build: Callable[[TransformedData], keras.Model],
+    fit: Callable[[keras.Model, TransformedData, Schedule], dict[str, Any]],
+) -> dict[str, Any]:
+    """Load data, pick the schedule, build, fit, export, and record settings and summary."""
+    validate_tree(config, "trainer")
+    started = time.monotonic()
+    data = load_transformed(transformed_dir)
+    schedule = schedule_for(config, data.num_train, data.num_classes)
+    log(f"trainer [{strategy}]: {data.num_train} train / {data.num_eval} eval examples, {data.num_classes} classes; "
+        f"schedule tier {schedule.tier}, batch {schedule.batch_size}, {schedule.steps_per_epoch} steps per epoch")
+    os.makedirs(output_dir, exist_ok=True)
+    effective = {
+        "kind": kind, "strategy": strategy, "handle": handle, "trainer": to_dict(config),
+        "schedule": schedule.to_dict(), "data": {"transformed_dir": os.path.abspath(transformed_dir), **data.describe()},
+    }
+    write_json(os.path.join(output_dir, CONFIG_FILE), effective)
+
+    keras.utils.set_random_seed(config.seed)
+    built = time.monotonic()
+    model = build(data)
+    trained = time.monotonic()
+    history = fit(model, data, schedule)
+    exported = time.monotonic()
+    model_dir = export_for_serving(
+        model, os.path.join(output_dir, MODEL_DIR), label_names=data.label_names, modality=data.modality,
+        image_size=data.image_shape[:2] if data.image_shape else None,
+        channels=data.image_shape[2] if data.image_shape else None,
+        config=effective, history=history, resize_method=data.resize_method, text_lowercase=data.text_lowercase,
+    )
+    finished = time.monotonic()
+    best = history["best"]
+    summary = {
+        "kind": kind,
+        "strategy": strategy,
+        "handle": handle,
+        "model_dir": model_dir,
+        "eval_accuracy": best["val_accuracy"],
+        "eval_loss": best["val_loss"],
+        "best": best,
+        "total_steps": history["total_steps"],
+        "epochs_run": {phase: info["epochs_run"] for phase, info in history["phases"].items()},
+        "stopped_early": {phase: info["stopped_early"] for phase, info in history["phases"].items()},
+        "num_train": data.num_train,
+        "num_eval": data.num_eval,
+        "baseline_architecture": getattr(model, "baseline_architecture", None),
+        "timings": {
+            "load_s": round(built - started, 3),
+            "build_s": round(trained - built, 3),
+            "train_s": round(exported - trained, 3),
+            "export_s": round(finished - exported, 3),
+            "total_s": round(finished - started, 3),
+            "phases_s": {phase: round(info["seconds"], 3) for phase, info in history["phases"].items()},
+        },
+    }
+    write_json(os.path.join(output_dir, SUMMARY_FILE), summary)
+    log(f"trainer [{strategy}]: eval accuracy {best['val_accuracy']:.4f} (phase {best['phase']}, epoch "
+        f"{best['epoch']}, step {best['step']}) after {history['total_steps']} steps; model at {model_dir}")
+    return summary

@@ -1,0 +1,137 @@
+"""Checkpoints that a restarted fit resumes from.
+
+After every epoch the fit loop saves the model's weights, the optimizer's
+state (moments and step count, so learning-rate schedules continue where they
+were) and a small JSON state: which phase, how many epochs of it are done, the
+optimizer steps so far, the early-stopping counters, the best epoch and the
+history. The state names the files it belongs to and is replaced atomically
+after they are written, so a run killed at any moment resumes from the last
+complete epoch; files no state refers to are deleted.
+
+The state also records what run it belongs to (strategy, schedule, ...): a
+different run in the same folder is refused instead of silently mixing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from typing import Any, Optional
+
+import keras
+import numpy as np
+
+from tlpipe.components.artifacts import read_json, write_json
+from tlpipe.pipeline.errors import ModelError
+
+STATE_FILE = "state.json"
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """Where a fit stands; everything needed to continue it."""
+
+    fingerprint: dict[str, Any]
+    phase_index: int = 0
+    epoch: int = 0
+    step: int = 0
+    wait: int = 0
+    stopped_early: bool = False
+    weights: Optional[str] = None
+    optimizer: Optional[str] = None
+    best: Optional[dict[str, Any]] = None
+    entries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    phases: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    done: bool = False
+
+
+class CheckpointStore:
+    """The checkpoint folder of one fit: weights, optimizer states and the state file."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        os.makedirs(directory, exist_ok=True)
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.directory, STATE_FILE)
+
+    def load(self, fingerprint: dict[str, Any]) -> TrainingState:
+        """The saved state of this run, or a fresh one; a state of another run is an error."""
+        if not os.path.isfile(self.state_path):
+            return TrainingState(fingerprint=fingerprint)
+        state = TrainingState(**read_json(self.state_path))
+        if state.fingerprint != fingerprint:
+            differing = sorted(
+                key for key in set(state.fingerprint) | set(fingerprint)
+                if state.fingerprint.get(key) != fingerprint.get(key)
+            )
+            details = "; ".join(
+                f"{key}: saved {state.fingerprint.get(key)!r}, now {fingerprint.get(key)!r}" for key in differing
+            )
+            raise ModelError(
+                f"{self.directory} holds checkpoints of a different training run ({details}); "
+                "use another output folder, or delete that checkpoints folder to start over"
+            )
+        return state
+
+    def save_epoch(self, state: TrainingState, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                   phase: str, epoch: int, *, improved: bool) -> None:
+        """Save the weights (and, if `improved`, the new best weights) and the optimizer after an epoch.
+
+        Call after updating `state` for the epoch; the state file is written
+        last, then unreferenced files are removed.
+        """
+        stem = f"{phase}-{epoch:04d}"
+        state.weights = self._save_weights(model, f"epoch-{stem}")
+        if improved:
+            state.best["weights"] = self._save_weights(model, f"best-{stem}")
+        state.optimizer = f"optimizer-{stem}.npz"
+        store: dict[str, np.ndarray] = {}
+        optimizer.save_own_variables(store)
+        self._atomic(state.optimizer, lambda path: np.savez(path, **store), suffix=".npz")
+        self.write(state)
+
+    def write(self, state: TrainingState) -> None:
+        """Replace the state file, then delete weight/optimizer files it no longer names."""
+        write_json(self.state_path, dataclasses.asdict(state))
+        keep = {STATE_FILE, state.weights, state.optimizer, (state.best or {}).get("weights")}
+        for name in os.listdir(self.directory):
+            if name not in keep and not name.startswith("."):
+                os.remove(os.path.join(self.directory, name))
+
+    def restore_weights(self, model: keras.Model, name: str) -> None:
+        """Load saved weights into `model`.
+
+        Keras' weight files also carry the state of the optimizer the model was
+        compiled with, and loading warns when that optimizer differs (another
+        phase, or the head-only model trained the head); the optimizer state
+        that matters is restored by `restore_optimizer`, so the warning is noise.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(os.path.join(self.directory, name))
+
+    def restore_optimizer(self, optimizer: keras.optimizers.Optimizer, name: str) -> None:
+        """Load a saved optimizer state into `optimizer`, already built for the same variables."""
+        with np.load(os.path.join(self.directory, name)) as saved:
+            store = {key: saved[key] for key in saved.files}
+        if len(store) != len(optimizer.variables):
+            raise ModelError(
+                f"checkpoint {name} in {self.directory} holds {len(store)} optimizer variables but this run's "
+                f"optimizer has {len(optimizer.variables)}: the model changed since it was saved; "
+                "delete the checkpoints folder to start over"
+            )
+        optimizer.load_own_variables(store)
+
+    def _save_weights(self, model: keras.Model, stem: str) -> str:
+        name = f"{stem}.weights.h5"
+        self._atomic(name, model.save_weights, suffix=".weights.h5")
+        return name
+
+    def _atomic(self, name: str, save: Any, *, suffix: str) -> None:
+        """Write through `save(path)` to a hidden temporary file, then rename it to `name`."""
+        tmp = os.path.join(self.directory, f".tmp-{name[:-len(suffix)]}{suffix}")
+        save(tmp)
+        os.replace(tmp, os.path.join(self.directory, name))

@@ -1,0 +1,211 @@
+"""The hyper-rule: training schedules chosen from the size of the training set.
+
+In the spirit of BiT's `bit_hyperrule.py`: instead of asking a user to tune
+batch size, steps and learning rates for every new dataset, pick them from the
+number of training examples with a few tiers, and let any value the config sets
+win. Transfer fits in two phases (a head on the frozen base, then fine-tuning at
+a learning rate ten times lower, with warm-up and cosine decay); the
+from-scratch baseline gets its own, larger budget and learning rate, and never
+fewer steps than its batch-norm moving statistics need to forget their
+initial values, so that "transfer beats scratch" is not an artefact of an
+under-trained baseline.
+
+Budgets are counted in optimizer steps (what the model sees) and turned into
+whole epochs, because the fit loop evaluates, checkpoints and stops early at
+epoch boundaries. Pure Python, no TensorFlow import.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Optional
+
+from tlpipe.pipeline.errors import ConfigError, DataError
+
+# Keras' BatchNormalization momentum: the moving statistics keep this fraction
+# of their previous value at every training step.
+BATCH_NORM_MOMENTUM = 0.99
+# A moving statistic has "settled" once its initial value weighs less than this.
+BATCH_NORM_SETTLED_WEIGHT = 0.01
+FINE_TUNE_LR_FACTOR = 0.1
+MAX_BATCH_SIZE = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class Tier:
+    """Defaults for datasets with fewer than `max_examples` training examples."""
+
+    name: str
+    max_examples: float
+    batch_size: int
+    head_steps: int
+    fine_tune_steps: int
+    baseline_steps: int
+    head_learning_rate: float
+    baseline_learning_rate: float
+
+
+TIERS = (
+    Tier("small", 1_000, batch_size=16, head_steps=200, fine_tune_steps=300, baseline_steps=600,
+         head_learning_rate=1e-3, baseline_learning_rate=1e-3),
+    Tier("medium", 20_000, batch_size=64, head_steps=500, fine_tune_steps=2_000, baseline_steps=5_000,
+         head_learning_rate=1e-3, baseline_learning_rate=2e-3),
+    Tier("large", math.inf, batch_size=128, head_steps=1_000, fine_tune_steps=10_000, baseline_steps=20_000,
+         head_learning_rate=1e-3, baseline_learning_rate=2e-3),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """Everything the fit loop needs for one training set: batch, epochs, steps, learning rates.
+
+    `*_steps` are always `*_epochs * steps_per_epoch`, so learning-rate
+    schedules (warm-up, cosine decay) span exactly the steps the fit runs.
+    `*_min_epochs` is how long early stopping must wait: past the warm-up, and
+    for the baseline past the steps its batch-norm statistics need to settle.
+    """
+
+    tier: str
+    num_train_examples: int
+    num_classes: int
+    batch_size: int
+    steps_per_epoch: int
+    head_epochs: int
+    head_steps: int
+    head_learning_rate: float
+    fine_tune_epochs: int
+    fine_tune_steps: int
+    fine_tune_learning_rate: float
+    fine_tune_warmup_steps: int
+    fine_tune_min_epochs: int
+    baseline_epochs: int
+    baseline_steps: int
+    baseline_learning_rate: float
+    baseline_warmup_steps: int
+    baseline_min_epochs: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data view, for config/summary files."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Schedule":
+        """Inverse of `to_dict` (a schedule read back from a run's files)."""
+        return cls(**data)
+
+
+def batch_norm_settle_steps(momentum: float = BATCH_NORM_MOMENTUM,
+                            settled_weight: float = BATCH_NORM_SETTLED_WEIGHT) -> int:
+    """Training steps after which a moving average's initial value weighs less than `settled_weight`.
+
+    With Keras' momentum 0.99 that is 459 steps: a baseline trained for fewer
+    evaluates with batch-norm statistics that still remember their
+    initialisation, and looks worse than it is.
+    """
+    return math.ceil(math.log(settled_weight) / math.log(momentum))
+
+
+def choose_tier(num_train_examples: int) -> Tier:
+    """The tier whose size bound is the first above `num_train_examples`."""
+    return next(tier for tier in TIERS if num_train_examples < tier.max_examples)
+
+
+def choose_batch_size(num_train_examples: int, num_classes: int) -> int:
+    """The tier's batch, raised so a batch can hold two examples per class, capped by the data.
+
+    A batch that cannot hold every class gives noisy gradients for the head and
+    poor batch statistics for the baseline; a batch larger than the training set
+    is meaningless. Powers of two, at most `MAX_BATCH_SIZE`.
+    """
+    batch = max(choose_tier(num_train_examples).batch_size, _next_power_of_two(2 * num_classes))
+    batch = min(batch, MAX_BATCH_SIZE)
+    return max(1, min(batch, _previous_power_of_two(num_train_examples)))
+
+
+def make_schedule(
+    num_train_examples: int,
+    num_classes: int,
+    *,
+    batch_size: Optional[int] = None,
+    head_epochs: Optional[int] = None,
+    head_learning_rate: Optional[float] = None,
+    fine_tune_epochs: Optional[int] = None,
+    fine_tune_learning_rate: Optional[float] = None,
+    warmup_fraction: float = 0.1,
+    baseline_epochs: Optional[int] = None,
+    baseline_learning_rate: Optional[float] = None,
+) -> Schedule:
+    """Pick the schedule for `num_train_examples` examples of `num_classes` classes.
+
+    Every keyword that is not None is taken as given (the config wins); the rest
+    come from the tier of the dataset size. Warm-up covers `warmup_fraction` of
+    the fine-tuning and baseline steps.
+    """
+    if num_train_examples < 1:
+        raise DataError(f"the training split has {num_train_examples} examples; at least 1 is needed to train")
+    if num_classes < 2:
+        raise DataError(f"the data has {num_classes} class(es); a classifier needs at least 2")
+    _check_positive("batch_size", batch_size)
+    _check_positive("head_epochs", head_epochs)
+    _check_positive("fine_tune_epochs", fine_tune_epochs)
+    _check_positive("baseline_epochs", baseline_epochs)
+    for key, value in (("head_learning_rate", head_learning_rate),
+                       ("fine_tune_learning_rate", fine_tune_learning_rate),
+                       ("baseline_learning_rate", baseline_learning_rate)):
+        if value is not None and not value > 0:
+            raise ConfigError(key, value, "null (chosen by the hyper-rule) or a number > 0")
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ConfigError("warmup_fraction", warmup_fraction, "a number in [0, 1)")
+
+    tier = choose_tier(num_train_examples)
+    batch = batch_size or choose_batch_size(num_train_examples, num_classes)
+    steps_per_epoch = math.ceil(num_train_examples / batch)
+    head_epochs = _epochs(head_epochs, tier.head_steps, steps_per_epoch)
+    fine_tune_epochs = _epochs(fine_tune_epochs, tier.fine_tune_steps, steps_per_epoch)
+    baseline_steps = max(tier.baseline_steps, batch_norm_settle_steps())
+    baseline_epochs = _epochs(baseline_epochs, baseline_steps, steps_per_epoch)
+    head_lr = head_learning_rate or tier.head_learning_rate
+    fine_tune_warmup = int(warmup_fraction * fine_tune_epochs * steps_per_epoch)
+    baseline_warmup = int(warmup_fraction * baseline_epochs * steps_per_epoch)
+    return Schedule(
+        tier=tier.name,
+        num_train_examples=num_train_examples,
+        num_classes=num_classes,
+        batch_size=batch,
+        steps_per_epoch=steps_per_epoch,
+        head_epochs=head_epochs,
+        head_steps=head_epochs * steps_per_epoch,
+        head_learning_rate=head_lr,
+        fine_tune_epochs=fine_tune_epochs,
+        fine_tune_steps=fine_tune_epochs * steps_per_epoch,
+        fine_tune_learning_rate=fine_tune_learning_rate or head_lr * FINE_TUNE_LR_FACTOR,
+        fine_tune_warmup_steps=fine_tune_warmup,
+        fine_tune_min_epochs=min(fine_tune_epochs, math.ceil(fine_tune_warmup / steps_per_epoch)),
+        baseline_epochs=baseline_epochs,
+        baseline_steps=baseline_epochs * steps_per_epoch,
+        baseline_learning_rate=baseline_learning_rate or tier.baseline_learning_rate,
+        baseline_warmup_steps=baseline_warmup,
+        baseline_min_epochs=min(
+            baseline_epochs, math.ceil(max(baseline_warmup, batch_norm_settle_steps()) / steps_per_epoch)
+        ),
+    )
+
+
+def _epochs(configured: Optional[int], target_steps: int, steps_per_epoch: int) -> int:
+    if configured is not None:
+        return configured
+    return max(1, math.ceil(target_steps / steps_per_epoch))
+
+
+def _check_positive(key: str, value: Optional[int]) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(key, value, "null (chosen by the hyper-rule) or an integer >= 1")
+
+
+def _next_power_of_two(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+def _previous_power_of_two(n: int) -> int:
+    return 1 << max(0, math.floor(math.log2(max(n, 1))))

@@ -1,0 +1,204 @@
+"""Exporting a trained classifier as a SavedModel that TFMA evaluates and TF Serving serves.
+
+Signatures (all return `probabilities` float32 [None, K], `class_ids` int64
+[None] and `class_names` string [None]):
+
+- `serving_default(examples)`: serialized *transformed* tf.Examples
+  (`tlpipe.pipeline.example_format`), what the evaluator feeds TFMA;
+- `serving_image_bytes(images)` (image models): encoded PNG/JPEG/GIF/BMP
+  bytes, decoded, converted to the model's channels, resized and rounded to
+  uint8 in-graph with the transform component's recipe
+  (`tlpipe.components.transform.images`), so clients send files as they are;
+- `serving_text(texts)` (text models): raw strings, lower-cased (when the
+  transform lower-cased) and whitespace-collapsed in-graph.
+
+The label names are a SavedModel asset (`assets/label_names.txt`, one per
+line) that the class-name lookup table reads, and, with the modality, input
+geometry, the config used and the training history, also in
+`<export_dir>/tlpipe.json` (`load_serving_metadata`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from tlpipe.components.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.models._classifier import outputs_logits
+from tlpipe.models.examples import check_modality, decode_examples, scale_pixels
+from tlpipe.pipeline.errors import ConfigError, ModelError
+
+METADATA_FILE = "tlpipe.json"
+LABEL_NAMES_FILE = "label_names.txt"
+DEFAULT_SIGNATURE = "serving_default"
+IMAGE_BYTES_SIGNATURE = "serving_image_bytes"
+TEXT_SIGNATURE = "serving_text"
+RESIZE_METHODS = ("bilinear", "nearest", "area", "bicubic")
+
+
+class _ServingModule(tf.Module):
+    """The exported object: the Keras model, the class-name table and the signature functions."""
+
+    def __init__(self, model: keras.Model, label_file: str, modality: str,
+                 image_shape: Optional[tuple[int, int, int]], resize_method: str, text_lowercase: bool):
+        super().__init__(name="tlpipe_serving")
+        self.model = model
+        self._from_logits = outputs_logits(model)
+        self.class_names_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                label_file,
+                key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+                value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+            ),
+            default_value="",
+        )
+        self._modality = modality
+        self._image_shape = image_shape
+        self._resize_method = resize_method
+        self._text_lowercase = text_lowercase
+        # Only the signatures of this modality are traced: tf.saved_model.save traces
+        # every tf.function the module holds.
+        self.serving_functions = {DEFAULT_SIGNATURE: _string_signature(self._serve_examples, "examples")}
+        if modality == "image":
+            self.serving_functions[IMAGE_BYTES_SIGNATURE] = _string_signature(self._serve_image_bytes, "images")
+        else:
+            self.serving_functions[TEXT_SIGNATURE] = _string_signature(self._serve_texts, "texts")
+
+    def _outputs(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        predictions = tf.cast(self.model(inputs, training=False), tf.float32)
+        probabilities = tf.nn.softmax(predictions, axis=-1) if self._from_logits else predictions
+        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+        return {
+            "probabilities": probabilities,
+            "class_ids": class_ids,
+            "class_names": self.class_names_table.lookup(class_ids),
+        }
+
+    def _serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        inputs, _ = decode_examples(examples, self._modality, self._image_shape)
+        return self._outputs(inputs)
+
+    def _serve_image_bytes(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        height, width, channels = self._image_shape
+        pixels = tf.map_fn(
+            self._decode_image, images,
+            fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8),
+        )
+        return self._outputs(scale_pixels(pixels))
+
+    def _decode_image(self, encoded: tf.Tensor) -> tf.Tensor:
+        """The transform component's recipe: decode as RGB, grey if wanted, resize, round to uint8."""
+        height, width, channels = self._image_shape
+        image = tf.cast(tf.io.decode_image(encoded, channels=3, expand_animations=False), tf.float32)
+        if channels == 1:
+            image = tf.image.rgb_to_grayscale(image)
+        same_size = tf.reduce_all(tf.equal(tf.shape(image)[:2], [height, width]))
+        image = tf.cond(
+            same_size,
+            lambda: image,
+            lambda: tf.image.resize(image, [height, width], method=self._resize_method, antialias=True),
+        )
+        image = tf.ensure_shape(image, [height, width, channels])
+        return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+
+    def _serve_texts(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        if self._text_lowercase:
+            texts = tf.strings.lower(texts, encoding="utf-8")
+        texts = tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
+        return self._outputs(texts)
+
+
+def _string_signature(fn: Any, input_name: str) -> Any:
+    """`fn` as a tf.function over one string batch [None] named `input_name`."""
+    return tf.function(fn, input_signature=[tf.TensorSpec([None], tf.string, name=input_name)])
+
+
+def export_for_serving(
+    model: keras.Model,
+    export_dir: str,
+    *,
+    label_names: Sequence[str],
+    modality: str,
+    image_size: Optional[Sequence[int]] = None,
+    channels: Optional[int] = None,
+    config: Optional[dict[str, Any]] = None,
+    history: list | dict | None = None,
+    resize_method: str = "bilinear",
+    text_lowercase: bool = True,
+) -> str:
+    """Write `model` as a SavedModel with tlpipe's serving signatures into `export_dir`, atomically.
+
+    `model` maps inputs (float32 images [B, H, W, C] in [0, 1], or strings [B])
+    to class probabilities or logits [B, K], K = len(label_names), through a
+    last layer named 'classifier' (softmax or linear; logits get a softmax). `image_size` (H, W) and
+    `channels` are the transformed images' geometry; `resize_method` and
+    `text_lowercase` must match the transform config so raw inputs are prepared
+    as the training data was. Returns the absolute export path.
+    """
+    label_names = [str(name) for name in label_names]
+    image_shape = _image_shape(modality, image_size, channels)
+    check_modality(modality, image_shape)
+    _check_labels(model, label_names)
+    if resize_method not in RESIZE_METHODS:
+        raise ConfigError("resize_method", resize_method, RESIZE_METHODS)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        label_file = os.path.join(scratch, LABEL_NAMES_FILE)
+        with open(label_file, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(label_names) + "\n")
+        module = _ServingModule(model, label_file, modality, image_shape, resize_method, text_lowercase)
+        signatures = dict(module.serving_functions)
+        with atomic_output_dir(export_dir) as tmp_dir:
+            tf.saved_model.save(module, tmp_dir, signatures=signatures)
+            write_json(os.path.join(tmp_dir, METADATA_FILE), {
+                "label_names": label_names,
+                "modality": modality,
+                "image_size": list(image_shape[:2]) if image_shape else None,
+                "channels": image_shape[2] if image_shape else None,
+                "resize_method": resize_method if modality == "image" else None,
+                "text_lowercase": text_lowercase if modality == "text" else None,
+                "signatures": sorted(signatures),
+                "config": config or {},
+                "history": history,
+            })
+    return os.path.abspath(export_dir)
+
+
+def load_serving_metadata(export_dir: str) -> dict[str, Any]:
+    """The `tlpipe.json` written beside an exported model (label names, geometry, config, history)."""
+    path = os.path.join(export_dir, METADATA_FILE)
+    if not os.path.isfile(path):
+        raise ModelError(
+            f"{export_dir!r} is not a tlpipe serving export: {METADATA_FILE} is missing "
+            "(export models with tlpipe.models.export_for_serving)"
+        )
+    return read_json(path)
+
+
+def _image_shape(modality: str, image_size: Optional[Sequence[int]],
+                 channels: Optional[int]) -> Optional[tuple[int, int, int]]:
+    if modality != "image":
+        return None
+    if image_size is None or len(image_size) != 2 or min(image_size) < 1:
+        raise ConfigError("image_size", image_size, "[height, width] of the transformed images, both >= 1")
+    if channels not in (1, 3):
+        raise ConfigError("channels", channels, [1, 3])
+    return int(image_size[0]), int(image_size[1]), int(channels)
+
+
+def _check_labels(model: keras.Model, label_names: list[str]) -> None:
+    if len(label_names) < 2:
+        raise ConfigError("label_names", label_names, "at least two class names")
+    bad = [name for name in label_names if not name or "\n" in name or "\r" in name]
+    if bad:
+        raise ConfigError("label_names", bad[0], "non-empty names without line breaks")
+    outputs = getattr(model, "outputs", None)
+    if outputs and outputs[0].shape[-1] != len(label_names):
+        raise ModelError(
+            f"the model outputs {outputs[0].shape[-1]} classes but {len(label_names)} label names were given "
+            f"({label_names}); pass one name per output class"
+        )
