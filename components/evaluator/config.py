@@ -1,8 +1,10 @@
-"""The evaluator component's spec: the thresholds that decide the blessing."""
+"""The evaluator component's spec: the thresholds that decide the blessing, and how
+uncertainty and convergence are measured."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from tlpipe.pipeline.errors import ConfigError
 
@@ -11,19 +13,39 @@ from tlpipe.pipeline.errors import ConfigError
 class EvaluatorConfig:
     """A candidate is blessed when its test accuracy is at least `min_accuracy` and
     beats the from-scratch baseline (and the model in production, when there is one)
-    by at least `min_improvement` (absolute accuracy)."""
+    by at least `min_improvement` (absolute accuracy, inclusive: 0 lets a tie pass).
+    A transfer model below the from-scratch baseline is never blessed (negative
+    transfer), hence no negative margins.
+
+    Confidence intervals are TFMA's: `confidence_interval_method` resamples the
+    test set (TFMA's 20 jackknife buckets or 20 Poisson-bootstrap replicates), and
+    the interval is the t-interval at `confidence_level` over those resamples.
+    `seed` seeds TFMA's resampling, so the comparisons of one evaluation resample
+    alike (intervals can still move a little between processes: Beam's element
+    order is not fixed). `convergence_fraction` defines the report's "steps to converge": the first
+    training step whose eval accuracy reaches that fraction of the final one.
+    """
 
     min_accuracy: float = 0.0
     min_improvement: float = 0.0
     compare_with_production: bool = True
     top_k: list[int] = dataclasses.field(default_factory=lambda: [2])
     confidence_level: float = 0.95
-    num_bootstrap_samples: int = 100
+    confidence_interval_method: Literal["jackknife", "poisson_bootstrap"] = "jackknife"
+    seed: int = 0
+    convergence_fraction: float = 0.9
 
     def validate(self) -> None:
         if not 0.0 <= self.min_accuracy <= 1.0:
             raise ConfigError("min_accuracy", self.min_accuracy, "a number in [0, 1]")
-        if not -1.0 <= self.min_improvement <= 1.0:
-            raise ConfigError("min_improvement", self.min_improvement, "a number in [-1, 1]")
+        if not 0.0 <= self.min_improvement <= 1.0:
+            raise ConfigError(
+                "min_improvement", self.min_improvement,
+                "a number in [0, 1]: the accuracy margin by which a transfer model must beat the baseline",
+            )
         if not 0.0 < self.confidence_level < 1.0:
             raise ConfigError("confidence_level", self.confidence_level, "a number in (0, 1)")
+        if any(k < 1 for k in self.top_k) or len(set(self.top_k)) != len(self.top_k):
+            raise ConfigError("top_k", self.top_k, "a list of distinct integers >= 1 (e.g. [2, 3])")
+        if not 0.0 < self.convergence_fraction <= 1.0:
+            raise ConfigError("convergence_fraction", self.convergence_fraction, "a number in (0, 1]")

@@ -10,10 +10,11 @@ from tlpipe.pipeline.errors import ConfigError
 @dataclasses.dataclass
 class PusherConfig:
     """`serving_dir` gets one numbered sub-folder per pushed model (TF Serving's layout);
-    a relative path is resolved under the pipeline root."""
+    a relative path is resolved under the pipeline root. After a push, only the
+    newest `keep_versions` versions stay (0 keeps every version)."""
 
     serving_dir: str = "serving"
-    keep_versions: int = 0  # 0 keeps every version
+    keep_versions: int = 0
 
     def validate(self) -> None:
         if not self.serving_dir:

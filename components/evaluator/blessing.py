@@ -1,0 +1,133 @@
+"""Deciding the blessing from TFMA's threshold checks, and saying why in plain words.
+
+A candidate passes when TFMA found no failed threshold for it in any
+comparison: its accuracy is at least `min_accuracy`, and it beats every
+reference (the from-scratch baselines, and the model in production when it is
+compared) by at least `min_improvement`. The best passing candidate (highest
+test accuracy; the first listed on a tie) is blessed. A candidate below a
+from-scratch baseline is reported as negative transfer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tlpipe.components.evaluator.config import EvaluatorConfig
+from tlpipe.components.evaluator.tfma_analysis import ACCURACY
+
+BASELINE_ROLE = "baseline"
+PRODUCTION_ROLE = "production"
+
+
+def decide_blessing(
+    config: EvaluatorConfig,
+    candidates: dict[str, str],
+    references: dict[str, dict[str, Any]],
+    comparisons: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The blessing record (without paths; the executor adds them).
+
+    `references` maps a reference model's name to {"role", "model_dir"};
+    `comparisons` maps it to the `read_tfma_output` result of the TFMA run
+    that compared all candidates with it.
+    """
+    verdicts = {
+        name: _judge(config, name, model_dir, references, comparisons)
+        for name, model_dir in candidates.items()
+    }
+    all_reasons = [reason for verdict in verdicts.values() for reason in verdict["reasons"]]
+    passing = [name for name, verdict in verdicts.items() if verdict["passed"]]
+    winner = max(passing, key=lambda name: verdicts[name]["accuracy"]["value"], default=None)  # first on a tie
+    if winner is None:
+        reason = "no candidate is blessed. " + " ".join(all_reasons)
+    else:
+        others = [name for name in passing if name != winner]
+        reason = f"'{winner}' is blessed: {verdicts[winner]['reasons'][0]}" + (
+            f" It has the highest test accuracy of the passing candidates ({', '.join(passing)})." if others else ""
+        )
+    return {
+        "blessed": winner is not None,
+        "candidate": winner,
+        "candidate_model_dir": candidates[winner] if winner else None,
+        "reason": reason,
+        "reasons": all_reasons,
+        "negative_transfer": sorted(name for name, verdict in verdicts.items() if verdict["negative_transfer"]),
+        "thresholds": {
+            "min_accuracy": config.min_accuracy,
+            "min_improvement": config.min_improvement,
+            "compare_with_production": config.compare_with_production,
+        },
+        "candidates": verdicts,
+        "references": {
+            name: {**reference, "accuracy": _accuracy(comparisons[name], name)}
+            for name, reference in references.items()
+        },
+    }
+
+
+def _judge(config: EvaluatorConfig, name: str, model_dir: str, references: dict[str, dict[str, Any]],
+           comparisons: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One candidate's verdict: passed or not, its numbers, and the reasons in plain words."""
+    accuracy = _accuracy(next(iter(comparisons.values())), name)
+    failures = {ref: {f["kind"] for f in run["failures"].get(name, [])} for ref, run in comparisons.items()}
+    reasons = []
+    if any("floor" in kinds for kinds in failures.values()):
+        reasons.append(
+            f"'{name}' reached {accuracy['value']:.3f} test accuracy, below the required minimum "
+            f"{config.min_accuracy:.3f} (evaluator.min_accuracy)."
+        )
+    per_reference = {}
+    for ref, reference in references.items():
+        diff = comparisons[ref]["diffs"][name][ACCURACY]
+        passed = "improvement" not in failures[ref]
+        per_reference[ref] = {"role": reference["role"], "accuracy_diff": diff, "passed": passed}
+        if not passed:
+            reasons.append(_shortfall(config, name, accuracy, ref, reference, _accuracy(comparisons[ref], ref), diff))
+    negative_transfer = any(
+        result["accuracy_diff"]["value"] < 0 and result["role"] == BASELINE_ROLE for result in per_reference.values()
+    )
+    passed = not reasons
+    if passed:
+        margins = " and ".join(
+            f"{_describe(ref, references[ref])} by {result['accuracy_diff']['value']:+.3f}"
+            for ref, result in per_reference.items()
+        )
+        reasons.append(
+            f"'{name}' reached {accuracy['value']:.3f} test accuracy ({config.confidence_level:.0%} interval "
+            f"[{accuracy['lower']:.3f}, {accuracy['upper']:.3f}]), at least the minimum {config.min_accuracy:.3f}, "
+            f"and beats {margins} (required {config.min_improvement:+.3f})."
+        )
+    return {
+        "model_dir": model_dir,
+        "passed": passed,
+        "accuracy": accuracy,
+        "comparisons": per_reference,
+        "negative_transfer": negative_transfer,
+        "reasons": reasons,
+    }
+
+
+def _shortfall(config: EvaluatorConfig, name: str, accuracy: dict[str, float], ref: str,
+               reference: dict[str, Any], ref_accuracy: dict[str, float], diff: dict[str, float]) -> str:
+    """Why `name` failed the improvement threshold against one reference; negative transfer named as such."""
+    what = _describe(ref, reference)
+    spread = (f"the {config.confidence_level:.0%} interval of the difference is "
+              f"[{diff['lower']:+.3f}, {diff['upper']:+.3f}]")
+    if diff["value"] >= 0:
+        return (f"'{name}' beats {what} by only {diff['value']:+.3f} ({accuracy['value']:.3f} vs "
+                f"{ref_accuracy['value']:.3f}); evaluator.min_improvement requires at least "
+                f"{config.min_improvement:+.3f} ({spread}).")
+    prefix = "negative transfer: " if reference["role"] == BASELINE_ROLE else ""
+    noise = "it lies entirely below zero" if diff["upper"] < 0 else "it includes zero, so the gap may be noise"
+    return (f"{prefix}'{name}' reached {accuracy['value']:.3f} test accuracy, {-diff['value']:.3f} below "
+            f"{what} ({ref_accuracy['value']:.3f}); {spread}, {noise}.")
+
+
+def _describe(ref: str, reference: dict[str, Any]) -> str:
+    if reference["role"] == BASELINE_ROLE:
+        return f"the from-scratch baseline '{ref}'"
+    return f"the model in production ({reference['model_dir']})"
+
+
+def _accuracy(comparison: dict[str, Any], model: str) -> dict[str, float]:
+    return comparison["models"][model]["overall"][ACCURACY]

@@ -1,0 +1,253 @@
+"""The evaluation report a person reads: `report/index.html` with PNG plots, and `summary.md`.
+
+Both render the same tables, built once from the evaluation summary (see
+`tlpipe.components.evaluator.executor`): the verdict and its reasons, every
+model's test accuracy with its interval, the comparisons behind the blessing,
+per-class accuracy, and the convergence table (steps each strategy needed to
+reach its target eval accuracy, next to the baseline).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from typing import Any
+
+from tlpipe.components.evaluator import plots
+
+REPORT_DIR = "report"
+INDEX_FILE = "index.html"
+ACCURACY_PNG = "accuracy.png"
+PER_CLASS_PNG = "per_class.png"
+CONFUSION_PNG = "confusion_matrices.png"
+TRAINING_PNG = "training_curves.png"
+CONVERGENCE_PNG = "convergence.png"
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def write_report(report_dir: str, summary: dict[str, Any], histories: dict[str, dict[str, Any]]) -> None:
+    """Draw the plots and write `index.html` into `report_dir`.
+
+    `histories` maps model names to `convergence.load_history` results (may be empty).
+    """
+    os.makedirs(report_dir, exist_ok=True)
+    models = summary["models"]
+    labels = summary["label_names"]
+    figures = [
+        (ACCURACY_PNG, "Test accuracy per model",
+         lambda p: plots.plot_accuracy(p, models, summary["thresholds"]["min_accuracy"],
+                                       summary["confidence"]["level"])),
+        (PER_CLASS_PNG, "Per-class accuracy",
+         lambda p: plots.plot_per_class(p, models, summary["classes_in_split"])),
+        (CONFUSION_PNG, "Confusion matrices (test split)",
+         lambda p: plots.plot_confusion_matrices(p, models, labels)),
+    ]
+    convergence = summary["convergence"]
+    if convergence:
+        figures += [
+            (TRAINING_PNG, "Training curves (shaded: second phase)",
+             lambda p: plots.plot_training_curves(p, histories, {n: convergence[n]["phases"] for n in histories})),
+            (CONVERGENCE_PNG, "Convergence: eval accuracy against training steps",
+             lambda p: plots.plot_convergence(p, histories, convergence, summary["convergence_fraction"])),
+        ]
+    for file_name, _, draw in figures:
+        draw(os.path.join(report_dir, file_name))
+    with open(os.path.join(report_dir, INDEX_FILE), "w", encoding="utf-8") as handle:
+        handle.write(render_html(summary, [(name, title) for name, title, _ in figures]))
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """One line: the verdict and every model's test accuracy with its interval."""
+    blessing = summary["blessing"]
+    verdict = f"BLESSED '{blessing['candidate']}'" if blessing["blessed"] else "NOT BLESSED"
+    scores = "; ".join(f"{name} {_interval(model['accuracy'])}" for name, model in summary["models"].items())
+    return f"{verdict}. Test accuracy ({summary['confidence']['level']:.0%} interval): {scores}"
+
+
+def models_table(summary: dict[str, Any]) -> Table:
+    ks = summary["top_k"]
+    header = ["Model", "Role", "Test accuracy", f"{summary['confidence']['level']:.0%} interval",
+              *[f"Top-{k} accuracy" for k in ks], "Examples"]
+    rows = [
+        [name, model["role"], f"{model['accuracy']['value']:.4f}", _bounds(model["accuracy"]),
+         *[_interval(model["top_k"][str(k)]) for k in ks], str(model["example_count"])]
+        for name, model in summary["models"].items()
+    ]
+    return header, rows
+
+
+def comparisons_table(summary: dict[str, Any]) -> Table:
+    header = ["Candidate", "Compared with", "Accuracy difference", "Interval", "Required", "Result"]
+    required = f"{summary['thresholds']['min_improvement']:+.3f}"
+    rows = [
+        [candidate, _reference_label(reference, comparison), f"{result['accuracy_diff']['value']:+.4f}",
+         _bounds(result["accuracy_diff"], signed=True), required, "pass" if result["passed"] else "FAIL"]
+        for reference, comparison in summary["comparisons"].items()
+        for candidate, result in comparison["candidates"].items()
+    ]
+    return header, rows
+
+
+def _reference_label(name: str, comparison: dict[str, Any]) -> str:
+    if comparison["role"] == "baseline":
+        return f"from-scratch '{name}'"
+    return f"production ({comparison['model_dir']})"
+
+
+def per_class_table(summary: dict[str, Any]) -> Table:
+    models = summary["models"]
+    header = ["Class", "Examples", *models]
+    first = next(iter(models.values()))
+    rows = [
+        [label, str(first["per_class"][label]["example_count"]),
+         *[_interval(model["per_class"][label]["accuracy"]) for model in models.values()]]
+        for label in summary["classes_in_split"]
+    ]
+    return header, rows
+
+
+def convergence_table(summary: dict[str, Any]) -> Table:
+    fraction = f"{summary['convergence_fraction']:.0%}"
+    convergence = summary["convergence"]
+    baselines = [name for name, model in summary["models"].items() if model["role"] == "baseline"]
+    header = ["Model", "Final eval accuracy", f"Steps to {fraction} of its final eval accuracy", "Total steps",
+              *[f"Steps to {fraction} of '{b}' final eval accuracy" for b in baselines if b in convergence]]
+    rows = [
+        [name, f"{row['final_eval_accuracy']:.4f}", _steps(row["steps_to_target"]), str(row["total_steps"]),
+         *[_steps(row["steps_to_baseline_level"][b]) for b in baselines if b in convergence]]
+        for name, row in convergence.items()
+    ]
+    return header, rows
+
+
+def convergence_findings(summary: dict[str, Any]) -> list[str]:
+    """For each transfer model and baseline: how many steps it needed to reach the baseline's level."""
+    fraction = summary["convergence_fraction"]
+    convergence = summary["convergence"]
+    findings = []
+    for baseline, model in summary["models"].items():
+        if model["role"] != "baseline" or baseline not in convergence:
+            continue
+        own = convergence[baseline]["steps_to_target"]
+        for name, row in convergence.items():
+            if summary["models"].get(name, {}).get("role") != "candidate":
+                continue
+            steps = row["steps_to_baseline_level"][baseline]
+            if steps is None:
+                findings.append(f"'{name}' never reached {fraction:.0%} of the final eval accuracy of "
+                                f"'{baseline}' ({convergence[baseline]['final_eval_accuracy']:.3f}).")
+                continue
+            ratio = f" ({own / steps:.1f}x fewer steps)" if own and steps and steps < own else ""
+            findings.append(f"'{name}' reached {fraction:.0%} of the final eval accuracy of '{baseline}' "
+                            f"({convergence[baseline]['final_eval_accuracy']:.3f}) after {steps} steps; "
+                            f"'{baseline}' itself needed {_steps(own)}{ratio}.")
+    return findings
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    """summary.md: the verdict, the reasons and the tables."""
+    blessing = summary["blessing"]
+    parts = [
+        "# Evaluation summary",
+        "",
+        f"**{headline(summary)}**",
+        "",
+        f"Split `{summary['split']}`, {summary['num_examples']} examples. Report: `{summary['paths']['report']}`",
+        "",
+        "## Why",
+        "",
+        *[f"- {reason}" for reason in blessing["reasons"]],
+        *[f"- Note: {note}" for note in summary["notes"]],
+        "",
+        "## Models",
+        "",
+        _markdown_table(models_table(summary)),
+        "## Comparisons (TFMA change thresholds)",
+        "",
+        _markdown_table(comparisons_table(summary)),
+        "## Per class",
+        "",
+        _markdown_table(per_class_table(summary)),
+    ]
+    if summary["convergence"]:
+        parts += ["## Convergence", "", _markdown_table(convergence_table(summary)),
+                  *[f"- {finding}" for finding in convergence_findings(summary)], ""]
+    return "\n".join(parts)
+
+
+def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
+    """index.html: verdict, reasons, tables, the plots and links to the raw outputs."""
+    blessing = summary["blessing"]
+    colour = "#e6f4ea" if blessing["blessed"] else "#fce8e6"
+    reasons = "".join(f"<li>{_esc(reason)}</li>" for reason in blessing["reasons"])
+    notes = "".join(f"<li>{_esc(note)}</li>" for note in summary["notes"])
+    body = [
+        "<h1>tlpipe evaluation</h1>",
+        f"<p>Split <code>{_esc(summary['split'])}</code> of <code>{_esc(summary['examples_dir'])}</code>: "
+        f"{summary['num_examples']} examples, evaluated {_esc(summary['evaluated_at'])}. "
+        f"Intervals: TFMA {_esc(summary['confidence']['method'])} resampling, "
+        f"{summary['confidence']['level']:.0%} t-intervals (a zero-width interval means every resample "
+        f"gave the same value, e.g. a class always right: with few examples that is not certainty).</p>",
+        f'<div style="background:{colour};padding:0.6em 1em;border-radius:6px">'
+        f"<h2>{_esc(headline(summary))}</h2><ul>{reasons}</ul></div>",
+        f"<ul>{notes}</ul>" if notes else "",
+        "<h2>Models</h2>", _html_table(models_table(summary)),
+        "<h2>Comparisons behind the blessing</h2>",
+        f"<p>Thresholds: test accuracy at least {summary['thresholds']['min_accuracy']:.3f}; "
+        f"improvement over each reference at least {summary['thresholds']['min_improvement']:+.3f}.</p>",
+        _html_table(comparisons_table(summary)),
+        "<h2>Per class</h2>", _html_table(per_class_table(summary)),
+    ]
+    if summary["convergence"]:
+        body += ["<h2>Convergence</h2>",
+                 "<p>Steps are optimizer steps since the start of training (both phases for transfer "
+                 "models); eval accuracy is measured after every epoch on the eval split.</p>",
+                 _html_table(convergence_table(summary)),
+                 "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in convergence_findings(summary)) + "</ul>"]
+    else:
+        body.append("<p>No training histories were given: no training curves or convergence table.</p>")
+    for file_name, title in figures:
+        body.append(f'<h2>{_esc(title)}</h2><img src="{_esc(file_name)}" alt="{_esc(title)}">')
+    links = [("blessing.json", "../blessing.json"), ("summary.json", "../summary.json"),
+             ("summary.md", "../summary.md")]
+    links += [(f"TFMA output vs {ref}", f"../{os.path.relpath(c['tfma_output'], summary['paths']['output_dir'])}/")
+              for ref, c in summary["comparisons"].items()]
+    body.append("<h2>Raw outputs</h2><ul>" + "".join(
+        f'<li><a href="{_esc(href)}">{_esc(text)}</a></li>' for text, href in links) + "</ul>")
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+             "font-size:0.9em}th{background:#f4f4f4}img{max-width:100%}")
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tlpipe evaluation</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _html_table(table: Table) -> str:
+    header, rows = table
+    head = "".join(f"<th>{_esc(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _markdown_table(table: Table) -> str:
+    header, rows = table
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _interval(interval: dict[str, float]) -> str:
+    return f"{interval['value']:.3f} {_bounds(interval)}"
+
+
+def _bounds(interval: dict[str, float], signed: bool = False) -> str:
+    spec = "+.3f" if signed else ".3f"
+    return f"[{interval['lower']:{spec}}, {interval['upper']:{spec}}]"
+
+
+def _steps(steps: int | None) -> str:
+    return "not reached" if steps is None else str(steps)
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text))
