@@ -19,7 +19,8 @@ learning rate with warm-up and cosine decay, and early stopping that may not
 stop before the batch-norm statistics had time to settle.
 
 Every phase stops early on the eval split's accuracy (ties broken by the eval
-loss) after `early_stopping_patience` epochs without improvement, and the run
+loss) after `early_stopping_patience` epochs without improvement (at least a
+fifth of the phase's epochs), and the run
 ends with the best weights it saw (the fine-tune phase must beat the head
 phase's best to count). Checkpoints after each epoch let a restarted call with
 the same `output_dir` continue where the last one stopped (`_checkpoints`).
@@ -37,6 +38,7 @@ datasets are created where the caller runs, so calling the fit inside a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from typing import Any, Callable, Optional, Sequence
@@ -61,6 +63,7 @@ HISTORY_FILE = "history.json"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
 
+PATIENCE_FRACTION = 0.2
 _SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 Augment = Callable[[tf.Tensor], tf.Tensor]
@@ -204,6 +207,12 @@ class _TrainingRun:
         self.log_prefix = log_prefix
         self.from_logits = outputs_logits(model)
         self.store = CheckpointStore(os.path.join(output_dir, CHECKPOINT_DIR))
+
+    def patience_for(self, phase: _Phase) -> int:
+        """Epochs without improvement before `phase` stops: the configured patience, but at least
+        `PATIENCE_FRACTION` of the phase, so that long phases of short epochs (few labels) are not cut off
+        by noise on a tiny eval split while their batch-norm statistics are still settling."""
+        return max(self.patience, math.ceil(PATIENCE_FRACTION * phase.epochs))
 
     def run(self, fingerprint: dict[str, Any]) -> dict[str, Any]:
         state = self.store.load(fingerprint)
@@ -366,7 +375,7 @@ class _EpochTracker(keras.callbacks.Callback):
             state.wait += 1
         summary = state.phases[phase.name]
         summary["epochs_run"] = state.epoch
-        if state.wait >= self.run.patience and state.epoch >= phase.min_epochs and state.epoch < phase.epochs:
+        if state.wait >= self.run.patience_for(phase) and state.epoch >= phase.min_epochs and state.epoch < phase.epochs:
             state.stopped_early = summary["stopped_early"] = True
             self.model.stop_training = True
         self.run.store.save_epoch(state, self.run.model, self.optimizer, phase.name, state.epoch, improved=improved)

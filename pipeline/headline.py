@@ -7,24 +7,29 @@ import os
 from tlpipe.pipeline.local_runner import RunResult
 
 
-def _interval(entry: dict) -> str:
-    low, high = entry.get("ci_low"), entry.get("ci_high")
-    return f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+def _accuracy(entry: dict) -> str:
+    accuracy = entry["accuracy"]
+    interval = ""
+    if accuracy.get("lower") is not None and accuracy.get("upper") is not None:
+        interval = f" [{accuracy['lower']:.3f}, {accuracy['upper']:.3f}]"
+    return f"{accuracy['value']:.3f}{interval}"
 
 
 def headline(result: RunResult) -> str:
     """Test accuracy of every model with its interval, the blessing, the pushed version, the report."""
     summary = result.read("evaluation", "summary.json")
     push = result.read("pushed", "push.json")
-    lines = ["test accuracy (95% interval):"]
+    confidence = summary.get("confidence", {}).get("level", 0.95)
+    lines = [f"test accuracy on {summary['num_examples']} examples ({confidence:.0%} interval):"]
     for name, entry in summary["models"].items():
-        lines.append(f"  {name:<20} {entry['accuracy']:.3f}{_interval(entry)}")
+        lines.append(f"  {name:<20} {_accuracy(entry)}  ({entry['role']})")
     blessing = summary["blessing"]
-    if blessing["blessed"]:
-        lines.append(f"blessed: {blessing['candidate']} ({blessing['reason']})")
+    lines.append(f"blessed: {blessing['candidate']}" if blessing["blessed"] else "not blessed")
+    lines.append(f"  {blessing['reason']}")
+    if push["pushed"]:
+        lines.append(f"pushed: version {push['version']} -> {push['serving_model_dir']}")
     else:
-        lines.append(f"not blessed: {blessing['reason']}")
-    lines.append(f"pushed: version {push['version']} -> {push['path']}" if push["pushed"] else "pushed: nothing")
+        lines.append("pushed: nothing")
     lines.append(f"report: {os.path.join(result.artifacts['evaluation'], 'report', 'index.html')}")
     lines.append(f"run record: {result.record_dir}")
     return "\n".join(lines)

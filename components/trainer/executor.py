@@ -100,6 +100,7 @@ def schedule_for(config: TrainerConfig, num_train: int, num_classes: int) -> Sch
         fine_tune_epochs=config.fine_tune_epochs, fine_tune_learning_rate=config.fine_tune_learning_rate,
         warmup_fraction=config.warmup_fraction,
         baseline_epochs=config.baseline.epochs, baseline_learning_rate=config.baseline.learning_rate,
+        base_batch_norm_trains=config.base_training == "training",
     )
 
 

@@ -96,3 +96,13 @@ def test_empty_data_and_single_class_are_data_errors():
         make_schedule(0, 5)
     with pytest.raises(DataError, match="1 class"):
         make_schedule(10, 1)
+
+
+def test_batch_norm_training_in_the_base_gets_the_settling_budget():
+    frozen_statistics = make_schedule(50, 5)
+    training_statistics = make_schedule(50, 5, base_batch_norm_trains=True)
+    settle = batch_norm_settle_steps()
+    assert frozen_statistics.fine_tune_steps < settle
+    assert training_statistics.fine_tune_steps >= settle
+    assert training_statistics.fine_tune_min_epochs * training_statistics.steps_per_epoch >= settle
+    assert make_schedule(50, 5, base_batch_norm_trains=True, fine_tune_epochs=3).fine_tune_epochs == 3

@@ -157,58 +157,6 @@ def test_output_must_be_yaml(tmp_path):
 
 # --- The compiled YAML, loaded back and executed with kfp.local, agrees with the local runner. ---
 
-IMAGE_SIZE = 12
-CLASSES = ["dark", "grey", "light"]
-
-
-def _write_idx(folder, prefix: str, per_class: int, seed: int) -> None:
-    """Tiny MNIST-format files: class k is noise around brightness 40 + 80k, easy for both models."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(len(CLASSES), dtype=np.uint8), per_class)
-    noise = rng.integers(-20, 21, size=(len(labels), IMAGE_SIZE, IMAGE_SIZE))
-    images = (40 + 80 * labels[:, None, None] + noise).astype(np.uint8)
-    header = np.array([0x0803, len(labels), IMAGE_SIZE, IMAGE_SIZE], ">u4").tobytes()
-    (folder / f"{prefix}-images-idx3-ubyte").write_bytes(header + images.tobytes())
-    (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(np.array([0x0801, len(labels)], ">u4").tobytes()
-                                                         + labels.tobytes())
-
-
-def _tiny_hub_module(path: str) -> str:
-    """A small conv feature extractor published as a TF-Hub module (what `trainer.handle` points at)."""
-    import keras
-
-    from tlpipe.models.publish import export_hub_module
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
-    outputs = keras.layers.GlobalAveragePooling2D()(x)
-    return export_hub_module(keras.Model(inputs, outputs, name="tiny"), path)
-
-
-@pytest.fixture(scope="module")
-def tiny_config(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("kfp_yaml_run")
-    data = folder / "data"
-    data.mkdir()
-    _write_idx(data, "train", per_class=20, seed=1)
-    _write_idx(data, "t10k", per_class=6, seed=2)
-    settings = {
-        "pipeline": {"name": "tiny", "root": str(folder / "root"), "enable_caching": False},
-        "ingest": {"source": f"idx:{data}", "splits": {"train": "train[:75%]", "eval": "train[75%:]", "test": "test"},
-                   "label_names": CLASSES, "classes": [], "shots": {"train": 5, "eval": 2}},
-        "trainer": {"handle": _tiny_hub_module(str(folder / "module")), "strategies": ["feature_extraction"],
-                    "batch_size": 8, "head_epochs": 20, "head_learning_rate": 0.05,
-                    "baseline": {"architecture": "small_cnn", "cnn_filters": [4], "epochs": 20}},
-        "evaluator": {"compare_with_production": False},
-    }
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(settings))
-    return load_config(str(path))
-
-
 def test_compiled_yaml_runs_with_kfp_local_like_the_local_runner(tiny_config, tmp_path):
     from kfp import components, local
 
