@@ -14,8 +14,7 @@ import tensorflow as tf
 
 from tlpipe.pipeline import example_format as fmt
 from tlpipe.pipeline.errors import ConfigError
-
-MODALITIES = ("image", "text")
+from tlpipe.pipeline.example_format import MODALITIES
 
 
 def check_modality(modality: str, image_shape: Optional[Sequence[int]]) -> None:

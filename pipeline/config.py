@@ -77,6 +77,7 @@ class SourceConfig:
     epochs: int = 3
     batch_size: int = 128
     learning_rate: float = 1e-3
+    augment: bool = True  # flips and shifts while pre-training: more general features transfer better
     module_dir: str = "modules/fashion-source"
 
     def validate(self) -> None:

@@ -38,6 +38,7 @@ LABEL_NAME_KEY = "label/name"
 ID_KEY = "id"
 
 SPLITS = ("train", "eval", "test")
+MODALITIES = ("image", "text")
 METADATA_FILE = "metadata.json"
 SHARD_SUFFIX = ".tfrecord"
 
@@ -55,3 +56,33 @@ def shard_prefix(artifact_dir: str, split: str) -> str:
 def split_files(artifact_dir: str, split: str) -> list[str]:
     """Sorted shard files of one split; empty when the split was not written."""
     return sorted(glob.glob(os.path.join(split_dir(artifact_dir, split), "*" + SHARD_SUFFIX)))
+
+
+def read_metadata(artifact_dir: str, *, expected: str) -> dict:
+    """`metadata.json` of an ingest or transform artifact, checked for what every reader relies on.
+
+    `expected` says what the folder should be (e.g. "an ingest artifact"); a
+    missing folder or file, an unknown modality, or label names that are not a
+    list of at least two names (consistent with `num_classes`) are DataErrors.
+    """
+    import json
+
+    from tlpipe.pipeline.errors import DataError
+
+    if not os.path.isdir(artifact_dir):
+        raise DataError(f"{artifact_dir!r} does not exist; expected {expected}")
+    path = os.path.join(artifact_dir, METADATA_FILE)
+    if not os.path.isfile(path):
+        raise DataError(f"{artifact_dir!r} has no {METADATA_FILE}; expected {expected}")
+    with open(path, encoding="utf-8") as handle:
+        metadata = json.load(handle)
+    modality = metadata.get("modality")
+    if modality not in MODALITIES:
+        raise DataError(f"{path}: 'modality' is {modality!r}; allowed: one of {', '.join(MODALITIES)}")
+    names = metadata.get("label_names")
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+        raise DataError(f"{path}: 'label_names' is {names!r}; expected a list of at least two class names")
+    num_classes = metadata.get("num_classes", len(names))
+    if num_classes != len(names):
+        raise DataError(f"{path}: 'num_classes' is {num_classes!r} but 'label_names' has {len(names)} names")
+    return metadata

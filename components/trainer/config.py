@@ -72,6 +72,7 @@ class TrainerConfig:
     augment: bool = False
     cache_frozen_features: bool = True
     seed: int = 0
+    distribution: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
 
     def validate(self) -> None:
         if not self.strategies:

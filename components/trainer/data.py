@@ -16,9 +16,8 @@ from typing import Any, Optional
 import keras
 import tensorflow as tf
 
-from tlpipe.components.artifacts import read_json
 from tlpipe.components.transform.config import TransformConfig
-from tlpipe.models.examples import MODALITIES, decode_examples
+from tlpipe.models.examples import decode_examples
 from tlpipe.pipeline import example_format as fmt
 from tlpipe.pipeline.errors import ConfigError, DataError
 
@@ -117,18 +116,7 @@ def _dataset(files: list[str], modality: str, image_shape: Optional[tuple[int, i
 
 
 def _read_metadata(transformed_dir: str) -> dict[str, Any]:
-    if not os.path.isdir(transformed_dir):
-        raise DataError(f"transformed data {transformed_dir!r} does not exist; run the transform component first")
-    path = os.path.join(transformed_dir, fmt.METADATA_FILE)
-    if not os.path.isfile(path):
-        raise DataError(f"transformed data {transformed_dir!r} has no {fmt.METADATA_FILE} (written by transform)")
-    metadata = read_json(path)
-    if metadata.get("modality") not in MODALITIES:
-        raise DataError(f"{path}: 'modality' is {metadata.get('modality')!r}; allowed: one of {', '.join(MODALITIES)}")
-    names = metadata.get("label_names")
-    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) and n for n in names):
-        raise DataError(f"{path}: 'label_names' is {names!r}; expected a list of at least two class names")
-    return metadata
+    return fmt.read_metadata(transformed_dir, expected="a transform artifact (run the transform component first)")
 
 
 def _image_shape(transformed_dir: str, transform: dict[str, Any]) -> tuple[int, int, int]:

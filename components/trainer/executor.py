@@ -32,6 +32,7 @@ from tlpipe.components.trainer.config import STRATEGIES, TrainerConfig
 from tlpipe.components.trainer.data import (
     TransformedData, check_augmentation, default_augmentation, load_transformed,
 )
+from tlpipe.components.trainer.distribution import make_strategy
 from tlpipe.models.builders import build_baseline_model, build_transfer_model
 from tlpipe.models.fit import BASELINE, fit_baseline, two_phase_fit
 from tlpipe.models.hyperrule import Schedule, make_schedule
@@ -129,10 +130,13 @@ def _train(
     write_json(os.path.join(output_dir, CONFIG_FILE), effective)
 
     keras.utils.set_random_seed(config.seed)
+    distribution = make_strategy(config.distribution)
+    log(f"trainer [{strategy}]: {type(distribution).__name__} with {distribution.num_replicas_in_sync} replica(s)")
     built = time.monotonic()
-    model = build(data)
-    trained = time.monotonic()
-    history = fit(model, data, schedule)
+    with distribution.scope():
+        model = build(data)
+        trained = time.monotonic()
+        history = fit(model, data, schedule)
     exported = time.monotonic()
     model_dir = export_for_serving(
         model, os.path.join(output_dir, MODEL_DIR), label_names=data.label_names, modality=data.modality,
@@ -156,6 +160,7 @@ def _train(
         "num_train": data.num_train,
         "num_eval": data.num_eval,
         "baseline_architecture": getattr(model, "baseline_architecture", None),
+        "distribution": {"strategy": type(distribution).__name__, "replicas": distribution.num_replicas_in_sync},
         "timings": {
             "load_s": round(built - started, 3),
             "build_s": round(trained - built, 3),

@@ -18,7 +18,7 @@ import keras
 
 from tlpipe.components.artifacts import write_json
 from tlpipe.components.progress import log
-from tlpipe.components.trainer.data import load_transformed
+from tlpipe.components.trainer.data import default_augmentation, load_transformed
 from tlpipe.models.builders import BASE_LAYER_NAME, CLASSIFIER_NAME, build_small_cnn
 from tlpipe.models.fit import fit_baseline
 from tlpipe.models.hyperrule import make_schedule
@@ -58,8 +58,9 @@ def pretrain_and_publish(config: "SourceConfig", transformed_dir: str, module_di
     work_dir = work_dir or os.path.abspath(module_dir) + ".work"
     log(f"pretrain: {data.num_train} examples of {data.num_classes} source classes, "
         f"{schedule.baseline_epochs} epochs of {schedule.steps_per_epoch} steps")
+    augment = default_augmentation(seed=0) if config.augment else None
     history = fit_baseline(model, data.train, data.eval, schedule=schedule, output_dir=work_dir,
-                           log_prefix="pretrain ")
+                           augment=augment, log_prefix="pretrain ")
     export_hub_module(features, module_dir, input_size=expected)
     summary = {
         "source_classes": data.label_names,
@@ -68,6 +69,7 @@ def pretrain_and_publish(config: "SourceConfig", transformed_dir: str, module_di
         "epochs": schedule.baseline_epochs,
         "input_size": list(expected),
         "conv_filters": list(config.conv_filters),
+        "augment": config.augment,
         "work_dir": work_dir,
     }
     write_json(os.path.join(module_dir, SUMMARY_FILE), summary)

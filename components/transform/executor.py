@@ -46,7 +46,6 @@ from tlpipe.pipeline.errors import ConfigError, DataError
 
 STATISTICS_FILE = "statistics.json"
 BAD_RECORDS_DIR = "bad_records"
-MODALITIES = ("image", "text")
 _SCRATCH_DIR = ".split_statistics"
 
 
@@ -163,22 +162,7 @@ def _record_spec(
 def _read_metadata(input_dir: str) -> dict[str, Any]:
     """The ingest metadata, checked for what transform relies on."""
     expected = f"an ingest artifact: {input_dir}/<split>/part-*{fmt.SHARD_SUFFIX} and {fmt.METADATA_FILE}"
-    if not os.path.isdir(input_dir):
-        raise DataError(f"transform input {input_dir!r} does not exist; expected {expected}")
-    path = os.path.join(input_dir, fmt.METADATA_FILE)
-    if not os.path.isfile(path):
-        raise DataError(f"transform input {input_dir!r} has no {fmt.METADATA_FILE}; expected {expected}")
-    metadata = read_json(path)
-    modality = metadata.get("modality")
-    if modality not in MODALITIES:
-        raise DataError(f"{path}: 'modality' is {modality!r}; allowed: one of {', '.join(MODALITIES)}")
-    names = metadata.get("label_names")
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise DataError(f"{path}: 'label_names' is {names!r}; expected a non-empty list of class names")
-    num_classes = metadata.get("num_classes", len(names))
-    if num_classes != len(names):
-        raise DataError(f"{path}: 'num_classes' is {num_classes!r} but 'label_names' has {len(names)} names")
-    return metadata
+    return fmt.read_metadata(input_dir, expected=expected)
 
 
 def _input_shards(input_dir: str) -> dict[str, int]:

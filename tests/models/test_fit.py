@@ -241,7 +241,8 @@ def test_early_stopping_restores_the_best_weights(keras_hub_module, learnable, t
 
     head, best, last = history["phases"]["head"], history["best"], history["entries"][-1]
     assert head["stopped_early"] and head["epochs_run"] < 20
-    assert best["epoch"] == head["epochs_run"] - 2  # two epochs of patience
+    # patience: the configured 2 epochs, raised to a fifth of the phase's 20 epochs
+    assert best["epoch"] == head["epochs_run"] - 4
     assert best["val_loss"] < last["val_loss"]
     probabilities = model.predict(images, verbose=0)
     restored_loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(contradicting, probabilities)))

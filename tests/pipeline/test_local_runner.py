@@ -79,7 +79,11 @@ def test_kfp_local_runs_every_step_then_reuses_every_step_from_the_cache(make_ti
 
 
 def test_a_baseline_that_beats_the_candidate_is_not_blessed_and_nothing_is_pushed(make_tiny_config, blind_module):
-    config = make_tiny_config(pipeline={"mode": "in_process"}, trainer={"handle": blind_module})
+    # The blind module sees nothing; the baseline gets enough steps (and a high rate) to learn the easy classes.
+    config = make_tiny_config(pipeline={"mode": "in_process"},
+                              trainer={"handle": blind_module, "baseline": {"architecture": "small_cnn",
+                                                                            "cnn_filters": [4], "epochs": 240,
+                                                                            "learning_rate": 0.01}})
     result = run_local(config)
 
     blessing = result.read("evaluation", "blessing.json")
@@ -90,7 +94,8 @@ def test_a_baseline_that_beats_the_candidate_is_not_blessed_and_nothing_is_pushe
     assert not os.path.isdir(serving_dir) or not [v for v in os.listdir(serving_dir) if v.isdigit()]
 
 
-def test_cli_run_publishes_the_source_module_once_and_prints_the_headline(make_tiny_config, tiny_data, capsys):
+def test_cli_run_publishes_the_source_module_once_and_prints_the_headline(make_tiny_config, tiny_data, tmp_path,
+                                                                          capsys):
     source_ingest = {"source": f"idx:{tiny_data}", "splits": {"train": "train[:75%]", "eval": "train[75%:]"},
                      "label_names": ["dark", "grey", "light"], "classes": ["dark", "light"], "shots": {}}
     config = make_tiny_config(
@@ -100,8 +105,7 @@ def test_cli_run_publishes_the_source_module_once_and_prints_the_headline(make_t
         source={"ingest": source_ingest, "image_size": [12, 12], "channels": 1, "conv_filters": [4],
                 "epochs": 2, "batch_size": 8},
     )
-    config_path = os.path.join(os.path.dirname(config.pipeline.root), "..", "with_source.yaml")
-    assert main(["run", "--config", config_path]) == 0
+    assert main(["run", "--config", str(tmp_path / "with_source.yaml")]) == 0
     out = capsys.readouterr().out
     assert "test accuracy on 18 examples" in out
     assert "feature_extraction" in out and "baseline" in out
