@@ -20,10 +20,11 @@ def ingest(
     examples: Output[Dataset],
 ):
     from tlpipe.pipeline.parameters import RunParameters
-    from tlpipe.pipeline.steps import ingest_step
+    from tlpipe.pipeline.steps import ingest_step, reporting_errors
 
-    parameters = RunParameters(source_uri, hub_handle, shots_per_class, span)
-    ingest_step(config_json, examples.path, task=task, parameters=parameters)
+    with reporting_errors(examples.path):
+        parameters = RunParameters(source_uri, hub_handle, shots_per_class, span)
+        ingest_step(config_json, examples.path, task=task, parameters=parameters)
 
 
 def transform(
@@ -31,10 +32,11 @@ def transform(
     examples: Input[Dataset], transformed: Output[Dataset],
 ):
     from tlpipe.pipeline.parameters import RunParameters
-    from tlpipe.pipeline.steps import transform_step
+    from tlpipe.pipeline.steps import reporting_errors, transform_step
 
-    parameters = RunParameters(source_uri, hub_handle, shots_per_class, span)
-    transform_step(config_json, examples.path, transformed.path, task=task, parameters=parameters)
+    with reporting_errors(transformed.path):
+        parameters = RunParameters(source_uri, hub_handle, shots_per_class, span)
+        transform_step(config_json, examples.path, transformed.path, task=task, parameters=parameters)
 
 
 def train(
@@ -42,16 +44,18 @@ def train(
     transformed: Input[Dataset], trained: Output[Model],
 ):
     from tlpipe.pipeline.parameters import RunParameters
-    from tlpipe.pipeline.steps import train_step
+    from tlpipe.pipeline.steps import reporting_errors, train_step
 
-    parameters = RunParameters(source_uri, hub_handle, shots_per_class, span)
-    train_step(config_json, transformed.path, trained.path, strategy=strategy, parameters=parameters)
+    with reporting_errors(trained.path):
+        parameters = RunParameters(source_uri, hub_handle, shots_per_class, span)
+        train_step(config_json, transformed.path, trained.path, strategy=strategy, parameters=parameters)
 
 
 def pretrain(config_json: str, publish_dir: str, transformed: Input[Dataset], module: Output[Model]):
-    from tlpipe.pipeline.steps import pretrain_step
+    from tlpipe.pipeline.steps import pretrain_step, reporting_errors
 
-    pretrain_step(config_json, transformed.path, module.path, publish_dir=publish_dir)
+    with reporting_errors(module.path):
+        pretrain_step(config_json, transformed.path, module.path, publish_dir=publish_dir)
 
 
 def evaluate(
@@ -59,11 +63,12 @@ def evaluate(
     evaluation: Output[Artifact],
     feature_extraction: Input[Model] = None, fine_tune_top: Input[Model] = None, fine_tune_all: Input[Model] = None,
 ):
-    from tlpipe.pipeline.steps import artifact_paths, evaluate_step
+    from tlpipe.pipeline.steps import artifact_paths, evaluate_step, reporting_errors
 
     model_dirs = artifact_paths(baseline=baseline, feature_extraction=feature_extraction,
                                 fine_tune_top=fine_tune_top, fine_tune_all=fine_tune_all)
-    evaluate_step(config_json, transformed.path, model_dirs, evaluation.path, serving_dir=serving_dir)
+    with reporting_errors(evaluation.path):
+        evaluate_step(config_json, transformed.path, model_dirs, evaluation.path, serving_dir=serving_dir)
 
 
 def push(
@@ -71,11 +76,12 @@ def push(
     pushed: Output[Artifact],
     feature_extraction: Input[Model] = None, fine_tune_top: Input[Model] = None, fine_tune_all: Input[Model] = None,
 ):
-    from tlpipe.pipeline.steps import artifact_paths, push_step
+    from tlpipe.pipeline.steps import artifact_paths, push_step, reporting_errors
 
     model_dirs = artifact_paths(baseline=baseline, feature_extraction=feature_extraction,
                                 fine_tune_top=fine_tune_top, fine_tune_all=fine_tune_all)
-    push_step(config_json, evaluation.path, model_dirs, pushed.path, serving_dir=serving_dir)
+    with reporting_errors(pushed.path):
+        push_step(config_json, evaluation.path, model_dirs, pushed.path, serving_dir=serving_dir)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import glob
 import os
 from typing import Any, Optional
 
@@ -75,12 +76,31 @@ def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, 
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=kfp_root, enable_caching=enable_caching)
     before = set(os.listdir(kfp_root)) if os.path.isdir(kfp_root) else set()
-    task = pipeline_function(**arguments)
-    new_dirs = sorted(set(os.listdir(kfp_root)) - before - {".kfp_cache"})
-    run_dir = os.path.join(kfp_root, new_dirs[-1]) if new_dirs else ""
+
+    def new_run_dir() -> str:
+        new_dirs = sorted(set(os.listdir(kfp_root)) - before - {".kfp_cache"})
+        return os.path.join(kfp_root, new_dirs[-1]) if new_dirs else ""
+
+    try:
+        task = pipeline_function(**arguments)
+    except RuntimeError as error:
+        raise _step_failure(new_run_dir(), error) from None
+    run_dir = new_run_dir()
     artifacts = {name: artifact.path for name, artifact in task.outputs.items()}
     cached = {name: not (run_dir and path.startswith(run_dir + os.sep)) for name, path in artifacts.items()}
     return RunResult(run_dir=run_dir, artifacts=artifacts, cached=cached)
+
+
+def _step_failure(run_dir: str, error: RuntimeError) -> TlpipeError:
+    """The user error a failed kfp.local step left behind, or the failure kfp reported."""
+    from tlpipe.pipeline.steps import ERROR_FILE
+
+    reports = sorted(glob.glob(os.path.join(run_dir, "*", ERROR_FILE))) if run_dir else []
+    if reports:
+        step = os.path.basename(os.path.dirname(reports[0]))
+        with open(reports[0], encoding="utf-8") as handle:
+            return TlpipeError(f"step '{step}' failed: {handle.read().strip()}")
+    return TlpipeError(f"{error} (the step's log above says why; `--mode in_process` runs the steps in this process)")
 
 
 def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> str:
@@ -126,7 +146,7 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
                                                         hub_handle=parameters.hub_handle)
             result = _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching,
                                     **dataclasses.asdict(parameters))
-    except (TlpipeError, RuntimeError) as error:
+    except TlpipeError as error:
         record.update(status="failed", error=str(error), finished=datetime.datetime.now().isoformat(timespec="seconds"))
         write_json(os.path.join(record_dir, "run.json"), record)
         raise

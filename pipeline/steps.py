@@ -8,17 +8,38 @@ key changes exactly when its inputs or the config change.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 from tlpipe.components import progress
 from tlpipe.components.artifacts import write_json
 from tlpipe.pipeline.config import PipelineConfig, config_from_json
+from tlpipe.pipeline.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters, resolve_handle
 
 TARGET = "target"
 SOURCE = "source"
 BASELINE = "baseline"
+
+
+ERROR_FILE = "tlpipe_error.txt"
+
+
+@contextlib.contextmanager
+def reporting_errors(output_path: str) -> Iterator[None]:
+    """Leave a user error's message beside a step's output, where the local runner finds it.
+
+    Steps run as subprocesses under kfp.local, which only says that a task
+    failed; the message in `<task folder>/tlpipe_error.txt` lets the runner
+    show the user what went wrong instead of a traceback.
+    """
+    try:
+        yield
+    except TlpipeError as error:
+        with open(os.path.join(os.path.dirname(output_path), ERROR_FILE), "w", encoding="utf-8") as handle:
+            handle.write(f"{type(error).__name__}: {error}\n")
+        raise
 
 
 def artifact_paths(**artifacts) -> dict[str, str]:

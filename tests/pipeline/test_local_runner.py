@@ -116,3 +116,16 @@ def test_cli_run_publishes_the_source_module_once_and_prints_the_headline(make_t
     published_at = os.path.getmtime(module_pb)
     assert publish_source_module(config, paths, "in_process") == paths.module_dir
     assert os.path.getmtime(module_pb) == published_at  # reused, not trained again
+
+
+def test_a_user_error_inside_a_kfp_local_step_reaches_the_cli_without_a_traceback(make_tiny_config, tmp_path,
+                                                                                 capsys):
+    # 100 labels per class are asked of classes that have 15 training examples: ingest refuses.
+    make_tiny_config("too_many_shots", pipeline={"mode": "kfp_local"},
+                     ingest={"shots": {"train": 100, "eval": 2}})
+    assert main(["-q", "run", "--config", str(tmp_path / "too_many_shots.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "tlpipe: error: step 'ingest' failed: DataError:" in err
+    assert "100" in err and "Traceback" not in err
+    record_dir = glob.glob(str(tmp_path / "too_many_shots" / "root" / "runs" / "*"))[0]
+    assert read_json(os.path.join(record_dir, "run.json"))["status"] == "failed"
