@@ -2,7 +2,7 @@
 
 The defaults *are* the embedded default of `tlpipe run`: Fashion-MNIST from
 Debian's `dataset-fashion-mnist`, a feature extractor pre-trained on five
-classes (the source task) and transferred to the five others with ten labels
+classes (the source task) and transferred to the five others with five labels
 per class (the target task). The final config is written into every run's
 output folder (`save_config`) so a run can be reproduced from it.
 """
@@ -39,7 +39,9 @@ def _target_ingest() -> IngestConfig:
         splits={"train": "train[:80%]", "eval": "train[80%:]", "test": "test"},
         label_names=list(FASHION_MNIST_LABELS),
         classes=list(TARGET_CLASSES),
-        shots={"train": 10, "eval": 10},
+        # 5 labels per class: measured, transfer beats the fairly trained baseline by
+        # ~0.12 test accuracy at 2 and 5 labels per class and ties it at 10 (README).
+        shots={"train": 5, "eval": 5},
     )
 
 

@@ -11,7 +11,7 @@ from tlpipe.pipeline.errors import ConfigError, DataError
 
 
 def test_small_dataset_gets_small_batches_and_many_epochs():
-    schedule = make_schedule(50, 5)  # 10 labels per class, the embedded default
+    schedule = make_schedule(50, 5)  # 10 labels per class of 5 classes
     assert schedule.tier == "small"
     assert schedule.batch_size == 16
     assert schedule.steps_per_epoch == 4
