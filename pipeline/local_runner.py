@@ -10,11 +10,13 @@ Layout under the root:
     in_process/<run>/    artifacts of in-process runs
     modules/...          published source feature extractors
     serving/<version>/   pushed models (TF Serving layout)
-    runs/<run>/          config.yaml and run.json of every run
+    runs/<run>/          config.yaml and run.json of every run (kfp.log: kfp.local's task
+                         logs, when `-q` keeps them off the terminal)
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import glob
@@ -71,7 +73,9 @@ def _run_id() -> str:
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
-def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, **arguments: Any) -> RunResult:
+def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, log_path: str,
+                   **arguments: Any) -> RunResult:
+    """Run with kfp.local; its task logs go to the terminal, or only to `log_path` when progress is quiet."""
     from kfp import local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=kfp_root, enable_caching=enable_caching)
@@ -81,17 +85,21 @@ def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, 
         new_dirs = sorted(set(os.listdir(kfp_root)) - before - {".kfp_cache"})
         return os.path.join(kfp_root, new_dirs[-1]) if new_dirs else ""
 
-    try:
-        task = pipeline_function(**arguments)
-    except RuntimeError as error:
-        raise _step_failure(new_run_dir(), error) from None
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        quiet_output = contextlib.redirect_stdout(log_file) if progress.is_quiet() else contextlib.nullcontext()
+        try:
+            with quiet_output:
+                task = pipeline_function(**arguments)
+        except RuntimeError as error:
+            raise _step_failure(new_run_dir(), error, log_path if progress.is_quiet() else "") from None
     run_dir = new_run_dir()
     artifacts = {name: artifact.path for name, artifact in task.outputs.items()}
     cached = {name: not (run_dir and path.startswith(run_dir + os.sep)) for name, path in artifacts.items()}
     return RunResult(run_dir=run_dir, artifacts=artifacts, cached=cached)
 
 
-def _step_failure(run_dir: str, error: RuntimeError) -> TlpipeError:
+def _step_failure(run_dir: str, error: RuntimeError, log_path: str) -> TlpipeError:
     """The user error a failed kfp.local step left behind, or the failure kfp reported."""
     from tlpipe.pipeline.steps import ERROR_FILE
 
@@ -100,7 +108,8 @@ def _step_failure(run_dir: str, error: RuntimeError) -> TlpipeError:
         step = os.path.basename(os.path.dirname(reports[0]))
         with open(reports[0], encoding="utf-8") as handle:
             return TlpipeError(f"step '{step}' failed: {handle.read().strip()}")
-    return TlpipeError(f"{error} (the step's log above says why; `--mode in_process` runs the steps in this process)")
+    where = f"the step's log in {log_path}" if log_path else "the step's log above"
+    return TlpipeError(f"{error} ({where} says why; `--mode in_process` runs the steps in this process)")
 
 
 def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> str:
@@ -116,7 +125,8 @@ def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> st
         source_graph(InProcessOps(config, RunParameters(), run_dir, publish_dir=paths.module_dir))
     else:
         pipeline_function = build_source_pipeline(config, publish_dir=paths.module_dir)
-        _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching)
+        log_path = os.path.join(paths.runs_dir, _run_id() + "-source", "kfp.log")
+        _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching, log_path)
     return paths.module_dir
 
 
@@ -145,7 +155,7 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
             pipeline_function = build_transfer_pipeline(config, serving_dir=paths.serving_dir,
                                                         hub_handle=parameters.hub_handle)
             result = _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching,
-                                    **dataclasses.asdict(parameters))
+                                    os.path.join(record_dir, "kfp.log"), **dataclasses.asdict(parameters))
     except TlpipeError as error:
         record.update(status="failed", error=str(error), finished=datetime.datetime.now().isoformat(timespec="seconds"))
         write_json(os.path.join(record_dir, "run.json"), record)

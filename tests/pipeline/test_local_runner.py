@@ -129,3 +129,5 @@ def test_a_user_error_inside_a_kfp_local_step_reaches_the_cli_without_a_tracebac
     assert "100" in err and "Traceback" not in err
     record_dir = glob.glob(str(tmp_path / "too_many_shots" / "root" / "runs" / "*"))[0]
     assert read_json(os.path.join(record_dir, "run.json"))["status"] == "failed"
+    with open(os.path.join(record_dir, "kfp.log"), encoding="utf-8") as log:  # -q: kfp's task logs went here
+        assert "DataError" in log.read()
