@@ -17,7 +17,7 @@ def test_small_dataset_gets_small_batches_and_many_epochs():
     assert schedule.steps_per_epoch == 4
     assert schedule.head_epochs == 50 and schedule.head_steps == 200
     assert schedule.fine_tune_steps == schedule.fine_tune_epochs * 4 >= 300
-    assert schedule.fine_tune_learning_rate == pytest.approx(schedule.head_learning_rate / 10)
+    assert schedule.fine_tune_learning_rate == pytest.approx(schedule.head_learning_rate * 0.03)
     assert schedule.fine_tune_warmup_steps == 30
 
 
@@ -69,7 +69,7 @@ def test_config_values_win_and_steps_follow_epochs():
 
 
 def test_fine_tune_learning_rate_follows_a_configured_head_rate():
-    assert make_schedule(50, 5, head_learning_rate=0.02).fine_tune_learning_rate == pytest.approx(0.002)
+    assert make_schedule(50, 5, head_learning_rate=0.02).fine_tune_learning_rate == pytest.approx(0.0006)
 
 
 def test_schedule_round_trips_through_plain_data():

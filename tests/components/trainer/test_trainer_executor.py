@@ -55,7 +55,7 @@ def test_train_transfer_writes_model_history_and_summary(grey_hub_module, transf
     effective = read(os.path.join(output_dir, "config.json"))
     schedule = effective["schedule"]
     assert (schedule["batch_size"], schedule["head_epochs"], schedule["fine_tune_epochs"]) == (6, 2, 1)
-    assert schedule["fine_tune_learning_rate"] == pytest.approx(0.005)  # chosen by the hyper-rule
+    assert schedule["fine_tune_learning_rate"] == pytest.approx(0.05 * 0.03)  # chosen by the hyper-rule
     assert effective["data"]["num_train"] == 18 and effective["data"]["image_shape"] == [12, 12, 1]
 
     # the exported model is the one whose eval accuracy the summary reports
