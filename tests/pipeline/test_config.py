@@ -23,7 +23,7 @@ def test_defaults_are_the_embedded_fashion_mnist_transfer():
     assert config.ingest.source == "idx:/usr/share/datasets/fashion-mnist"
     assert config.ingest.classes == FASHION_MNIST_LABELS[5:]
     assert config.source.ingest.classes == FASHION_MNIST_LABELS[:5]
-    assert config.ingest.shots == {"train": 5, "eval": 5}
+    assert config.ingest.shots == {"train": 10, "eval": 10}
     assert config.uses_source_module
     assert config.beam.runner == "in_process"
 
@@ -35,7 +35,7 @@ def test_file_overrides_defaults_and_set_overrides_file(tmp_path):
     assert config.trainer.head_epochs == 2
     assert config.trainer.head.dropout == 0.5
     assert config.ingest.seed == 3
-    assert config.ingest.shots == {"train": 100, "eval": 5}
+    assert config.ingest.shots == {"train": 100, "eval": 10}
     assert config.trainer.fine_tune_top_n == 1  # untouched default
 
 
