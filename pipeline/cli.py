@@ -37,26 +37,27 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_ingest(args: argparse.Namespace) -> int:
-    from tlpipe.components.ingest.executor import run_ingest
+def _task(args: argparse.Namespace) -> str:
+    from tlpipe.pipeline.steps import SOURCE, TARGET
 
-    config = _load(args)
-    section = config.source.ingest if args.source_task else config.ingest
-    metadata = run_ingest(section, config.beam, args.output)
+    return SOURCE if args.source_task else TARGET
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from tlpipe.pipeline.config import config_to_json
+    from tlpipe.pipeline.steps import ingest_step
+
+    metadata = ingest_step(config_to_json(_load(args)), args.output, task=_task(args))
     counts = ", ".join(f"{split}: {sum(per_class.values())}" for split, per_class in metadata["counts"].items())
     print(f"ingested {counts} examples of {metadata['num_classes']} classes into {os.path.abspath(args.output)}")
     return 0
 
 
 def _cmd_transform(args: argparse.Namespace) -> int:
-    from tlpipe.components.transform.executor import run_transform
+    from tlpipe.pipeline.config import config_to_json
+    from tlpipe.pipeline.steps import transform_step
 
-    config = _load(args)
-    image_size = tuple(config.source.image_size) if args.source_task else None
-    channels = config.source.channels if args.source_task else None
-    statistics = run_transform(
-        config.transform, config.beam, args.input, args.output, image_size=image_size, channels=channels,
-    )
+    statistics = transform_step(config_to_json(_load(args)), args.input, args.output, task=_task(args))
     splits = ", ".join(f"{split}: {stats['examples']}" for split, stats in statistics["splits"].items())
     print(f"transformed {splits} examples into {os.path.abspath(args.output)}")
     return 0
@@ -118,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(transform)
     transform.add_argument("--input", "-i", required=True, metavar="DIR", help="an ingest artifact folder")
     transform.add_argument("--output", "-o", required=True, metavar="DIR", help="artifact folder to write")
-    transform.add_argument("--source-task", action="store_true", help="use the `source` section's image geometry")
+    transform.add_argument(
+        "--source-task", action="store_true",
+        help="use the `source` section's image geometry (default: transform.image_size, else the trainer's module's)",
+    )
     transform.set_defaults(handler=_cmd_transform)
 
     cli_kubeflow.register(commands, _add_config_arguments)

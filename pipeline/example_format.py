@@ -65,8 +65,7 @@ def read_metadata(artifact_dir: str, *, expected: str) -> dict:
     missing folder or file, an unknown modality, or label names that are not a
     list of at least two names (consistent with `num_classes`) are DataErrors.
     """
-    import json
-
+    from tlpipe.components.artifacts import read_json
     from tlpipe.pipeline.errors import DataError
 
     if not os.path.isdir(artifact_dir):
@@ -74,8 +73,7 @@ def read_metadata(artifact_dir: str, *, expected: str) -> dict:
     path = os.path.join(artifact_dir, METADATA_FILE)
     if not os.path.isfile(path):
         raise DataError(f"{artifact_dir!r} has no {METADATA_FILE}; expected {expected}")
-    with open(path, encoding="utf-8") as handle:
-        metadata = json.load(handle)
+    metadata = read_json(path)
     modality = metadata.get("modality")
     if modality not in MODALITIES:
         raise DataError(f"{path}: 'modality' is {modality!r}; allowed: one of {', '.join(MODALITIES)}")

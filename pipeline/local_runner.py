@@ -69,6 +69,10 @@ class Paths:
         )
 
 
+def _now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
 def _run_id() -> str:
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
@@ -141,8 +145,7 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
     run_id = _run_id()
     record_dir = os.path.join(paths.runs_dir, run_id)
     save_config(parameters.apply(config), record_dir)
-    started = datetime.datetime.now().isoformat(timespec="seconds")
-    record: dict[str, Any] = {"run_id": run_id, "mode": mode, "started": started,
+    record: dict[str, Any] = {"run_id": run_id, "mode": mode, "started": _now(),
                               "parameters": dataclasses.asdict(parameters), "status": "running"}
     write_json(os.path.join(record_dir, "run.json"), record)
     try:
@@ -157,12 +160,12 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
             result = _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching,
                                     os.path.join(record_dir, "kfp.log"), **dataclasses.asdict(parameters))
     except TlpipeError as error:
-        record.update(status="failed", error=str(error), finished=datetime.datetime.now().isoformat(timespec="seconds"))
+        record.update(status="failed", error=str(error), finished=_now())
         write_json(os.path.join(record_dir, "run.json"), record)
         raise
     record.update(
         status="succeeded",
-        finished=datetime.datetime.now().isoformat(timespec="seconds"),
+        finished=_now(),
         steps={name: {"artifact": result.artifacts[name], "cached": result.cached[name]} for name in result.artifacts},
     )
     write_json(os.path.join(record_dir, "run.json"), record)

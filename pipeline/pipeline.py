@@ -10,14 +10,16 @@ options, then call `build_*_pipeline` or the graphs.
 """
 
 
+import dataclasses
 import os
 from typing import Any, Callable, NamedTuple, Protocol
 
 from tlpipe.pipeline.config import PipelineConfig, config_to_json
 from tlpipe.pipeline.parameters import LATEST_SPAN, RunParameters
-from tlpipe.pipeline.steps import BASELINE, SOURCE, TARGET
+from tlpipe.pipeline.steps import (
+    BASELINE, SOURCE, TARGET, evaluate_step, ingest_step, pretrain_step, push_step, train_step, transform_step,
+)
 
-TRANSFER_PIPELINE_SUFFIX = ""
 SOURCE_PIPELINE_SUFFIX = "-source"
 
 
@@ -65,43 +67,31 @@ class InProcessOps:
         return os.path.join(self.run_dir, name)
 
     def ingest(self, task: str) -> str:
-        from tlpipe.pipeline.steps import ingest_step
-
         output = self._out(f"ingest-{task}")
         ingest_step(self.config_json, output, task=task, parameters=self.parameters)
         return output
 
     def transform(self, examples: str, task: str) -> str:
-        from tlpipe.pipeline.steps import transform_step
-
         output = self._out(f"transform-{task}")
         transform_step(self.config_json, examples, output, task=task, parameters=self.parameters)
         return output
 
     def train(self, transformed: str, strategy: str) -> str:
-        from tlpipe.pipeline.steps import train_step
-
         output = self._out(f"train-{strategy}")
         train_step(self.config_json, transformed, output, strategy=strategy, parameters=self.parameters)
         return output
 
     def pretrain(self, transformed: str) -> str:
-        from tlpipe.pipeline.steps import pretrain_step
-
         output = self._out("pretrain")
         pretrain_step(self.config_json, transformed, output, publish_dir=self.publish_dir)
         return output
 
     def evaluate(self, transformed: str, models: dict[str, str]) -> str:
-        from tlpipe.pipeline.steps import evaluate_step
-
         output = self._out("evaluate")
         evaluate_step(self.config_json, transformed, models, output, serving_dir=self.serving_dir)
         return output
 
     def push(self, evaluation: str, models: dict[str, str]) -> str:
-        from tlpipe.pipeline.steps import push_step
-
         output = self._out("push")
         push_step(self.config_json, evaluation, models, output, serving_dir=self.serving_dir)
         return output
@@ -198,7 +188,7 @@ def build_transfer_pipeline(config: PipelineConfig, *, serving_dir: str, hub_han
         return outputs_type(**outputs)
 
     transfer_pipeline.__annotations__["return"] = outputs_type
-    return dsl.pipeline(name=config.pipeline.name + TRANSFER_PIPELINE_SUFFIX,
+    return dsl.pipeline(name=config.pipeline.name,
                         description="tlpipe transfer pipeline")(transfer_pipeline)
 
 
@@ -208,10 +198,10 @@ def build_source_pipeline(config: PipelineConfig, *, publish_dir: str = "") -> C
     from kfp.dsl import Artifact
 
     outputs_type = _outputs_type(["examples", "transformed", "module"], Artifact)
-    no_parameters = {"source_uri": "", "hub_handle": "", "shots_per_class": 0, "span": LATEST_SPAN}
+    as_configured = dataclasses.asdict(RunParameters())
 
     def source_pipeline():
-        return outputs_type(**source_graph(KfpOps(config, no_parameters, publish_dir=publish_dir)))
+        return outputs_type(**source_graph(KfpOps(config, as_configured, publish_dir=publish_dir)))
 
     source_pipeline.__annotations__["return"] = outputs_type
     return dsl.pipeline(name=config.pipeline.name + SOURCE_PIPELINE_SUFFIX,

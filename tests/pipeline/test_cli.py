@@ -1,8 +1,11 @@
 """The `tlpipe` command line: help, config printing, and clean errors."""
 
+import os
+
 import pytest
 import yaml
 
+from tlpipe.components.artifacts import read_json
 from tlpipe.pipeline.cli import main
 
 
@@ -31,3 +34,15 @@ def test_user_errors_exit_1_with_one_line_and_no_traceback(capsys):
 def test_missing_config_file(capsys, tmp_path):
     assert main(["config", "--config", str(tmp_path / "none.yaml")]) == 1
     assert "none.yaml" in capsys.readouterr().err
+
+
+def test_ingest_then_transform_to_the_modules_geometry(tiny_config, tmp_path, capsys):
+    config_file = str(tmp_path / "tiny.yaml")
+    raw, transformed = str(tmp_path / "raw"), str(tmp_path / "transformed")
+    assert main(["-q", "ingest", "--config", config_file, "-o", raw]) == 0
+    assert "ingested eval: 6, test: 18, train: 15 examples of 3 classes" in capsys.readouterr().out
+    assert main(["-q", "transform", "--config", config_file, "-i", raw, "-o", transformed]) == 0
+    assert "transformed" in capsys.readouterr().out
+    metadata = read_json(os.path.join(transformed, "metadata.json"))
+    assert metadata["transform"]["image_size"] == [12, 12]  # the tiny hub module's input size
+    assert metadata["transform"]["channels"] == 1
