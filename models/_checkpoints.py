@@ -22,8 +22,8 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
-from tlpipe.components.artifacts import read_json, write_json
-from tlpipe.pipeline.errors import ModelError
+from tlpipe.models.artifacts import read_json, write_json
+from tlpipe.models.errors import ModelError
 
 STATE_FILE = "state.json"
 

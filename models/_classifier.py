@@ -13,7 +13,7 @@ import keras
 
 from tlpipe.models.builders import BASE_LAYER_NAME as BASE_LAYER
 from tlpipe.models.builders import CLASSIFIER_NAME as CLASSIFIER_LAYER
-from tlpipe.pipeline.errors import ModelError
+from tlpipe.models.errors import ModelError
 
 
 def base_layer(model: keras.Model) -> keras.layers.Layer:

@@ -23,12 +23,12 @@ from typing import Any, Literal, Sequence
 
 import keras
 
-from tlpipe.components.progress import log
+from tlpipe.models.progress import log
 from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models.hub_layer import HubFeatureVector, describe_inputs, load_module
 from tlpipe.models.presets import get_preset, import_required_packages
 from tlpipe.models.text_layers import HashedEmbeddingBag
-from tlpipe.pipeline.errors import ModelError
+from tlpipe.models.errors import ModelError
 
 BASE_LAYER_NAME = "feature_extractor"
 CLASSIFIER_NAME = "classifier"

@@ -47,14 +47,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlpipe.components.artifacts import write_json
-from tlpipe.components.progress import log
-from tlpipe.components.trainer.config import STRATEGIES
+from tlpipe.models.artifacts import write_json
+from tlpipe.models.progress import log
 from tlpipe.models._checkpoints import CheckpointStore, TrainingState
 from tlpipe.models._classifier import base_layer, feature_model, head_model, outputs_logits
 from tlpipe.models._tensorboard import ScalarLog
 from tlpipe.models.hyperrule import Schedule
-from tlpipe.pipeline.errors import ConfigError, DataError, ModelError
+from tlpipe.models.errors import ConfigError, DataError, ModelError
 
 HEAD = "head"
 FINE_TUNE = "fine_tune"
@@ -62,6 +61,9 @@ BASELINE = "baseline"
 HISTORY_FILE = "history.json"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
+
+# How a transfer model is fitted: which of the base unfreezes after the head phase.
+TRANSFER_FITS = ("feature_extraction", "fine_tune_top", "fine_tune_all")
 
 PATIENCE_FRACTION = 0.2
 _SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
@@ -110,8 +112,8 @@ def two_phase_fit(
     accuracy, val_loss, val_accuracy, learning_rate, seconds}, the best epoch,
     and per-phase summaries.
     """
-    if strategy not in STRATEGIES:
-        raise ConfigError("strategy", strategy, STRATEGIES)
+    if strategy not in TRANSFER_FITS:
+        raise ConfigError("strategy", strategy, TRANSFER_FITS)
     if strategy == "fine_tune_top" and top_n is None and pattern is None:
         raise ConfigError("fine_tune_top_n", None, "an integer >= 1 (or a fine_tune_pattern) for 'fine_tune_top'")
     base = base_layer(model)

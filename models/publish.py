@@ -27,9 +27,9 @@ from typing import Any, Callable, Sequence
 import keras
 import tensorflow as tf
 
-from tlpipe.components.artifacts import atomic_output_dir
+from tlpipe.models.artifacts import atomic_output_dir
 from tlpipe.models._metadata import write_module_metadata
-from tlpipe.pipeline.errors import ModelError
+from tlpipe.models.errors import ModelError
 
 
 def _input_spec(model: keras.Model) -> tf.TensorSpec:

@@ -4,7 +4,7 @@ Signatures (all return `probabilities` float32 [None, K], `class_ids` int64
 [None] and `class_names` string [None]):
 
 - `serving_default(examples)`: serialized *transformed* tf.Examples
-  (`tlpipe.pipeline.example_format`), what the evaluator feeds TFMA;
+  (`tlpipe.models.example_format`), what the evaluator feeds TFMA;
 - `serving_image_bytes(images)` (image models): encoded PNG/JPEG/GIF/BMP
   bytes, decoded, converted to the model's channels, resized and rounded to
   uint8 in-graph with the transform component's recipe
@@ -27,10 +27,10 @@ from typing import Any, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from tlpipe.components.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.models._classifier import outputs_logits
 from tlpipe.models.examples import check_modality, decode_examples, scale_pixels
-from tlpipe.pipeline.errors import ConfigError, ModelError
+from tlpipe.models.errors import ConfigError, ModelError
 
 METADATA_FILE = "tlpipe.json"
 LABEL_NAMES_FILE = "label_names.txt"

@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from tlpipe.components import progress
+from tlpipe.models import progress
 from tlpipe.pipeline import cli_kubeflow
-from tlpipe.pipeline.errors import TlpipeError
+from tlpipe.models.errors import TlpipeError
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config file (overrides the built-in defaults)")

@@ -20,7 +20,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from tlpipe.pipeline.cron import CronSchedule, crontab_line, parse_cron
-from tlpipe.pipeline.errors import TlpipeError
+from tlpipe.models.errors import TlpipeError
 
 if TYPE_CHECKING:
     from tlpipe.pipeline.config import PipelineConfig

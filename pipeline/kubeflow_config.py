@@ -10,7 +10,7 @@ import dataclasses
 import re
 from typing import Optional
 
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.models.errors import ConfigError
 
 STEP_KINDS = ("ingest", "transform", "train", "pretrain", "evaluate", "push")
 _CPU = re.compile(r"^\d+(\.\d+)?m?$")

@@ -23,10 +23,10 @@ import glob
 import os
 from typing import Any, Optional
 
-from tlpipe.components import progress
-from tlpipe.components.artifacts import read_json, write_json
+from tlpipe.models import progress
+from tlpipe.models.artifacts import read_json, write_json
 from tlpipe.pipeline.config import PipelineConfig, save_config
-from tlpipe.pipeline.errors import TlpipeError
+from tlpipe.models.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters
 
 

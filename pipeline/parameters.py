@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 
 from tlpipe.pipeline.config import PipelineConfig
-from tlpipe.pipeline.config_schema import from_dict, to_dict
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.components.config_schema import from_dict, to_dict
+from tlpipe.models.errors import ConfigError
 
 LATEST_SPAN = -1
 

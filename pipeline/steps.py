@@ -12,10 +12,10 @@ import contextlib
 import os
 from typing import Iterator, Optional
 
-from tlpipe.components import progress
-from tlpipe.components.artifacts import write_json
+from tlpipe.models import progress
+from tlpipe.models.artifacts import write_json
 from tlpipe.pipeline.config import PipelineConfig, config_from_json
-from tlpipe.pipeline.errors import TlpipeError
+from tlpipe.models.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters, resolve_handle
 
 TARGET = "target"
@@ -117,7 +117,7 @@ def pretrain_step(config_json: str, transformed_dir: str, module_dir: str, *, pu
     """
     import shutil
 
-    from tlpipe.components.artifacts import atomic_output_dir
+    from tlpipe.models.artifacts import atomic_output_dir
     from tlpipe.components.trainer.pretrain import pretrain_and_publish
 
     config = config_from_json(config_json)
@@ -151,7 +151,7 @@ def push_step(
     config_json: str, evaluation_dir: str, model_dirs: dict[str, str], output_dir: str, *, serving_dir: str,
 ) -> dict:
     """Push the blessed model, if any; record what happened either way."""
-    from tlpipe.components.artifacts import atomic_output_dir, read_json
+    from tlpipe.models.artifacts import atomic_output_dir, read_json
     from tlpipe.components.pusher.executor import run_pusher
 
     config = config_from_json(config_json)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.models.errors import ConfigError
 
 
 @dataclasses.dataclass

@@ -20,7 +20,7 @@ import datetime
 import os
 from typing import Any, Optional
 
-from tlpipe.components.artifacts import atomic_output_dir, write_json
+from tlpipe.models.artifacts import atomic_output_dir, write_json
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator import inputs, report
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE, PRODUCTION_ROLE, decide_blessing
@@ -29,7 +29,7 @@ from tlpipe.components.evaluator.convergence import convergence_table, load_hist
 from tlpipe.components.evaluator.tfma_analysis import (
     ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
 )
-from tlpipe.components.progress import log
+from tlpipe.models.progress import log
 
 BLESSING_FILE = "blessing.json"
 SUMMARY_JSON = "summary.json"

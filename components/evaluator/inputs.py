@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tlpipe.components.artifacts import read_json
+from tlpipe.models.artifacts import read_json
 from tlpipe.components.evaluator.config import EvaluatorConfig
-from tlpipe.pipeline import example_format as fmt
-from tlpipe.pipeline.errors import ConfigError, DataError, ModelError
+from tlpipe.models import example_format as fmt
+from tlpipe.models.errors import ConfigError, DataError, ModelError
 
 PRODUCTION = "production"
 

@@ -7,7 +7,7 @@ import re
 from typing import Optional
 
 from tlpipe.components.ingest.split_spec import SplitSpec, parse_split_spec
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.models.errors import ConfigError
 
 SOURCE_SCHEMES = ("tfds", "image_folder", "idx", "tfrecord", "csv")
 # Sources without splits of their own expose everything as this one source split.

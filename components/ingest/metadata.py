@@ -20,7 +20,7 @@ from typing import Any
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet, select_classes
 from tlpipe.components.ingest.spans import ResolvedSpan
-from tlpipe.pipeline.errors import DataError
+from tlpipe.models.errors import DataError
 
 _MAX_LISTED = 10
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from tensorflow.core.example import example_pb2
 
-from tlpipe.pipeline import example_format
+from tlpipe.models import example_format
 
 
 class SourceRecord(NamedTuple):

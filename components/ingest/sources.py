@@ -16,7 +16,7 @@ from typing import Any, Iterable, Optional
 
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet
-from tlpipe.pipeline.errors import DataError
+from tlpipe.models.errors import DataError
 
 _IMPLEMENTATIONS = {
     "tfds": ("tlpipe.components.ingest.tfds_source", "TfdsSource"),

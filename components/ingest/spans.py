@@ -14,7 +14,7 @@ import re
 from typing import Optional
 
 from tlpipe.components.ingest.config import SPAN_TOKEN
-from tlpipe.pipeline.errors import DataError
+from tlpipe.models.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)

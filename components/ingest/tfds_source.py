@@ -20,7 +20,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source
-from tlpipe.pipeline.errors import ConfigError, DataError
+from tlpipe.models.errors import ConfigError, DataError
 
 
 class TfdsSource(Source):

@@ -22,7 +22,7 @@ from tlpipe.components.ingest.config import ALL_SPLIT, IngestConfig
 from tlpipe.components.ingest.labels import LabelSet, SourceLabel
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source, file_fingerprint, require_path
-from tlpipe.pipeline.errors import ConfigError, DataError
+from tlpipe.models.errors import ConfigError, DataError
 
 
 def _first_record(files: list[str]) -> Optional[bytes]:

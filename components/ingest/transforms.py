@@ -20,9 +20,9 @@ from tlpipe.components.ingest.labels import LabelMap, LabelSet, select_classes
 from tlpipe.components.ingest.records import SourceRecord, serialize_example
 from tlpipe.components.ingest.sources import Source
 from tlpipe.components.ingest.split_spec import SplitSpec, stable_fraction
-from tlpipe.components.progress import Progress, is_quiet
-from tlpipe.pipeline import example_format
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.models.progress import Progress, is_quiet
+from tlpipe.models import example_format
+from tlpipe.models.errors import ConfigError
 
 UNKNOWN_TAG = "unknown"
 # An example on its way to an output split: (split, output label, class name, record).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.models.errors import ConfigError
 
 
 @dataclasses.dataclass

@@ -19,10 +19,10 @@ import shutil
 import uuid
 from typing import Any
 
-from tlpipe.components.artifacts import read_json
-from tlpipe.components.progress import log
+from tlpipe.models.artifacts import read_json
+from tlpipe.models.progress import log
 from tlpipe.components.pusher.config import PusherConfig
-from tlpipe.pipeline.errors import ModelError, NotBlessedError
+from tlpipe.models.errors import ModelError, NotBlessedError
 
 HISTORY_FILE = "push_history.jsonl"
 SAVED_MODEL_FILE = "saved_model.pb"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.models.errors import ConfigError
 
 STRATEGIES = ("feature_extraction", "fine_tune_top", "fine_tune_all")
 
@@ -86,3 +87,33 @@ class TrainerConfig:
             raise ConfigError("fine_tune_top_n", self.fine_tune_top_n, "an integer >= 1")
         if self.early_stopping_patience < 1:
             raise ConfigError("early_stopping_patience", self.early_stopping_patience, "an integer >= 1")
+
+
+@dataclasses.dataclass
+class SourceConfig:
+    """Pre-training of a feature extractor on a source task, published as a TF-Hub module.
+
+    Used when `trainer.handle` and `trainer.preset` are both empty: the pipeline
+    then publishes this module once under `<root>/<module_dir>` and later runs
+    reuse it.
+    """
+
+    ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
+    image_size: list[int] = dataclasses.field(default_factory=lambda: [28, 28])
+    channels: int = 1
+    conv_filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
+    epochs: int = 3
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    augment: bool = True  # flips and shifts while pre-training: more general features transfer better
+    module_dir: str = "modules/fashion-source"
+
+    def validate(self) -> None:
+        if len(self.image_size) != 2 or min(self.image_size) < 8:
+            raise ConfigError("image_size", self.image_size, "[height, width], both >= 8")
+        if self.channels not in (1, 3):
+            raise ConfigError("channels", self.channels, [1, 3])
+        if not self.conv_filters or min(self.conv_filters) < 1:
+            raise ConfigError("conv_filters", self.conv_filters, "a non-empty list of integers >= 1")
+        if self.epochs < 1:
+            raise ConfigError("epochs", self.epochs, "an integer >= 1")

@@ -26,8 +26,8 @@ from typing import Any, Callable
 
 import keras
 
-from tlpipe.components.artifacts import write_json
-from tlpipe.components.progress import log
+from tlpipe.models.artifacts import write_json
+from tlpipe.models.progress import log
 from tlpipe.components.trainer.config import STRATEGIES, TrainerConfig
 from tlpipe.components.trainer.data import (
     TransformedData, check_augmentation, default_augmentation, load_transformed,
@@ -37,8 +37,8 @@ from tlpipe.models.builders import build_baseline_model, build_transfer_model
 from tlpipe.models.fit import BASELINE, fit_baseline, two_phase_fit
 from tlpipe.models.hyperrule import Schedule, make_schedule
 from tlpipe.models.serving import export_for_serving
-from tlpipe.pipeline.config_schema import to_dict, validate_tree
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.components.config_schema import to_dict, validate_tree
+from tlpipe.models.errors import ConfigError
 
 MODEL_DIR = "model"
 CONFIG_FILE = "config.json"

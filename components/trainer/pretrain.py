@@ -12,26 +12,24 @@ randomly initialised.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 
-from tlpipe.components.artifacts import write_json
-from tlpipe.components.progress import log
+from tlpipe.models.artifacts import write_json
+from tlpipe.models.progress import log
+from tlpipe.components.trainer.config import SourceConfig
 from tlpipe.components.trainer.data import default_augmentation, load_transformed
 from tlpipe.models.builders import BASE_LAYER_NAME, CLASSIFIER_NAME, build_small_cnn
 from tlpipe.models.fit import fit_baseline
 from tlpipe.models.hyperrule import make_schedule
 from tlpipe.models.publish import export_hub_module
-from tlpipe.pipeline.errors import DataError
-
-if TYPE_CHECKING:
-    from tlpipe.pipeline.config import SourceConfig
+from tlpipe.models.errors import DataError
 
 SUMMARY_FILE = "tlpipe_source.json"
 
 
-def pretrain_and_publish(config: "SourceConfig", transformed_dir: str, module_dir: str, *,
+def pretrain_and_publish(config: SourceConfig, transformed_dir: str, module_dir: str, *,
                          work_dir: str | None = None) -> dict[str, Any]:
     """Pre-train on `transformed_dir` (train and eval splits) and publish the features into `module_dir`.
 

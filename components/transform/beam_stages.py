@@ -16,10 +16,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from tlpipe.components.progress import Progress, set_quiet
+from tlpipe.models.progress import Progress, set_quiet
 from tlpipe.components.transform.records import BadRecord, RecordSpec, transform_record
 from tlpipe.components.transform.statistics import SplitStatistics
-from tlpipe.pipeline import example_format as fmt
+from tlpipe.models import example_format as fmt
 
 _BAD = "bad"
 _SUMMARY = "summary"

@@ -14,7 +14,7 @@ from tlpipe.models.builders import build_baseline_model, build_transfer_model
 from tlpipe.models.fit import fit_baseline, two_phase_fit
 from tlpipe.models.hub_layer import variable_path
 from tlpipe.models.hyperrule import make_schedule
-from tlpipe.pipeline.errors import ConfigError, ModelError
+from tlpipe.models.errors import ConfigError, ModelError
 
 SCHEDULE = make_schedule(24, 3, batch_size=8, head_epochs=2, fine_tune_epochs=2, head_learning_rate=0.1,
                          fine_tune_learning_rate=0.01, warmup_fraction=0.0, baseline_epochs=2)

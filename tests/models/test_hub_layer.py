@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tlpipe.models import HubFeatureVector, build_transfer_model, export_hub_module
 from tlpipe.models._tfhub import hub
-from tlpipe.pipeline.errors import ModelError
+from tlpipe.models.errors import ModelError
 
 BN_STATISTICS = ("bn1/moving_mean", "bn1/moving_variance", "bn2/moving_mean", "bn2/moving_variance")
 

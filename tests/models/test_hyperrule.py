@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tlpipe.models.hyperrule import Schedule, batch_norm_settle_steps, make_schedule
-from tlpipe.pipeline.errors import ConfigError, DataError
+from tlpipe.models.errors import ConfigError, DataError
 
 
 def test_small_dataset_gets_small_batches_and_many_epochs():

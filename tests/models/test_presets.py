@@ -10,7 +10,7 @@ import pytest
 
 from tlpipe.models import PRESETS, Preset, from_preset
 from tlpipe.models.presets import import_required_packages
-from tlpipe.pipeline.errors import ModelError
+from tlpipe.models.errors import ModelError
 
 EXPECTED_FAMILIES = {
     "mobilenet_v2_100_224": "/google/imagenet/mobilenet_v2_100_224/feature_vector/",

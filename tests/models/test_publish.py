@@ -12,7 +12,7 @@ import tensorflow as tf
 from tlpipe.models import HubFeatureVector, export_hub_module
 from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models._tfhub import hub
-from tlpipe.pipeline.errors import ModelError
+from tlpipe.models.errors import ModelError
 
 
 def test_published_module_has_the_reusable_savedmodel_api(keras_hub_module, keras_feature_extractor, tiny_images):

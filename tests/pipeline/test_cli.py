@@ -5,7 +5,7 @@ import os
 import pytest
 import yaml
 
-from tlpipe.components.artifacts import read_json
+from tlpipe.models.artifacts import read_json
 from tlpipe.pipeline.cli import main
 
 

@@ -14,8 +14,8 @@ from tlpipe.pipeline.config import (
     parse_override,
     save_config,
 )
-from tlpipe.pipeline.config_schema import from_dict, merge, to_dict
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.components.config_schema import from_dict, merge, to_dict
+from tlpipe.models.errors import ConfigError
 
 
 def test_defaults_are_the_embedded_fashion_mnist_transfer():
@@ -134,6 +134,6 @@ def test_merge_is_deep_and_does_not_mutate():
 
 
 def test_every_section_default_validates():
-    from tlpipe.pipeline.config_schema import validate_tree
+    from tlpipe.components.config_schema import validate_tree
 
     validate_tree(PipelineConfig())

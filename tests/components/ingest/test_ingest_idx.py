@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tlpipe.pipeline.config import FASHION_MNIST_LABELS
-from tlpipe.pipeline.errors import ConfigError, DataError
+from tlpipe.models.errors import ConfigError, DataError
 
 SPLITS = {"train": "train[:80%]", "eval": "train[80%:]", "test": "test"}
 CLASSES = ["Sandal", "Bag", "0"]  # by name, and T-shirt by its source integer label

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from tlpipe.components.ingest.config import IngestConfig
-from tlpipe.components.progress import set_quiet
-from tlpipe.pipeline import example_format as fmt
-from tlpipe.pipeline.errors import ConfigError, DataError
+from tlpipe.models.progress import set_quiet
+from tlpipe.models import example_format as fmt
+from tlpipe.models.errors import ConfigError, DataError
 
 
 def test_image_folder_keeps_original_bytes_and_carries_corrupt_files(kit):

@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from tlpipe.pipeline.errors import ConfigError, DataError
+from tlpipe.models.errors import ConfigError, DataError
 
 MOCK_EXAMPLES = 20
 

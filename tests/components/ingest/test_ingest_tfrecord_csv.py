@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from tlpipe.pipeline import example_format as fmt
-from tlpipe.pipeline.errors import ConfigError, DataError
+from tlpipe.models import example_format as fmt
+from tlpipe.models.errors import ConfigError, DataError
 
 
 def test_tfrecord_images_with_name_labels_and_optional_ids(kit):

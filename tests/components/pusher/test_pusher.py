@@ -11,8 +11,8 @@ from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import (
     HISTORY_FILE, latest_pushed_model, pushed_versions, read_push_history, run_pusher,
 )
-from tlpipe.pipeline.config_schema import from_dict
-from tlpipe.pipeline.errors import ConfigError, ModelError, NotBlessedError
+from tlpipe.components.config_schema import from_dict
+from tlpipe.models.errors import ConfigError, ModelError, NotBlessedError
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
 from tlpipe.components.trainer.distribution import cluster_workers, resolve_distribution
 from tlpipe.components.trainer.executor import train_transfer
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.models.errors import ConfigError
 
 TWO_WORKERS = json.dumps({"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}})
 

@@ -17,7 +17,7 @@ import types
 import typing
 from typing import Any, Literal, TypeVar, Union
 
-from tlpipe.pipeline.errors import ConfigError
+from tlpipe.models.errors import ConfigError
 
 T = TypeVar("T")
 
