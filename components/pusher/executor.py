@@ -22,6 +22,7 @@ from typing import Any
 from tlpipe.models.artifacts import read_json
 from tlpipe.models.progress import log
 from tlpipe.components.pusher.config import PusherConfig
+from tlpipe.components.pusher.production import latest_pushed_model, pushed_versions
 from tlpipe.models.errors import ModelError, NotBlessedError
 
 HISTORY_FILE = "push_history.jsonl"
@@ -57,22 +58,6 @@ def run_pusher(config: PusherConfig, model_dir: str, blessing_path: str, serving
     log(f"push: {blessing['candidate']!r} is serving version {version} at {version_dir}"
         + (f" (removed old versions {removed})" if removed else ""))
     return record
-
-
-def latest_pushed_model(serving_dir: str) -> str | None:
-    """The folder of the highest pushed version, or None when nothing was pushed yet."""
-    versions = pushed_versions(serving_dir)
-    return os.path.join(os.path.abspath(serving_dir), str(versions[-1])) if versions else None
-
-
-def pushed_versions(serving_dir: str) -> list[int]:
-    """Version numbers present in `serving_dir`, ascending (empty when it does not exist)."""
-    if not os.path.isdir(serving_dir):
-        return []
-    return sorted(
-        int(name) for name in os.listdir(serving_dir)
-        if name.isdigit() and os.path.isdir(os.path.join(serving_dir, name))
-    )
 
 
 def read_push_history(serving_dir: str) -> list[dict[str, Any]]:

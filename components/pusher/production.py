@@ -1,0 +1,96 @@
+"""Which model is in production, as a record the evaluator and pusher can compare.
+
+The evaluator compares the candidate with the model now served; the pusher must
+only push if that model is still the one served when it pushes (another run may
+have pushed meanwhile). Both sides describe production the same way: the highest
+version in the serving folder and a fingerprint of its files, so "still the
+same" means same version number and same bytes. No TensorFlow needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Any, Optional
+
+_CHUNK_BYTES = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ProductionModel:
+    """The served model: None fields when nothing is in production."""
+
+    version: Optional[int]
+    path: Optional[str]
+    fingerprint: Optional[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "ProductionModel":
+        """The record from `to_dict`; None or {} means "nothing was in production"."""
+        data = data or {}
+        version = data.get("version")
+        return cls(
+            version=int(version) if version is not None else None,
+            path=data.get("path"),
+            fingerprint=data.get("fingerprint"),
+        )
+
+    def same_model(self, other: "ProductionModel") -> bool:
+        """True when both name the same version with the same content (paths may differ)."""
+        return self.version == other.version and self.fingerprint == other.fingerprint
+
+    def describe(self) -> str:
+        """A short phrase for messages: 'version 3 (sha256 1a2b3c4d...)' or 'nothing'."""
+        if self.version is None:
+            return "nothing (empty serving folder)"
+        return f"version {self.version} (sha256 {(self.fingerprint or '')[:12]}...)"
+
+
+def describe_production(serving_dir: str) -> ProductionModel:
+    """The highest pushed version in `serving_dir`, its path and fingerprint."""
+    path = latest_pushed_model(serving_dir)
+    if path is None:
+        return ProductionModel(version=None, path=None, fingerprint=None)
+    return ProductionModel(version=int(os.path.basename(path)), path=path, fingerprint=fingerprint_dir(path))
+
+
+def pushed_versions(serving_dir: str) -> list[int]:
+    """Version numbers present in `serving_dir`, ascending (empty when it does not exist)."""
+    if not os.path.isdir(serving_dir):
+        return []
+    return sorted(
+        int(name) for name in os.listdir(serving_dir)
+        if name.isdigit() and os.path.isdir(os.path.join(serving_dir, name))
+    )
+
+
+def latest_pushed_model(serving_dir: str) -> str | None:
+    """The folder of the highest pushed version, or None when nothing was pushed yet."""
+    versions = pushed_versions(serving_dir)
+    return os.path.join(os.path.abspath(serving_dir), str(versions[-1])) if versions else None
+
+
+def fingerprint_dir(folder: str) -> str:
+    """sha256 over every file under `folder`: its relative path, size and contents, in sorted order."""
+    digest = hashlib.sha256()
+    for relative in _files_under(folder):
+        full = os.path.join(folder, relative)
+        digest.update(relative.replace(os.sep, "/").encode("utf-8") + b"\0")
+        digest.update(str(os.path.getsize(full)).encode("ascii") + b"\0")
+        with open(full, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _files_under(folder: str) -> list[str]:
+    relatives = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in files:
+            relatives.append(os.path.relpath(os.path.join(root, name), folder))
+    return sorted(relatives)
