@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import uuid
 
 import pytest
 
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import (
-    HISTORY_FILE, latest_pushed_model, pushed_versions, read_push_history, run_pusher,
+    HISTORY_FILE, LOCK_FILE, latest_pushed_model, pushed_versions, read_push_history, run_pusher,
 )
+from tlpipe.components.pusher.production import describe_production, fingerprint_dir
 from tlpipe.components.config_schema import from_dict
 from tlpipe.models.errors import ConfigError, ModelError, NotBlessedError
 
@@ -28,7 +31,8 @@ def model_dir(tmp_path_factory) -> str:
                               modality="image", image_size=[4, 4], channels=1)
 
 
-def _blessing(path, model_dir: str | None, blessed: bool = True, reason: str = "it beats the baseline") -> str:
+def _blessing(path, model_dir: str | None, blessed: bool = True, reason: str = "it beats the baseline",
+              production: dict | None = None, **extra) -> str:
     """A blessing record as the evaluator writes it (the fields the pusher reads)."""
     record = {
         "blessed": blessed,
@@ -37,22 +41,42 @@ def _blessing(path, model_dir: str | None, blessed: bool = True, reason: str = "
         "reason": reason,
         "report": "/runs/evaluate/report/index.html",
         "candidates": {"fine_tune_all": {"accuracy": {"value": 0.8, "lower": 0.7, "upper": 0.9}}},
+        "production": production,
+        **extra,
     }
     path.write_text(json.dumps(record))
     return str(path)
 
 
+def _variant(tmp_path, model_dir: str, name: str) -> str:
+    """A copy of the model with different files (another trained model, as far as the pusher can tell)."""
+    copy = tmp_path / name
+    shutil.copytree(model_dir, copy)
+    (copy / "assets").mkdir(exist_ok=True)
+    (copy / "assets" / "variant.txt").write_text(name)
+    return str(copy)
+
+
+def _push(tmp_path, model_dir: str, serving: str, **config) -> dict:
+    """Evaluate-then-push in one go: the blessing records production as it is now."""
+    production = describe_production(serving).to_dict()
+    blessing = _blessing(tmp_path / f"blessing-{uuid.uuid4().hex[:6]}.json", model_dir, production=production)
+    return run_pusher(PusherConfig(**config), model_dir, blessing, serving)
+
+
 def test_pushes_get_increasing_versions_and_a_history(tmp_path, model_dir):
-    blessing = _blessing(tmp_path / "blessing.json", model_dir)
     serving = str(tmp_path / "serving")
     assert latest_pushed_model(serving) is None
-    first = run_pusher(PusherConfig(), model_dir, blessing, serving)
-    second = run_pusher(PusherConfig(), model_dir, blessing, serving)
+    first = _push(tmp_path, model_dir, serving)
+    better = _variant(tmp_path, model_dir, "better")
+    second = _push(tmp_path, better, serving)
     assert (first["version"], second["version"]) == (1, 2)
+    assert first["pushed"] and second["pushed"]
     assert pushed_versions(serving) == [1, 2]
     assert latest_pushed_model(serving) == os.path.join(serving, "2")
-    assert sorted(os.listdir(os.path.join(serving, "2"))) == sorted(os.listdir(model_dir))
-    assert sorted(os.listdir(serving)) == ["1", "2", HISTORY_FILE]  # no temp folders left
+    assert sorted(os.listdir(os.path.join(serving, "2"))) == sorted(os.listdir(better))
+    assert sorted(os.listdir(serving)) == [LOCK_FILE, "1", "2", HISTORY_FILE]  # no temp folders left
+    assert describe_production(serving).fingerprint == second["fingerprint"]
 
     history = read_push_history(serving)
     assert [entry["version"] for entry in history] == [1, 2]
@@ -62,6 +86,7 @@ def test_pushes_get_increasing_versions_and_a_history(tmp_path, model_dir):
     assert history[0]["blessing"]["candidate"] == "fine_tune_all"
     assert history[0]["blessing"]["accuracy"]["value"] == 0.8
     assert history[0]["pushed_at"].endswith("+00:00")
+    assert history[1]["production_compared"]["version"] == 1
 
     import tensorflow as tf
 
@@ -69,11 +94,71 @@ def test_pushes_get_increasing_versions_and_a_history(tmp_path, model_dir):
     assert "examples" in answer.structured_input_signature[1]
 
 
+def test_a_push_is_refused_when_production_moved_on_since_the_evaluation(tmp_path, model_dir):
+    serving = str(tmp_path / "serving")
+    stale = _blessing(tmp_path / "stale.json", model_dir, production=describe_production(serving).to_dict())
+    other = _variant(tmp_path, model_dir, "other_run")
+    assert _push(tmp_path, other, serving)["version"] == 1  # another run pushed after our evaluation
+
+    record = run_pusher(PusherConfig(), model_dir, stale, serving)
+    assert record["pushed"] is False
+    assert "production moved on" in record["reason"]
+    assert "nothing (empty serving folder)" in record["reason"] and "version 1" in record["reason"]
+    assert pushed_versions(serving) == [1] and describe_production(serving).fingerprint == fingerprint_dir(other)
+    history = read_push_history(serving)
+    assert [entry["pushed"] for entry in history] == [True, False]
+    assert history[1]["reason"] == record["reason"] and history[1]["production_found"]["version"] == 1
+
+
+def test_a_changed_production_model_under_the_same_version_is_also_refused(tmp_path, model_dir):
+    serving = tmp_path / "serving"
+    _push(tmp_path, model_dir, str(serving))
+    compared = describe_production(str(serving)).to_dict()
+    (serving / "1" / "assets").mkdir(exist_ok=True)
+    (serving / "1" / "assets" / "edited.txt").write_text("someone replaced version 1")
+    candidate = _variant(tmp_path, model_dir, "candidate")
+    record = run_pusher(PusherConfig(), candidate, _blessing(tmp_path / "b.json", candidate, production=compared),
+                        str(serving))
+    assert record["pushed"] is False and "version 1" in record["reason"]
+    assert pushed_versions(str(serving)) == [1]
+
+
+def test_without_production_comparison_the_push_goes_on_top(tmp_path, model_dir):
+    serving = str(tmp_path / "serving")
+    _push(tmp_path, model_dir, serving)
+    candidate = _variant(tmp_path, model_dir, "candidate")
+    blessing = _blessing(tmp_path / "b.json", candidate, production=None,
+                         thresholds={"compare_with_production": False})
+    assert run_pusher(PusherConfig(), candidate, blessing, serving)["version"] == 2
+
+
+def test_pushing_a_model_that_is_already_on_top_copies_nothing_and_is_recorded_once(tmp_path, model_dir):
+    serving = str(tmp_path / "serving")
+    blessing = _blessing(tmp_path / "b.json", model_dir, production=None)
+    first = run_pusher(PusherConfig(), model_dir, blessing, serving)
+    again = run_pusher(PusherConfig(), model_dir, blessing, serving)  # e.g. the same push step, rerun
+    assert first == again and again["version"] == 1
+    assert pushed_versions(serving) == [1] and len(read_push_history(serving)) == 1
+
+
+def test_leftovers_of_a_killed_push_are_cleared_and_the_push_completes(tmp_path, model_dir):
+    serving = tmp_path / "serving"
+    blessing = _blessing(tmp_path / "b.json", model_dir, production=None)
+    # A killed pusher left a half-copied temp folder and the version it had renamed, without a history line.
+    shutil.copytree(model_dir, serving / ".push-tmp-deadbeef")
+    shutil.copytree(model_dir, serving / "1")
+    (serving / HISTORY_FILE).write_text('{"version": 0, "pushed": tr')  # a half-written line
+    record = run_pusher(PusherConfig(), model_dir, blessing, str(serving))
+    assert record["pushed"] and record["version"] == 1
+    assert sorted(os.listdir(serving)) == [LOCK_FILE, "1", HISTORY_FILE]
+    assert [entry["version"] for entry in read_push_history(str(serving))] == [1]
+
+
 def test_version_numbers_continue_after_the_highest_existing_one(tmp_path, model_dir):
     serving = tmp_path / "serving"
     (serving / "7").mkdir(parents=True)
     (serving / "notes").mkdir()  # not a version: ignored
-    record = run_pusher(PusherConfig(), model_dir, _blessing(tmp_path / "blessing.json", model_dir), str(serving))
+    record = _push(tmp_path, model_dir, str(serving))
     assert record["version"] == 8
 
 
@@ -100,17 +185,17 @@ def test_a_missing_blessing_is_refused(tmp_path, model_dir):
         run_pusher(PusherConfig(), model_dir, str(tmp_path / "blessing.json"), str(tmp_path / "serving"))
 
 
-def test_a_failed_copy_leaves_no_partial_version(tmp_path, model_dir):
+def test_an_unreadable_model_is_refused_and_leaves_no_partial_version(tmp_path, model_dir):
     import shutil
 
     broken = tmp_path / "broken"
     shutil.copytree(model_dir, broken)
     os.symlink(str(tmp_path / "does-not-exist"), broken / "variables" / "dangling")  # copytree fails on it
     serving = tmp_path / "serving"
-    run_pusher(PusherConfig(), model_dir, _blessing(tmp_path / "ok.json", model_dir), str(serving))
-    with pytest.raises(ModelError, match="copying it into"):
-        run_pusher(PusherConfig(), str(broken), _blessing(tmp_path / "blessing.json", str(broken)), str(serving))
-    assert sorted(os.listdir(serving)) == ["1", HISTORY_FILE]  # the partial copy was removed
+    _push(tmp_path, model_dir, str(serving))
+    with pytest.raises(ModelError, match="cannot push .*broken.*cannot be read"):
+        _push(tmp_path, str(broken), str(serving))
+    assert sorted(os.listdir(serving)) == [LOCK_FILE, "1", HISTORY_FILE]  # the partial copy was removed
     assert [entry["version"] for entry in read_push_history(str(serving))] == [1]
 
 
@@ -123,12 +208,12 @@ def test_a_folder_that_is_no_saved_model_is_refused(tmp_path):
 
 
 def test_keep_versions_removes_the_oldest(tmp_path, model_dir):
-    blessing = _blessing(tmp_path / "blessing.json", model_dir)
     serving = str(tmp_path / "serving")
-    records = [run_pusher(PusherConfig(keep_versions=2), model_dir, blessing, serving) for _ in range(4)]
+    models = [_variant(tmp_path, model_dir, f"model{i}") for i in range(4)]
+    records = [_push(tmp_path, model, serving, keep_versions=2) for model in models]
     assert pushed_versions(serving) == [3, 4]
     assert [record["removed_versions"] for record in records] == [[], [], [1], [2]]
-    assert sorted(os.listdir(serving)) == ["3", "4", HISTORY_FILE]
+    assert sorted(os.listdir(serving)) == [LOCK_FILE, "3", "4", HISTORY_FILE]
     assert [entry["version"] for entry in read_push_history(serving)] == [1, 2, 3, 4]  # history keeps all
 
 
