@@ -1,11 +1,28 @@
-"""Deciding the blessing from TFMA's threshold checks, and saying why in plain words.
+"""Deciding the blessing from TFMA's output, and saying why in plain words.
 
-A candidate passes when TFMA found no failed threshold for it in any
-comparison: its accuracy is at least `min_accuracy`, and it beats every
-reference (the from-scratch baselines, and the model in production when it is
-compared) by at least `min_improvement`. The best passing candidate (highest
-test accuracy; the first listed on a tie) is blessed. A candidate below a
-from-scratch baseline is reported as negative transfer.
+A candidate passes when its accuracy is at least `min_accuracy` (TFMA's value
+threshold) and it beats every reference (the from-scratch baselines, and the
+model in production when it is compared) by at least `min_improvement`, as the
+configured gate reads it:
+
+- `gate: interval` (default): the LOWER end of the interval of the paired
+  accuracy difference must reach `min_improvement`. The interval is TFMA's own
+  for the diff metric: TFMA evaluates candidate and reference on the same
+  examples in one pass, and for every resample (its 20 jackknife buckets, or
+  Poisson-bootstrap replicates) it computes both accuracies on that same
+  resample and their difference; the t-interval over those per-resample
+  differences is the interval of a paired difference (`read_tfma_output`
+  rescales it to `confidence_level`). Pairing matters: the two models share
+  the test examples' difficulty, so the paired interval is much narrower than
+  one built from two independent accuracy intervals, and yet a difference of
+  +0.009 on 5,000 examples with interval [-0.005, +0.023] does not pass a
+  margin of 0.
+- `gate: point`: TFMA's change threshold on the point estimate (TFX's
+  behaviour).
+
+The best passing candidate (highest test accuracy; the first listed on a tie)
+is blessed. A candidate whose point estimate is below a from-scratch baseline
+is reported as negative transfer.
 """
 
 from __future__ import annotations
@@ -13,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from tlpipe.components.evaluator.config import EvaluatorConfig
-from tlpipe.components.evaluator.tfma_analysis import ACCURACY
+from tlpipe.components.evaluator.tfma_analysis import ACCURACY, THRESHOLD_SLACK
 
 BASELINE_ROLE = "baseline"
 PRODUCTION_ROLE = "production"
@@ -55,6 +72,7 @@ def decide_blessing(
         "thresholds": {
             "min_accuracy": config.min_accuracy,
             "min_improvement": config.min_improvement,
+            "gate": config.gate,
             "compare_with_production": config.compare_with_production,
         },
         "candidates": verdicts,
@@ -79,8 +97,9 @@ def _judge(config: EvaluatorConfig, name: str, model_dir: str, references: dict[
     per_reference = {}
     for ref, reference in references.items():
         diff = comparisons[ref]["diffs"][name][ACCURACY]
-        passed = "improvement" not in failures[ref]
-        per_reference[ref] = {"role": reference["role"], "accuracy_diff": diff, "passed": passed}
+        passed = _improves(config, diff, "improvement" in failures[ref])
+        per_reference[ref] = {"role": reference["role"], "accuracy_diff": diff, "passed": passed,
+                              "decided_by": _deciding_value(config)}
         if not passed:
             reasons.append(_shortfall(config, name, accuracy, ref, reference, _accuracy(comparisons[ref], ref), diff))
     negative_transfer = any(
@@ -89,13 +108,13 @@ def _judge(config: EvaluatorConfig, name: str, model_dir: str, references: dict[
     passed = not reasons
     if passed:
         margins = " and ".join(
-            f"{_describe(ref, references[ref])} by {result['accuracy_diff']['value']:+.3f}"
+            f"{_describe(ref, references[ref])} by {_margin(config, result['accuracy_diff'])}"
             for ref, result in per_reference.items()
         )
         reasons.append(
             f"'{name}' reached {accuracy['value']:.3f} test accuracy ({config.confidence_level:.0%} interval "
             f"[{accuracy['lower']:.3f}, {accuracy['upper']:.3f}]), at least the minimum {config.min_accuracy:.3f}, "
-            f"and beats {margins} (required {config.min_improvement:+.3f})."
+            f"and beats {margins}."
         )
     return {
         "model_dir": model_dir,
@@ -107,20 +126,48 @@ def _judge(config: EvaluatorConfig, name: str, model_dir: str, references: dict[
     }
 
 
+def _improves(config: EvaluatorConfig, diff: dict[str, float], point_failed: bool) -> bool:
+    """Whether the difference passes the gate: its interval's lower end, or TFMA's point check."""
+    if config.gate == "interval":
+        return diff["lower"] >= config.min_improvement - THRESHOLD_SLACK
+    return not point_failed
+
+
+def _deciding_value(config: EvaluatorConfig) -> str:
+    return "lower bound of the difference's interval" if config.gate == "interval" else "point estimate"
+
+
+def _interval_text(config: EvaluatorConfig, diff: dict[str, float]) -> str:
+    return f"{config.confidence_level:.0%} interval of the paired difference [{diff['lower']:+.3f}, {diff['upper']:+.3f}]"
+
+
+def _margin(config: EvaluatorConfig, diff: dict[str, float]) -> str:
+    """How a passed comparison cleared the gate, naming the bound that decided."""
+    if config.gate == "interval":
+        return (f"{diff['value']:+.3f} ({_interval_text(config, diff)}; its lower bound {diff['lower']:+.3f} is at "
+                f"least the required {config.min_improvement:+.3f}, evaluator.gate: interval)")
+    return (f"{diff['value']:+.3f} (point estimate at least the required {config.min_improvement:+.3f}, "
+            f"evaluator.gate: point; {_interval_text(config, diff)})")
+
+
 def _shortfall(config: EvaluatorConfig, name: str, accuracy: dict[str, float], ref: str,
                reference: dict[str, Any], ref_accuracy: dict[str, float], diff: dict[str, float]) -> str:
-    """Why `name` failed the improvement threshold against one reference; negative transfer named as such."""
+    """Why `name` failed the improvement gate against one reference; negative transfer named as such."""
     what = _describe(ref, reference)
-    spread = (f"the {config.confidence_level:.0%} interval of the difference is "
-              f"[{diff['lower']:+.3f}, {diff['upper']:+.3f}]")
+    spread = _interval_text(config, diff)
     if diff["value"] >= 0:
+        if config.gate == "interval":
+            return (f"'{name}' beats {what} by {diff['value']:+.3f} ({accuracy['value']:.3f} vs "
+                    f"{ref_accuracy['value']:.3f}), but the lower bound {diff['lower']:+.3f} of the {spread} is "
+                    f"below the required {config.min_improvement:+.3f} (evaluator.min_improvement; "
+                    f"evaluator.gate: interval), so it is not surely better.")
         return (f"'{name}' beats {what} by only {diff['value']:+.3f} ({accuracy['value']:.3f} vs "
-                f"{ref_accuracy['value']:.3f}); evaluator.min_improvement requires at least "
-                f"{config.min_improvement:+.3f} ({spread}).")
+                f"{ref_accuracy['value']:.3f}); the point estimate is below the required "
+                f"{config.min_improvement:+.3f} (evaluator.min_improvement; evaluator.gate: point; {spread}).")
     prefix = "negative transfer: " if reference["role"] == BASELINE_ROLE else ""
     noise = "it lies entirely below zero" if diff["upper"] < 0 else "it includes zero, so the gap may be noise"
     return (f"{prefix}'{name}' reached {accuracy['value']:.3f} test accuracy, {-diff['value']:.3f} below "
-            f"{what} ({ref_accuracy['value']:.3f}); {spread}, {noise}.")
+            f"{what} ({ref_accuracy['value']:.3f}); the {spread}, {noise}.")
 
 
 def _describe(ref: str, reference: dict[str, Any]) -> str:

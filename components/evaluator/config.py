@@ -13,9 +13,16 @@ from tlpipe.models.errors import ConfigError
 class EvaluatorConfig:
     """A candidate is blessed when its test accuracy is at least `min_accuracy` and
     beats the from-scratch baseline (and the model in production, when there is one)
-    by at least `min_improvement` (absolute accuracy, inclusive: 0 lets a tie pass).
-    A transfer model below the from-scratch baseline is never blessed (negative
-    transfer), hence no negative margins.
+    by at least `min_improvement` (absolute accuracy, inclusive). A transfer model
+    below the from-scratch baseline is never blessed (negative transfer), hence no
+    negative margins.
+
+    `gate` says what "beats by at least `min_improvement`" means. 'interval'
+    (default): the lower end of the `confidence_level` interval of the paired
+    accuracy difference (candidate minus reference on the same test examples) is
+    at least `min_improvement`, so only a model that is surely better ships.
+    'point': the point estimate of the difference is (TFX's change threshold; a
+    difference that is noise can pass).
 
     Confidence intervals are TFMA's: `confidence_interval_method` resamples the
     test set (TFMA's 20 jackknife buckets or 20 Poisson-bootstrap replicates), and
@@ -28,6 +35,7 @@ class EvaluatorConfig:
 
     min_accuracy: float = 0.0
     min_improvement: float = 0.0
+    gate: Literal["interval", "point"] = "interval"
     compare_with_production: bool = True
     top_k: list[int] = dataclasses.field(default_factory=lambda: [2])
     confidence_level: float = 0.95

@@ -79,7 +79,9 @@ def models_table(summary: dict[str, Any]) -> Table:
 
 def comparisons_table(summary: dict[str, Any]) -> Table:
     header = ["Candidate", "Compared with", "Accuracy difference", "Interval", "Required", "Result"]
-    required = f"{summary['thresholds']['min_improvement']:+.3f}"
+    thresholds = summary["thresholds"]
+    required = (f"lower end >= {thresholds['min_improvement']:+.3f}" if thresholds.get("gate") == "interval"
+                else f"{thresholds['min_improvement']:+.3f}")
     rows = [
         [candidate, _reference_label(reference, comparison), f"{result['accuracy_diff']['value']:+.4f}",
          _bounds(result["accuracy_diff"], signed=True), required, "pass" if result["passed"] else "FAIL"]
@@ -163,7 +165,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "## Models",
         "",
         _markdown_table(models_table(summary)),
-        "## Comparisons (TFMA change thresholds)",
+        f"## Comparisons (evaluator.gate: {summary['thresholds'].get('gate', 'point')})",
         "",
         _markdown_table(comparisons_table(summary)),
         "## Per class",
@@ -195,7 +197,8 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         "<h2>Models</h2>", _html_table(models_table(summary)),
         "<h2>Comparisons behind the blessing</h2>",
         f"<p>Thresholds: test accuracy at least {summary['thresholds']['min_accuracy']:.3f}; "
-        f"improvement over each reference at least {summary['thresholds']['min_improvement']:+.3f}.</p>",
+        f"improvement over each reference at least {summary['thresholds']['min_improvement']:+.3f} "
+        f"(evaluator.gate: {_esc(summary['thresholds'].get('gate', 'point'))}).</p>",
         _html_table(comparisons_table(summary)),
         "<h2>Per class</h2>", _html_table(per_class_table(summary)),
     ]
