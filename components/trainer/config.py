@@ -10,6 +10,7 @@ import dataclasses
 from typing import Literal, Optional
 
 from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.trainer.domain_config import DomainConfig
 from tlpipe.models.errors import ConfigError
 
 STRATEGIES = ("feature_extraction", "fine_tune_top", "fine_tune_all")
@@ -60,6 +61,7 @@ class TrainerConfig:
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["feature_extraction", "fine_tune_all"])
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
+    domain: DomainConfig = dataclasses.field(default_factory=DomainConfig)  # domain-adaptation strategies
     batch_size: Optional[int] = None
     head_epochs: Optional[int] = None
     head_learning_rate: Optional[float] = None
