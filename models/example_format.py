@@ -12,6 +12,7 @@ Raw example (ingest output)
     label           int64   class index in 0..K-1 after relabelling
     label/name      bytes   the class name
     id              bytes   a stable id of the example in its source
+    (examples of the `unlabeled` split carry no label and no label/name)
 
 Transformed example (transform output, what models consume)
     image/raw       bytes   uint8 pixels, row-major H x W x C; a stored value v
@@ -38,6 +39,11 @@ LABEL_NAME_KEY = "label/name"
 ID_KEY = "id"
 
 SPLITS = ("train", "eval", "test")
+# The target's training examples that k-shot sampling left out, written without labels
+# (`ingest.unlabeled`) for semi-supervised strategies; never used for early stopping or tests.
+UNLABELED_SPLIT = "unlabeled"
+# The labelled split whose unsampled remainder becomes UNLABELED_SPLIT.
+UNLABELED_SOURCE_SPLIT = "train"
 MODALITIES = ("image", "text")
 METADATA_FILE = "metadata.json"
 SHARD_SUFFIX = ".tfrecord"

@@ -7,6 +7,7 @@ import re
 from typing import Optional
 
 from tlpipe.components.ingest.split_spec import SplitSpec, parse_split_spec
+from tlpipe.models.example_format import UNLABELED_SOURCE_SPLIT, UNLABELED_SPLIT
 from tlpipe.models.errors import ConfigError
 
 SOURCE_SCHEMES = ("tfds", "image_folder", "idx", "tfrecord", "csv")
@@ -62,6 +63,9 @@ class IngestConfig:
 
     `shots` maps an output split to k: exactly k examples per class, chosen
     reproducibly by `seed` (the k with the smallest hash of (seed, id)).
+    `unlabeled`: also write the `train` examples that k-shot sampling left out,
+    with their labels removed, as split `unlabeled` (for self-training; needs
+    `shots.train`); metadata.json counts them.
 
     `span`: when LOCATION contains `{SPAN}` (e.g. `image_folder:/data/span-{SPAN}`),
     the span with the highest number is ingested unless `span` names one.
@@ -76,6 +80,7 @@ class IngestConfig:
     label_names: list[str] = dataclasses.field(default_factory=list)
     classes: list[str] = dataclasses.field(default_factory=list)
     shots: dict[str, int] = dataclasses.field(default_factory=dict)
+    unlabeled: bool = False
     seed: int = 0
     span: Optional[int] = None
     num_shards: int = 1
@@ -115,6 +120,12 @@ class IngestConfig:
                 raise ConfigError(f"shots.{split}", k, "shots for one of the configured splits: " + ", ".join(self.splits))
             if k < 1:
                 raise ConfigError(f"shots.{split}", k, "an integer >= 1 (examples per class)")
+        if self.unlabeled and UNLABELED_SOURCE_SPLIT not in self.shots:
+            raise ConfigError(
+                "unlabeled", self.unlabeled,
+                f"false unless shots.{UNLABELED_SOURCE_SPLIT} is set (the unlabeled split holds the "
+                f"'{UNLABELED_SOURCE_SPLIT}' examples that k-shot sampling left out; shots: {self.shots})",
+            )
         if self.num_shards < 1:
             raise ConfigError("num_shards", self.num_shards, "an integer >= 1")
         for key in ("image_feature", "text_feature", "label_feature", "id_feature"):
@@ -125,6 +136,9 @@ class IngestConfig:
         if not self.splits:
             raise ConfigError("splits", self.splits, "at least one output split, e.g. {train: 'train', test: 'test'}")
         for name, spec in self.split_specs().items():
+            if name == UNLABELED_SPLIT:
+                raise ConfigError(f"splits.{name}", spec, f"another name: '{UNLABELED_SPLIT}' is written by "
+                                  "ingest.unlabeled")
             if not _SPLIT_NAME_RE.match(name):
                 raise ConfigError(f"splits.{name}", spec, "output split names made of letters, digits, '-' and '_'")
             if self.scheme in SINGLE_SPLIT_SCHEMES and spec.source_split != ALL_SPLIT:

@@ -6,6 +6,9 @@ data can reveal and the `metadata.json` that later components read:
 
     label_names, num_classes, modality      the output classes (label i = label_names[i])
     counts {split: {class: n}}, num_examples {split: n}    what was written
+    unlabeled {split, from_split, num_examples}   with ingest.unlabeled: the unsampled
+                                            `train` examples written without labels
+                                            (counted in num_examples, not in counts)
     available {split: {class: n}}           per class before k-shot sampling
     source_counts {source split: n}         examples read
     source, resolved_source, span, available_spans, fingerprint, source_label_names
@@ -21,6 +24,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet, select_classes
 from tlpipe.components.ingest.spans import ResolvedSpan
 from tlpipe.models.errors import DataError
+from tlpipe.models.example_format import UNLABELED_SOURCE_SPLIT, UNLABELED_SPLIT
 
 _MAX_LISTED = 10
 
@@ -51,12 +55,19 @@ def build_metadata(
     names = select_classes(label_set, config.classes).names
     _check_splits(config, counts, names, source_counts)
     written = {split: {name: counts["written"][split].get(i, 0) for i, name in enumerate(names)} for split in config.splits}
+    num_examples = {split: sum(per_class.values()) for split, per_class in written.items()}
+    unlabeled = None
+    if config.unlabeled:
+        num_examples[UNLABELED_SPLIT] = sum(counts["written"][UNLABELED_SPLIT].values())
+        unlabeled = {"split": UNLABELED_SPLIT, "from_split": UNLABELED_SOURCE_SPLIT,
+                     "num_examples": num_examples[UNLABELED_SPLIT]}
     return {
         "label_names": list(names),
         "num_classes": len(names),
         "modality": modality,
         "counts": written,
-        "num_examples": {split: sum(per_class.values()) for split, per_class in written.items()},
+        "num_examples": num_examples,
+        "unlabeled": unlabeled,
         "available": {
             split: {name: counts["available"][split].get(i, 0) for i, name in enumerate(names)} for split in config.splits
         },

@@ -36,12 +36,14 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def serialize_example(content_key: str, content: bytes, label: int, label_name: str, example_id: str) -> bytes:
-    """A raw example (see pipeline/example_format.py), serialized."""
+def serialize_example(content_key: str, content: bytes, label: int | None, label_name: str | None,
+                      example_id: str) -> bytes:
+    """A raw example (see tlpipe.models.example_format), serialized; without label features when `label` is None."""
     example = example_pb2.Example()
     features = example.features.feature
     features[content_key].bytes_list.value.append(content)
-    features[example_format.LABEL_KEY].int64_list.value.append(label)
-    features[example_format.LABEL_NAME_KEY].bytes_list.value.append(label_name.encode("utf-8"))
+    if label is not None:
+        features[example_format.LABEL_KEY].int64_list.value.append(label)
+        features[example_format.LABEL_NAME_KEY].bytes_list.value.append(label_name.encode("utf-8"))
     features[example_format.ID_KEY].bytes_list.value.append(example_id.encode("utf-8"))
     return example.SerializeToString()

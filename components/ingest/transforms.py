@@ -1,5 +1,11 @@
 """The ingest Beam graph: read, relabel, split by hash, sample k shots, write tf.Examples.
 
+With `unlabeled`, the `train` examples that k-shot sampling did not pick are
+written too, as split `unlabeled` without their labels: the pool a
+semi-supervised strategy (self-training) may pseudo-label. It is the exact
+complement of the sampled labels within the `train` split, so no eval or test
+example can land in it.
+
 Besides the TFRecords it writes a small JSON file of counts (read per source
 split, labels outside the label set, per output split and class before and
 after k-shot sampling) and the label set used; the executor turns these into
@@ -104,6 +110,27 @@ def _to_example(item: Assigned, source: Source, content_key: str) -> bytes:
     return serialize_example(content_key, source.load(record.payload), label, name, record.id)
 
 
+def _to_unlabeled_example(item: Assigned, source: Source, content_key: str) -> bytes:
+    record = item[3]
+    return serialize_example(content_key, source.load(record.payload), None, None, record.id)
+
+
+def _not_sampled(item: Assigned, sampled_ids: set[str]) -> bool:
+    return item[3].id not in sampled_ids
+
+
+def _write(examples: Any, split: str, artifact_dir: str, num_shards: int) -> None:
+    (
+        examples
+        | f"Progress {split}" >> beam.ParDo(_CountProgress(f"ingest: write {split}"))
+        | f"Write {split}" >> beam.io.WriteToTFRecord(
+            example_format.shard_prefix(artifact_dir, split),
+            file_name_suffix=example_format.SHARD_SUFFIX,
+            num_shards=num_shards,
+        )
+    )
+
+
 def _stats_json(counts: list[tuple[tuple[str, Any, Any], int]], label_set: LabelSet) -> str:
     rows = [[kind, split, label, n] for (kind, split, label), n in counts]
     return json.dumps({"counts": sorted(rows, key=str), "label_set": label_set.to_json()})
@@ -146,18 +173,13 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
     for split, part in zip(split_names, parts):
         stats.append(part | f"Stat available {split}" >> beam.Map(lambda item: ("available", item[0], item[1])))
         if split in config.shots:
-            part = part | f"Sample {split}" >> _SampleShots(config.shots[split], config.seed)
+            sampled = part | f"Sample {split}" >> _SampleShots(config.shots[split], config.seed)
+            if config.unlabeled and split == example_format.UNLABELED_SOURCE_SPLIT:
+                stats.append(_unlabeled(part, sampled, source, content_key, artifact_dir, config.num_shards))
+            part = sampled
         stats.append(part | f"Stat written {split}" >> beam.Map(lambda item: ("written", item[0], item[1])))
-        (
-            part
-            | f"Encode {split}" >> beam.Map(_to_example, source, content_key)
-            | f"Progress {split}" >> beam.ParDo(_CountProgress(f"ingest: write {split}"))
-            | f"Write {split}" >> beam.io.WriteToTFRecord(
-                example_format.shard_prefix(artifact_dir, split),
-                file_name_suffix=example_format.SHARD_SUFFIX,
-                num_shards=config.num_shards,
-            )
-        )
+        _write(part | f"Encode {split}" >> beam.Map(_to_example, source, content_key), split, artifact_dir,
+               config.num_shards)
     (
         stats
         | "Merge stats" >> beam.Flatten()
@@ -166,6 +188,21 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
         | "Stats JSON" >> beam.Map(_stats_json, beam.pvalue.AsSingleton(label_set))
         | "Write stats" >> beam.Map(_write_text, stats_path)
     )
+
+
+def _unlabeled(part: Any, sampled: Any, source: Source, content_key: str, artifact_dir: str,
+               num_shards: int) -> Any:
+    """Write the examples of `part` that are not in `sampled`, without labels; returns their stat rows."""
+    split = example_format.UNLABELED_SPLIT
+    sampled_ids = (
+        sampled
+        | "Sampled ids" >> beam.Map(lambda item: item[3].id)
+        | "Sampled id set" >> beam.combiners.ToSet()
+    )
+    rest = part | "Not sampled" >> beam.Filter(_not_sampled, beam.pvalue.AsSingleton(sampled_ids))
+    _write(rest | f"Encode {split}" >> beam.Map(_to_unlabeled_example, source, content_key), split, artifact_dir,
+           num_shards)
+    return rest | f"Stat written {split}" >> beam.Map(lambda item: ("written", split, item[1]))
 
 
 def _write_text(text: str, path: str) -> None:

@@ -29,6 +29,7 @@ channel in [0, 1] and source image sizes, or text length in chars and tokens.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 import shutil
@@ -121,7 +122,7 @@ def _run_pipeline(
                 input_dir=os.path.abspath(input_dir),
                 output_dir=tmp_dir,
                 num_shards=num_shards,
-                spec=spec,
+                spec=dataclasses.replace(spec, labelled=split != fmt.UNLABELED_SPLIT),
                 bad_records_path=os.path.join(tmp_dir, BAD_RECORDS_DIR, f"{split}.jsonl"),
                 statistics_path=os.path.join(scratch, f"{split}.json"),
                 quiet=is_quiet(),

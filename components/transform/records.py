@@ -32,12 +32,13 @@ class RecordSpec:
     channels: int | None = None
     resize_method: str = "bilinear"
     text_lowercase: bool = True
+    labelled: bool = True  # False for the `unlabeled` split: no label expected, none written
 
 
 class ImageSummary(NamedTuple):
     """What the statistics need from one transformed image."""
 
-    label: int
+    label: int | None  # None for unlabelled examples
     source_shape: tuple[int, int, int]
     pixels: int  # per channel
     channel_sums: tuple[int, ...]
@@ -47,7 +48,7 @@ class ImageSummary(NamedTuple):
 class TextSummary(NamedTuple):
     """What the statistics need from one normalised text."""
 
-    label: int
+    label: int | None
     chars: int
     tokens: int
 
@@ -77,21 +78,20 @@ def transform_record(record: bytes, spec: RecordSpec) -> Transformed | BadRecord
     record_id = _first_bytes(features, fmt.ID_KEY)
     record_id = record_id.decode("utf-8", "replace") if record_id is not None else _fallback_id(record)
 
-    labels = features[fmt.LABEL_KEY].int64_list.value if fmt.LABEL_KEY in features else ()
-    if len(labels) != 1:
-        return BadRecord(record_id, "missing_feature", f"missing int64 feature '{fmt.LABEL_KEY}' (one value expected)")
-    label = int(labels[0])
-    if not 0 <= label < len(spec.label_names):
-        return BadRecord(
-            record_id, "label_out_of_range",
-            f"label {label} is outside the label set 0..{len(spec.label_names) - 1} ({len(spec.label_names)} classes)",
-        )
-
-    out = {
-        fmt.LABEL_KEY: _int64s([label]),
-        fmt.LABEL_NAME_KEY: _bytes(spec.label_names[label].encode("utf-8")),
-        fmt.ID_KEY: _bytes(record_id.encode("utf-8")),
-    }
+    out = {fmt.ID_KEY: _bytes(record_id.encode("utf-8"))}
+    label = None
+    if spec.labelled:
+        labels = features[fmt.LABEL_KEY].int64_list.value if fmt.LABEL_KEY in features else ()
+        if len(labels) != 1:
+            return BadRecord(record_id, "missing_feature", f"missing int64 feature '{fmt.LABEL_KEY}' (one value expected)")
+        label = int(labels[0])
+        if not 0 <= label < len(spec.label_names):
+            return BadRecord(
+                record_id, "label_out_of_range",
+                f"label {label} is outside the label set 0..{len(spec.label_names) - 1} ({len(spec.label_names)} classes)",
+            )
+        out[fmt.LABEL_KEY] = _int64s([label])
+        out[fmt.LABEL_NAME_KEY] = _bytes(spec.label_names[label].encode("utf-8"))
     key = fmt.IMAGE_ENCODED_KEY if spec.modality == "image" else fmt.TEXT_KEY
     value = _first_bytes(features, key)
     if value is None:
@@ -104,7 +104,7 @@ def transform_record(record: bytes, spec: RecordSpec) -> Transformed | BadRecord
     return Transformed(example.SerializeToString(), result)
 
 
-def _image(encoded: bytes, label: int, record_id: str, spec: RecordSpec, out: dict) -> ImageSummary | BadRecord:
+def _image(encoded: bytes, label: int | None, record_id: str, spec: RecordSpec, out: dict) -> ImageSummary | BadRecord:
     """Fill the image features of `out`; return the summary, or why the image is bad."""
     try:
         pixels, source_shape = transform_image(encoded, spec.image_size, spec.channels, spec.resize_method)
@@ -122,7 +122,7 @@ def _image(encoded: bytes, label: int, record_id: str, spec: RecordSpec, out: di
     )
 
 
-def _text(raw: bytes, label: int, record_id: str, spec: RecordSpec, out: dict) -> TextSummary | BadRecord:
+def _text(raw: bytes, label: int | None, record_id: str, spec: RecordSpec, out: dict) -> TextSummary | BadRecord:
     """Fill the text feature of `out`; return the summary, or why the text is bad."""
     try:
         text = raw.decode("utf-8")
