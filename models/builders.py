@@ -38,23 +38,31 @@ TEXT_BAG_DIM = 64
 
 
 def build_small_cnn(
-    input_shape: Sequence[int], filters: Sequence[int] = (32, 64, 128), *, name: str = "small_cnn"
+    input_shape: Sequence[int], filters: Sequence[int] = (32, 64, 128), *, convs_per_block: int = 1,
+    name: str = "small_cnn",
 ) -> keras.Model:
-    """A feature extractor: conv-BN-ReLU blocks (2x2 max pooling between them), then global average pooling.
+    """A feature extractor: blocks of `convs_per_block` conv-BN-ReLU layers (2x2 max pooling between blocks),
+    then global average pooling.
 
-    Layers are named `block{i}_conv|bn|relu|pool`, so a module published from
-    it has one fine-tuning block per layer with readable paths.
+    Layers are named `block{i}_conv|bn|relu` (with a `_{j}` suffix for the
+    j-th conv of a block when there are several) and `block{i}_pool`, so a
+    module published from it has one fine-tuning block per layer with
+    readable paths.
     """
     if len(tuple(input_shape)) != 3:
         raise ModelError(f"build_small_cnn needs input_shape (height, width, channels); received {tuple(input_shape)!r}")
     if not filters or any(int(f) < 1 for f in filters):
         raise ModelError(f"filters must be a non-empty list of positive integers; received {list(filters)!r}")
+    if isinstance(convs_per_block, bool) or not isinstance(convs_per_block, int) or convs_per_block < 1:
+        raise ModelError(f"convs_per_block must be an integer >= 1; received {convs_per_block!r}")
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for i, width in enumerate(filters, start=1):
-        x = keras.layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
-        x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
-        x = keras.layers.ReLU(name=f"block{i}_relu")(x)
+        for j in range(1, convs_per_block + 1):
+            suffix = f"_{j}" if convs_per_block > 1 else ""
+            x = keras.layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"block{i}_conv{suffix}")(x)
+            x = keras.layers.BatchNormalization(name=f"block{i}_bn{suffix}")(x)
+            x = keras.layers.ReLU(name=f"block{i}_relu{suffix}")(x)
         if i < len(filters):
             x = keras.layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
     outputs = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

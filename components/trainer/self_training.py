@@ -1,0 +1,195 @@
+"""Self-training (pseudo-labelling): a teacher labels the target's unlabelled images, a student learns from both.
+
+The few labels of a k-shot target leave most of its training images unused;
+ingest writes them, labels removed, as the `unlabeled` split
+(`ingest.unlabeled: true`). A teacher (the best fine-tuned model, as exported
+by the trainer) predicts every one of them; the confident predictions
+(top probability >= `trainer.self_training.threshold`), at most
+`max_per_class` per class (the most confident first, so no class floods the
+student), join the labelled training set; a student is trained from the
+pre-trained module again with the two-phase fit. For `rounds` > 1 each student
+is the next round's teacher. As in TLlib's pseudo-label self-training, only
+hard labels of confident predictions are used.
+
+What each model saw is explicit: the labelled `train` split, the pseudo-
+labelled examples (their ids and labels in `pseudo_labels.json`), and the
+labelled `eval` split for early stopping only; eval and test are never
+pseudo-labelled, and the test split is never read here.
+
+`train_baseline_self_training` does the same from scratch (a from-scratch
+teacher, a from-scratch student with the baseline's budget): the
+apples-to-apples reference when the baseline may use the unlabelled images
+too (`trainer.baseline.self_training: true`).
+
+Output folder: the final student, exactly as `train_transfer` writes it
+(model/, history.json, summary.json with a `self_training` entry, ...), plus
+`pseudo_labels.json`; earlier rounds' students under `rounds/round-<i>/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tlpipe.components.trainer.config import TrainerConfig
+from tlpipe.components.trainer.data import TransformedData, load_transformed
+from tlpipe.components.trainer.executor import MODEL_DIR, _train_baseline, _train_transfer
+from tlpipe.models import example_format as fmt
+from tlpipe.models.artifacts import write_json
+from tlpipe.models.errors import DataError, ModelError
+from tlpipe.models.examples import decode_examples
+from tlpipe.models.progress import log
+
+SELF_TRAINING = "self_training"
+BASELINE_SELF_TRAINING = "baseline_self_training"
+PSEUDO_LABELS_FILE = "pseudo_labels.json"
+ROUNDS_DIR = "rounds"
+STUDENT_FIT = "fine_tune_all"  # how the transfer student is fitted: two-phase, the whole base fine-tuned
+_PREDICT_BATCH = 512
+
+
+def train_self_training(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
+                        teacher_model_dir: str, work_dir: Optional[str] = None,
+                        strategy: str = SELF_TRAINING) -> dict[str, Any]:
+    """Pseudo-label the `unlabeled` split with the teacher; train a transfer student on `handle`; its summary.
+
+    `teacher_model_dir` is an exported model (`export_for_serving`'s SavedModel)
+    or a trainer output folder holding one in `model/`.
+    """
+    return _self_train(config, transformed_dir, output_dir, handle=handle, teacher_model_dir=teacher_model_dir,
+                       work_dir=work_dir, strategy=strategy, scratch=False)
+
+
+def train_baseline_self_training(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
+                                 teacher_model_dir: str, work_dir: Optional[str] = None,
+                                 strategy: str = BASELINE_SELF_TRAINING) -> dict[str, Any]:
+    """The from-scratch counterpart: `teacher_model_dir` is the from-scratch baseline, the student is one too."""
+    return _self_train(config, transformed_dir, output_dir, handle=handle, teacher_model_dir=teacher_model_dir,
+                       work_dir=work_dir, strategy=strategy, scratch=True)
+
+
+def select_pseudo_labels(probabilities: np.ndarray, threshold: float,
+                         max_per_class: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, labels) of the confident predictions, at most `max_per_class` per class, most confident first.
+
+    Indices come back sorted; a prediction is confident when its top probability is at least `threshold`.
+    """
+    confidence = probabilities.max(axis=1)
+    predicted = probabilities.argmax(axis=1)
+    chosen = []
+    for label in range(probabilities.shape[1]):
+        candidates = np.flatnonzero((predicted == label) & (confidence >= threshold))
+        most_confident = candidates[np.argsort(-confidence[candidates], kind="stable")]
+        chosen.append(most_confident[:max_per_class])
+    indices = np.sort(np.concatenate(chosen)).astype(np.int64)
+    return indices, predicted[indices].astype(np.int64)
+
+
+def load_unlabeled(transformed_dir: str) -> list[bytes]:
+    """The serialized examples of the `unlabeled` split; DataError when it was not written."""
+    files = fmt.split_files(transformed_dir, fmt.UNLABELED_SPLIT)
+    if not files:
+        raise DataError(
+            f"transformed data {transformed_dir!r} has no {fmt.UNLABELED_SPLIT!r} split "
+            f"({fmt.split_dir(transformed_dir, fmt.UNLABELED_SPLIT)}/*{fmt.SHARD_SUFFIX}): self-training needs the "
+            "unlabelled training examples; set ingest.unlabeled: true (with shots.train)"
+        )
+    records = list(tf.data.TFRecordDataset(files).as_numpy_iterator())
+    if not records:
+        raise DataError(f"the {fmt.UNLABELED_SPLIT!r} split of {transformed_dir!r} is empty: nothing to pseudo-label")
+    return records
+
+
+def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
+                teacher_model_dir: str, work_dir: Optional[str], strategy: str, scratch: bool) -> dict[str, Any]:
+    settings = config.self_training
+    settings.validate()
+    labelled = load_transformed(transformed_dir)
+    records = load_unlabeled(transformed_dir)
+    teacher = _serving_model_dir(teacher_model_dir)
+    summary: dict[str, Any] = {}
+    for round_index in range(1, settings.rounds + 1):
+        final = round_index == settings.rounds
+        round_dir = output_dir if final else os.path.join(output_dir, ROUNDS_DIR, f"round-{round_index}")
+        probabilities = _predict(teacher, records, labelled.num_classes)
+        indices, labels = select_pseudo_labels(probabilities, settings.threshold, settings.max_per_class)
+        if not len(indices):
+            raise DataError(
+                f"self-training round {round_index}: the teacher {teacher!r} is at least "
+                f"{settings.threshold} confident on none of the {len(records)} unlabelled examples (its highest "
+                f"confidence: {probabilities.max():.3f}); lower trainer.self_training.threshold"
+            )
+        chosen = [records[i] for i in indices]
+        per_class = {name: int((labels == c).sum()) for c, name in enumerate(labelled.label_names)}
+        seen = {
+            "round": round_index,
+            "rounds": settings.rounds,
+            "teacher": teacher,
+            "student": "randomly initialised (from scratch)" if scratch else f"the pre-trained module {handle!r}",
+            "labelled_train": labelled.num_train,
+            "unlabeled_pool": len(records),
+            "pseudo_labelled": int(len(indices)),
+            "pseudo_labels_per_class": per_class,
+            "threshold": settings.threshold,
+            "max_per_class": settings.max_per_class,
+            "eval": f"{labelled.num_eval} labelled eval examples, for early stopping only (never pseudo-labelled)",
+            "test": "never seen by the trainer (the evaluator's split)",
+        }
+        log(f"trainer [{strategy}]: round {round_index}/{settings.rounds}: {len(indices)} of {len(records)} "
+            f"unlabelled examples pseudo-labelled by {teacher} (confidence >= {settings.threshold}, at most "
+            f"{settings.max_per_class} per class: {per_class}) join {labelled.num_train} labels")
+        data = _with_pseudo_labels(labelled, chosen, labels)
+        os.makedirs(round_dir, exist_ok=True)
+        write_json(os.path.join(round_dir, PSEUDO_LABELS_FILE), {
+            **seen, "examples": [{"id": example_id, "label": int(label), "label_name": labelled.label_names[label]}
+                                 for example_id, label in zip(_ids(chosen), labels)],
+        })
+        round_work = os.path.join(work_dir, f"round-{round_index}") if work_dir else None
+        extra = {"self_training": seen}
+        if scratch:
+            summary = _train_baseline(config, transformed_dir, round_dir, handle=handle, strategy=strategy,
+                                      work_dir=round_work, data=data, extra=extra)
+        else:
+            summary = _train_transfer(config, transformed_dir, round_dir, strategy=STUDENT_FIT, handle=handle,
+                                      work_dir=round_work, name=strategy, data=data, extra=extra)
+        teacher = summary["model_dir"]
+    return summary
+
+
+def _serving_model_dir(path: str) -> str:
+    """The SavedModel folder: `path` itself, or its `model/` (a trainer's output folder)."""
+    for candidate in (path, os.path.join(path, MODEL_DIR)):
+        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
+            return os.path.abspath(candidate)
+    raise ModelError(
+        f"teacher {path!r} is neither an exported model (a SavedModel folder) nor a trainer output folder with "
+        f"one in {MODEL_DIR}/"
+    )
+
+
+def _predict(model_dir: str, records: list[bytes], num_classes: int) -> np.ndarray:
+    """The teacher's class probabilities [N, K] through its `serving_default` over serialized examples."""
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    batches = [serve(examples=tf.constant(records[start:start + _PREDICT_BATCH]))["probabilities"].numpy()
+               for start in range(0, len(records), _PREDICT_BATCH)]
+    probabilities = np.concatenate(batches)
+    if probabilities.shape[1] != num_classes:
+        raise ModelError(f"teacher {model_dir!r} predicts {probabilities.shape[1]} classes; the data has {num_classes}")
+    return probabilities
+
+
+def _with_pseudo_labels(labelled: TransformedData, records: list[bytes], labels: np.ndarray) -> TransformedData:
+    """The labelled data with the pseudo-labelled examples appended to its train split (eval untouched)."""
+    inputs, _ = decode_examples(tf.constant(records), labelled.modality, labelled.image_shape)
+    pseudo = tf.data.Dataset.from_tensor_slices((inputs, tf.constant(labels, tf.int64)))
+    return dataclasses.replace(labelled, train=labelled.train.concatenate(pseudo),
+                               num_train=labelled.num_train + len(records))
+
+
+def _ids(records: list[bytes]) -> list[str]:
+    parsed = tf.io.parse_example(tf.constant(records), {fmt.ID_KEY: tf.io.FixedLenFeature([], tf.string, "")})
+    return [value.decode("utf-8") for value in parsed[fmt.ID_KEY].numpy()]

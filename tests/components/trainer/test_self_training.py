@@ -1,0 +1,121 @@
+"""Self-training: a teacher pseudo-labels the unlabeled split, students learn from labels + pseudo-labels."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
+from tlpipe.components.trainer.executor import train_baseline, train_transfer
+from tlpipe.components.trainer.self_training import (
+    PSEUDO_LABELS_FILE, load_unlabeled, select_pseudo_labels, train_baseline_self_training, train_self_training,
+)
+from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
+from tlpipe.models import example_format as fmt
+from tlpipe.models.errors import ConfigError, DataError, ModelError
+
+from .conftest import class_images, write_split
+
+
+def _write_unlabeled(directory: str, pixels: np.ndarray) -> list[str]:
+    """An `unlabeled` split as transform writes it: pixels, shape and id, no label; returns the ids."""
+    os.makedirs(fmt.split_dir(directory, fmt.UNLABELED_SPLIT), exist_ok=True)
+    ids = [f"unlabeled-{index}" for index in range(len(pixels))]
+    path = f"{fmt.shard_prefix(directory, fmt.UNLABELED_SPLIT)}-00000-of-00001{fmt.SHARD_SUFFIX}"
+    with tf.io.TFRecordWriter(path) as writer:
+        for example_id, image in zip(ids, pixels):
+            feature = {
+                fmt.IMAGE_RAW_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()])),
+                fmt.IMAGE_SHAPE_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=list(image.shape))),
+                fmt.ID_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[example_id.encode()])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return ids
+
+
+def _split_ids(directory: str, split: str) -> set[str]:
+    records = tf.data.TFRecordDataset(fmt.split_files(directory, split)).as_numpy_iterator()
+    return {tf.train.Example.FromString(r).features.feature[fmt.ID_KEY].bytes_list.value[0].decode() for r in records}
+
+
+def _config(**self_training) -> TrainerConfig:
+    return TrainerConfig(batch_size=6, head_epochs=2, fine_tune_epochs=1, head_learning_rate=0.05,
+                         baseline=BaselineConfig(epochs=2), self_training=SelfTrainingConfig(**self_training))
+
+
+@pytest.fixture
+def with_unlabeled(transformed_dir) -> tuple[str, list[str]]:
+    pixels, _ = class_images(8, seed=7)  # 24 unlabelled images, 8 of each class
+    write_split(transformed_dir, "test", *class_images(2, seed=9))
+    return transformed_dir, _write_unlabeled(transformed_dir, pixels)
+
+
+def test_selection_keeps_confident_predictions_at_most_n_per_class_most_confident_first():
+    probabilities = np.array([
+        [0.95, 0.05, 0.00],  # 0: class 0, confident
+        [0.60, 0.40, 0.00],  # 1: class 0, not confident
+        [0.99, 0.01, 0.00],  # 2: class 0, most confident
+        [0.97, 0.03, 0.00],  # 3: class 0, confident but the third of class 0
+        [0.00, 0.91, 0.09],  # 4: class 1, confident
+        [0.00, 0.10, 0.90],  # 5: class 2, exactly at the threshold
+    ])
+    indices, labels = select_pseudo_labels(probabilities, threshold=0.9, max_per_class=2)
+    assert indices.tolist() == [2, 3, 4, 5] and labels.tolist() == [0, 0, 1, 2]
+
+
+def test_self_training_pseudo_labels_only_the_unlabeled_split(with_unlabeled, grey_hub_module, tmp_path):
+    transformed_dir, unlabeled_ids = with_unlabeled
+    teacher = train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="fine_tune_all",
+                             handle=grey_hub_module)
+    output = str(tmp_path / "self_training")
+    summary = train_self_training(_config(threshold=0.34, max_per_class=3, rounds=2), transformed_dir, output,
+                                  handle=grey_hub_module, teacher_model_dir=str(tmp_path / "teacher"))
+
+    seen = summary["self_training"]
+    assert summary["strategy"] == "self_training" and summary["kind"] == "transfer"
+    assert seen["round"] == seen["rounds"] == 2 and seen["teacher"].startswith(os.path.join(output, "rounds"))
+    assert all(count <= 3 for count in seen["pseudo_labels_per_class"].values())
+    assert summary["num_train"] == 18 + seen["pseudo_labelled"] and summary["num_eval"] == 9
+    assert "never pseudo-labelled" in seen["eval"] and "never seen" in seen["test"]
+    assert os.path.isfile(os.path.join(output, "model", "saved_model.pb"))
+
+    first_round = os.path.join(output, "rounds", "round-1")
+    with open(os.path.join(first_round, PSEUDO_LABELS_FILE)) as handle:
+        first = json.load(handle)
+    assert first["teacher"] == teacher["model_dir"] and first["unlabeled_pool"] == 24
+    with open(os.path.join(output, PSEUDO_LABELS_FILE)) as handle:
+        final = json.load(handle)
+    labelled_ids = {split: _split_ids(transformed_dir, split) for split in ("train", "eval", "test")}
+    for pseudo in (first, final):
+        ids = [example["id"] for example in pseudo["examples"]]
+        assert len(ids) == pseudo["pseudo_labelled"] > 0 and set(ids) <= set(unlabeled_ids)
+        assert not set(ids) & (labelled_ids["eval"] | labelled_ids["test"] | labelled_ids["train"])
+    with open(os.path.join(first_round, "summary.json")) as handle:
+        assert json.load(handle)["model_dir"] == final["teacher"]
+
+
+def test_scratch_baseline_self_trains_from_a_scratch_teacher(with_unlabeled, grey_hub_module, tmp_path):
+    transformed_dir, _ = with_unlabeled
+    train_baseline(_config(), transformed_dir, str(tmp_path / "baseline"), handle=grey_hub_module)
+    summary = train_baseline_self_training(_config(threshold=0.34, max_per_class=2), transformed_dir,
+                                           str(tmp_path / "baseline_self_training"), handle=grey_hub_module,
+                                           teacher_model_dir=str(tmp_path / "baseline" / "model"))
+    assert summary["kind"] == "baseline" and summary["strategy"] == "baseline_self_training"
+    assert summary["self_training"]["student"] == "randomly initialised (from scratch)"
+    assert summary["num_train"] == 18 + summary["self_training"]["pseudo_labelled"]
+
+
+def test_self_training_errors_name_what_is_missing(transformed_dir, grey_hub_module, tmp_path):
+    with pytest.raises(DataError, match="set ingest.unlabeled: true"):
+        load_unlabeled(transformed_dir)
+    _write_unlabeled(transformed_dir, class_images(1, seed=3)[0])
+    with pytest.raises(ModelError, match="neither an exported model"):
+        train_self_training(_config(), transformed_dir, str(tmp_path / "out"), handle=grey_hub_module,
+                            teacher_model_dir=str(tmp_path))
+    with pytest.raises(ConfigError) as error:
+        SelfTrainingConfig(threshold=1.0).validate()
+    assert error.value.key == "threshold"
