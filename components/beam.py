@@ -43,9 +43,13 @@ class BeamConfig:
 
 
 def create_pipeline(config: BeamConfig) -> Any:
-    """A `beam.Pipeline` on the runner `config` names (use it as a context manager)."""
-    import apache_beam as beam
+    """A `beam.Pipeline` on the runner `config` names (use it as a context manager).
+
+    User errors raised inside its work reach the caller as themselves (see beam_errors).
+    """
     from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tlpipe.components.beam_errors import UserErrorPipeline
 
     if config.runner in LOCAL_RUNNERS:
         from apache_beam.runners.portability.fn_api_runner import fn_runner
@@ -55,6 +59,6 @@ def create_pipeline(config: BeamConfig) -> Any:
         else:
             flags = ["--direct_running_mode=multi_processing", f"--direct_num_workers={config.num_workers}"]
         options = PipelineOptions(flags + list(config.options))
-        return beam.Pipeline(runner=fn_runner.FnApiRunner(), options=options)
+        return UserErrorPipeline(runner=fn_runner.FnApiRunner(), options=options)
     options = PipelineOptions([f"--runner={config.runner}"] + list(config.options))
-    return beam.Pipeline(options=options)
+    return UserErrorPipeline(options=options)

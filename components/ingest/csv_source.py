@@ -5,11 +5,16 @@ image files, relative to the CSV's folder or absolute), otherwise a text
 source when it has `text_feature`; `label_feature` holds class names or
 integer labels. The id is the `id_feature` column when present, otherwise the
 image path as written, or `row-N` (N counting data rows from 1) for text.
+
+The file is read on the driver and checked row by row: text that is not UTF-8,
+broken quoting or a row whose cell count differs from the header's is a
+DataError naming the file and the line; so are missing or unreadable images.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 from typing import Any, Optional
 
@@ -25,14 +30,35 @@ _MAX_LISTED = 5
 
 
 def _read_rows(path: str) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a UTF-8 CSV file (missing cells read as '')."""
+    """Header and rows of a UTF-8 CSV file; a row that cannot be read, or whose cell count differs from the
+    header's, is a DataError naming the file and its line."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            rows = [{key: value or "" for key, value in row.items() if key is not None} for row in reader]
-            return list(reader.fieldnames or []), rows
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise DataError(f"CSV file {path!r} cannot be read as UTF-8 CSV: {error}") from None
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise DataError(f"CSV file {path!r} cannot be read: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(f"CSV file {path!r}, line {line}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                        "save the file as UTF-8") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, [])
+        rows = []
+        for cells in reader:
+            if not cells:
+                continue  # blank line
+            if len(cells) != len(header):
+                raise DataError(
+                    f"CSV file {path!r}, line {reader.line_num}: {len(cells)} cells, but the header has "
+                    f"{len(header)} columns ({', '.join(header)}); quote cells that contain commas"
+                )
+            rows.append(dict(zip(header, cells)))
+    except csv.Error as error:
+        raise DataError(f"CSV file {path!r}, line {reader.line_num}: {error}; fix the quoting of that row") from None
+    return header, rows
 
 
 class CsvSource(Source):
@@ -70,14 +96,16 @@ class CsvSource(Source):
                 payload, default_id = os.path.join(self.folder, relative), relative
                 if not os.path.isfile(payload):
                     missing.append(f"row {number}: {relative!r}")
+                elif not os.access(payload, os.R_OK):
+                    missing.append(f"row {number}: {relative!r} (not readable by this user)")
             else:
                 payload, default_id = row[content_column], f"row-{number}"
             self.records.append(SourceRecord(row.get(config.id_feature, "").strip() or default_id, ALL_SPLIT, label, payload))
         if missing:
             listed = "; ".join(missing[:_MAX_LISTED]) + ("; ..." if len(missing) > _MAX_LISTED else "")
             raise DataError(
-                f"{len(missing)} image path(s) in CSV file {location!r} do not exist (paths are relative to "
-                f"{self.folder!r}): {listed}"
+                f"{len(missing)} image path(s) in CSV file {location!r} do not exist or cannot be read (paths are "
+                f"relative to {self.folder!r}): {listed}; fix the paths or the files' permissions"
             )
 
     def splits(self) -> tuple[str, ...]:

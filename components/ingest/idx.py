@@ -5,6 +5,11 @@ split `train`; the `t10k-*` pair is split `test` (a '.' instead of the '-'
 before `idx`, as in the original MNIST files, is accepted too). Labels are
 integers; `label_names` names them. Example ids are `split:index`, stable
 when records are appended. Images are stored PNG-encoded.
+
+Damaged files are DataErrors naming the file and the records: an uncompressed
+file shorter than its header promises is refused before any work; a truncated
+or corrupt gzip file where its records are read (the chunk holding the last
+record reads to the end, so gzip checks the stream's checksum).
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from typing import Any, BinaryIO, Iterator, Optional
 
 import apache_beam as beam
 import numpy as np
 
+from tlpipe.components.beam_errors import in_dofn
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet
 from tlpipe.components.ingest.records import SourceRecord, encode_png
@@ -27,6 +34,7 @@ _PREFIXES = (("train", "train"), ("t10k", "test"))
 _IMAGES_MAGIC = 0x0803  # unsigned bytes, 3 dimensions
 _LABELS_MAGIC = 0x0801  # unsigned bytes, 1 dimension
 _CHUNK = 10000  # records per Beam work item
+_FIX = "re-download or re-copy the file (check it with `gunzip -t` when it is gzipped)"
 
 
 def _open(path: str) -> BinaryIO:
@@ -48,8 +56,8 @@ def _read_header(path: str, magic: int, dims: int) -> tuple[int, ...]:
     try:
         with _open(path) as handle:
             header = handle.read(4 * (dims + 1))
-    except (OSError, EOFError) as error:
-        raise DataError(f"IDX file {path!r} cannot be read: {error}") from None
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"IDX file {path!r} cannot be read: {error}; {_FIX}") from None
     if len(header) < 4 * (dims + 1) or struct.unpack(">I", header[:4])[0] != magic:
         raise DataError(
             f"{path!r} is not an IDX file of unsigned bytes with {dims} dimension(s) "
@@ -58,12 +66,40 @@ def _read_header(path: str, magic: int, dims: int) -> tuple[int, ...]:
     return struct.unpack(f">{dims}I", header[4:])
 
 
-def _read_exact(handle: BinaryIO, offset: int, size: int, path: str) -> bytes:
-    handle.seek(offset)
-    data = handle.read(size)
+def _read_exact(path: str, offset: int, size: int, first: int, to_end: bool) -> bytes:
+    """`size` bytes at `offset` of the (decompressed) file; DataError naming the file and the records when it is
+    truncated or corrupt. With `to_end`, the rest is read too, so gzip checks the stream's end and checksum."""
+    try:
+        with _open(path) as handle:
+            handle.seek(offset)
+            data = handle.read(size)
+            if to_end:
+                handle.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise in_dofn(DataError(
+            f"IDX file {path!r} is corrupt or truncated: reading records from {first} (byte {offset} of its "
+            f"content) failed: {error}; {_FIX}"
+        )) from None
     if len(data) != size:
-        raise DataError(f"IDX file {path!r} is truncated: its header promises more records than it holds")
+        raise in_dofn(DataError(
+            f"IDX file {path!r} is truncated: its header promises more records than it holds "
+            f"(reading records from {first}, byte {offset} of its content); {_FIX}"
+        ))
     return data
+
+
+def _check_plain_size(path: str, header_bytes: int, records: int, record_bytes: int) -> None:
+    """An uncompressed file must hold what its header promises: checked on the driver, before any work."""
+    if path.endswith(".gz"):
+        return
+    expected = header_bytes + records * record_bytes
+    actual = os.path.getsize(path)
+    if actual < expected:
+        raise DataError(
+            f"IDX file {path!r} is truncated: its header promises {records} records ({expected} bytes) but the "
+            f"file has {actual} bytes (record {(actual - header_bytes) // max(record_bytes, 1)} is the first "
+            f"incomplete one); {_FIX}"
+        )
 
 
 class IdxSource(Source):
@@ -91,6 +127,8 @@ class IdxSource(Source):
             (label_count,) = _read_header(labels, _LABELS_MAGIC, 1)
             if count != label_count:
                 raise DataError(f"IDX split {split!r}: {images!r} holds {count} images but {labels!r} holds {label_count} labels")
+            _check_plain_size(images, 16, count, rows * cols)
+            _check_plain_size(labels, 8, count, 1)
             self.parts[split] = (images, labels, count, rows, cols)
         if not self.parts:
             raise DataError(
@@ -117,13 +155,12 @@ class IdxSource(Source):
         )
 
     def _read_chunk(self, chunk: tuple[int, int], split: str) -> Iterator[SourceRecord]:
-        images_path, labels_path, _, rows, cols = self.parts[split]
+        images_path, labels_path, count, rows, cols = self.parts[split]
         start, stop = chunk
         size = rows * cols
-        with _open(labels_path) as handle:
-            labels = _read_exact(handle, 8 + start, stop - start, labels_path)
-        with _open(images_path) as handle:
-            pixels = _read_exact(handle, 16 + start * size, (stop - start) * size, images_path)
+        last = stop == count
+        labels = _read_exact(labels_path, 8 + start, stop - start, start, last)
+        pixels = _read_exact(images_path, 16 + start * size, (stop - start) * size, start, last)
         for i in range(stop - start):
             payload = (rows, cols, pixels[i * size:(i + 1) * size])
             yield SourceRecord(f"{split}:{start + i}", split, labels[i], payload)

@@ -4,7 +4,8 @@ Class names are the sorted sub-folder names; every image file below a class
 folder (at any depth) is an example whose id is its path relative to DIR.
 Files are stored as they are: a file that is not a decodable image is carried
 through, and transform sets it aside with the reason. A selected class whose
-folder holds no image file at all is an ingest error.
+folder holds no image file at all is an ingest error; so is an image file this
+user cannot read (listed before any work).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import apache_beam as beam
 from tlpipe.components.ingest.config import ALL_SPLIT, IngestConfig
 from tlpipe.components.ingest.labels import LabelSet, select_classes
 from tlpipe.components.ingest.records import SourceRecord
-from tlpipe.components.ingest.sources import Source, file_fingerprint, read_file_bytes, require_path
+from tlpipe.components.ingest.sources import Source, file_fingerprint, read_file_bytes, require_path, require_readable
 from tlpipe.models.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
@@ -68,6 +69,7 @@ class ImageFolderSource(Source):
                     f"({others} other files); allowed extensions: {', '.join(IMAGE_EXTENSIONS)}"
                 )
             self.files[name] = images
+        require_readable((path for paths in self.files.values() for path in paths), f"image folder {location!r}")
 
     def splits(self) -> tuple[str, ...]:
         return (ALL_SPLIT,)

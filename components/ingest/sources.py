@@ -14,6 +14,7 @@ import importlib
 import os
 from typing import Any, Iterable, Optional
 
+from tlpipe.components.beam_errors import in_dofn
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet
 from tlpipe.models.errors import DataError
@@ -25,6 +26,8 @@ _IMPLEMENTATIONS = {
     "tfrecord": ("tlpipe.components.ingest.tfrecord_source", "TfRecordSource"),
     "csv": ("tlpipe.components.ingest.csv_source", "CsvSource"),
 }
+
+_MAX_LISTED = 5
 
 # What LOCATION should be, per scheme, for "path does not exist" errors.
 _EXPECTED = {
@@ -86,10 +89,23 @@ def file_fingerprint(paths: Iterable[str], root: str) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def require_readable(paths: Iterable[str], where: str) -> None:
+    """DataError listing the files of `paths` this process cannot read (checked on the driver, before any work)."""
+    unreadable = [path for path in paths if not os.access(path, os.R_OK)]
+    if unreadable:
+        listed = ", ".join(repr(path) for path in unreadable[:_MAX_LISTED]) + (", ..." if len(unreadable) > _MAX_LISTED else "")
+        raise DataError(f"{len(unreadable)} file(s) in {where} cannot be read by this user: {listed}; "
+                        "fix their permissions (chmod a+r) or remove them")
+
+
 def read_file_bytes(path: str) -> bytes:
-    """A file's bytes; a file that disappeared since it was listed is a DataError."""
+    """A file's bytes (called inside Beam); a file that vanished or cannot be read is a DataError naming it."""
     try:
         with open(path, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
-        raise DataError(f"file {path!r} was listed by ingest but no longer exists; do not change a source while it is ingested") from None
+        raise in_dofn(DataError(f"file {path!r} was listed by ingest but no longer exists; do not change a source "
+                                "while it is ingested")) from None
+    except OSError as error:
+        raise in_dofn(DataError(f"file {path!r} cannot be read: {error.strerror}; fix its permissions or remove "
+                                "it from the source")) from None

@@ -3,7 +3,9 @@
 Nothing is downloaded (tlpipe runs offline): the dataset must already be
 prepared in `data_dir`. Images are stored as TFDS keeps them (their encoded
 PNG/JPEG bytes, read without decoding); text features as UTF-8. Ids are TFDS's
-own `tfds_id`s (file and position), stable for a given dataset version.
+own `tfds_id`s (file and position), stable for a given dataset version. A
+dataset not prepared in `data_dir` is refused before any work; damaged prepared
+files are a DataError naming the split and the last example read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow_datasets as tfds
 
+from tlpipe.components.beam_errors import in_dofn
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet
 from tlpipe.components.ingest.records import SourceRecord
@@ -101,14 +104,25 @@ class TfdsSource(Source):
         )
 
     def _read_split(self, split: str) -> Iterator[SourceRecord]:
+        import tensorflow as tf
+
         decoders = {self.content_feature: tfds.decode.SkipDecoding()} if self.modality == "image" else None
-        dataset = self._builder().as_dataset(
-            split=split, shuffle_files=False, decoders=decoders, read_config=tfds.ReadConfig(add_tfds_id=True)
-        )
-        for example in tfds.as_numpy(dataset):
-            yield SourceRecord(
-                example["tfds_id"].decode("utf-8"), split, int(example[self.label_feature]), bytes(example[self.content_feature])
+        last_id = None
+        try:
+            dataset = self._builder().as_dataset(
+                split=split, shuffle_files=False, decoders=decoders, read_config=tfds.ReadConfig(add_tfds_id=True)
             )
+            for example in tfds.as_numpy(dataset):
+                last_id = example["tfds_id"].decode("utf-8")
+                yield SourceRecord(last_id, split, int(example[self.label_feature]), bytes(example[self.content_feature]))
+        except (tf.errors.OpError, OSError) as error:
+            after = f" after example {last_id!r}" if last_id else " before its first example"
+            reason = getattr(error, "message", None) or str(error)
+            raise in_dofn(DataError(
+                f"TFDS dataset {self.name!r} in data_dir {self.data_dir!r}: reading split {split!r} failed{after}: "
+                f"{reason.splitlines()[0]}; its prepared files are damaged or incomplete: prepare it again "
+                f"(`tfds build {self.name} --data_dir=DIR`) and copy DIR here"
+            )) from None
 
     def load(self, payload: Any) -> bytes:
         return payload

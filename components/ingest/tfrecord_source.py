@@ -5,6 +5,10 @@ the records have no such feature, `text_feature` (UTF-8 text); the label is
 the int64 or bytes feature `label_feature`. The id is the bytes feature
 `id_feature` when records have it, otherwise a hash of the record's bytes
 (stable wherever the record is stored). A folder means every file in it.
+
+Every record's checksums are checked where it is read, and every record must
+be a tf.Example: otherwise a DataError names the file, the record's number and
+the fix (checked_tfrecords).
 """
 
 from __future__ import annotations
@@ -12,27 +16,29 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import apache_beam as beam
-import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.example import example_pb2
 
+from tlpipe.components.beam_errors import in_dofn
+from tlpipe.components.checked_tfrecords import read_records
 from tlpipe.components.ingest.config import ALL_SPLIT, IngestConfig
 from tlpipe.components.ingest.labels import LabelSet, SourceLabel
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source, file_fingerprint, require_path
 from tlpipe.models.errors import ConfigError, DataError
 
+_FIX = ("re-copy or regenerate the file, or remove it from the source; tfrecord sources read uncompressed "
+        "TFRecord files of tf.Examples")
+
 
 def _first_record(files: list[str]) -> Optional[bytes]:
     """The first record of the first non-empty file, None when all are empty."""
     for path in files:
-        try:
-            for record in tf.data.TFRecordDataset([path]).take(1):
-                return record.numpy()
-        except tf.errors.OpError as error:
-            raise DataError(f"{path!r} is not a readable (uncompressed) TFRecord file: {error.message}") from None
+        for record in read_records(path, _FIX):
+            return record
     return None
 
 
@@ -53,7 +59,10 @@ class TfRecordSource(Source):
         first = _first_record(self.files)
         if first is None:
             raise DataError(f"empty dataset: the TFRecord files matching {location!r} hold no records ({len(self.files)} files)")
-        present = example_pb2.Example.FromString(first).features.feature
+        try:
+            present = example_pb2.Example.FromString(first).features.feature
+        except DecodeError:
+            raise DataError(f"the first record of {self.files[0]!r} is not a serialized tf.Example; {_FIX}") from None
         if config.image_feature in present:
             self.modality, self.content_feature = "image", config.image_feature
         elif config.text_feature in present:
@@ -77,12 +86,21 @@ class TfRecordSource(Source):
         return (
             root
             | f"List {split} TFRecord files" >> beam.Create(self.files)
-            | f"Read {split} TFRecords" >> beam.io.ReadAllFromTFRecord()
-            | f"Parse {split} tf.Examples" >> beam.Map(self._parse, split)
+            | f"Read {split} TFRecords" >> beam.FlatMap(self._read_file, split)
         )
 
-    def _parse(self, serialized: bytes, split: str) -> SourceRecord:
-        features = example_pb2.Example.FromString(serialized).features.feature
+    def _read_file(self, path: str, split: str) -> Iterator[SourceRecord]:
+        try:
+            for index, serialized in enumerate(read_records(path, _FIX)):
+                try:
+                    features = example_pb2.Example.FromString(serialized).features.feature
+                except DecodeError:
+                    raise DataError(f"TFRecord file {path!r}, record {index}: not a serialized tf.Example; {_FIX}") from None
+                yield self._record(serialized, features, split, f"TFRecord file {path!r}, record {index}")
+        except DataError as error:
+            raise in_dofn(error) from None
+
+    def _record(self, serialized: bytes, features: Any, split: str, where: str) -> SourceRecord:
         example_id = (
             features[self.id_feature].bytes_list.value[0].decode("utf-8")
             if self.id_feature in features and features[self.id_feature].bytes_list.value
@@ -90,17 +108,17 @@ class TfRecordSource(Source):
         )
         content = features[self.content_feature].bytes_list.value if self.content_feature in features else []
         if len(content) != 1:
-            raise DataError(f"TFRecord example {example_id!r} has no single bytes feature {self.content_feature!r}; features: {', '.join(sorted(features))}")
-        return SourceRecord(example_id, split, self._label(features, example_id), content[0])
+            raise DataError(f"{where}: example {example_id!r} has no single bytes feature {self.content_feature!r}; features: {', '.join(sorted(features))}")
+        return SourceRecord(example_id, split, self._label(features, f"{where}: example {example_id!r}"), content[0])
 
-    def _label(self, features: Any, example_id: str) -> SourceLabel:
+    def _label(self, features: Any, what: str) -> SourceLabel:
         feature = features[self.label_feature] if self.label_feature in features else None
         if feature is not None and len(feature.int64_list.value) == 1:
             return int(feature.int64_list.value[0])
         if feature is not None and len(feature.bytes_list.value) == 1:
             return feature.bytes_list.value[0].decode("utf-8")
         raise DataError(
-            f"TFRecord example {example_id!r} has no single int64 or bytes label feature {self.label_feature!r}; "
+            f"{what} has no single int64 or bytes label feature {self.label_feature!r}; "
             f"features: {', '.join(sorted(features))}"
         )
 

@@ -1,5 +1,8 @@
 """The Beam graph of one split: read raw TFRecords, transform, set bad records aside, combine statistics.
 
+Reading checks every record's checksums: a damaged input file fails the run
+with a DataError naming the file and the record (checked_tfrecords).
+
 Per split, one `TransformSplit` writes
   - transformed examples with `WriteToTFRecord` at `example_format.shard_prefix`,
     in the given number of shards;
@@ -10,12 +13,14 @@ Per split, one `TransformSplit` writes
 
 from __future__ import annotations
 
+import glob
 import json
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
+from tlpipe.components.checked_tfrecords import ReadCheckedTFRecords
 from tlpipe.models.progress import Progress, set_quiet
 from tlpipe.components.transform.records import BadRecord, RecordSpec, transform_record
 from tlpipe.components.transform.statistics import SplitStatistics
@@ -93,9 +98,11 @@ class TransformSplit(beam.PTransform):
 
     def expand(self, pbegin):
         pattern = fmt.split_dir(self._input_dir, self._split) + "/*" + fmt.SHARD_SUFFIX
+        fix = (f"the ingest artifact {self._input_dir!r} is damaged: run ingest again (in a pipeline: "
+               "--set pipeline.enable_caching=false, so the damaged artifact is not reused)")
         outputs = (
             pbegin
-            | "Read" >> beam.io.ReadFromTFRecord(pattern)
+            | "Read" >> ReadCheckedTFRecords(sorted(glob.glob(pattern)), fix)
             | "Transform" >> beam.ParDo(_TransformRecords(self._spec, self._split, self._quiet))
             .with_outputs(_BAD, _SUMMARY, main="examples")
         )
