@@ -53,6 +53,7 @@ from tlpipe.models._checkpoints import CheckpointStore, TrainingState
 from tlpipe.models._classifier import base_layer, feature_model, head_model, outputs_logits
 from tlpipe.models._tensorboard import ScalarLog
 from tlpipe.models.hyperrule import Schedule
+from tlpipe.models.regularizers import PENALTY_METRIC, PretrainedReference, Regularization, RegularizedModel
 from tlpipe.models.errors import ConfigError, DataError, ModelError
 
 HEAD = "head"
@@ -101,6 +102,7 @@ def two_phase_fit(
     seed: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     log_prefix: str = "",
+    regularization: Optional[Regularization] = None,
 ) -> dict[str, Any]:
     """Train a transfer model with `strategy` ('feature_extraction', 'fine_tune_top', 'fine_tune_all').
 
@@ -110,7 +112,9 @@ def two_phase_fit(
     after tlpipe's own at the end of every epoch. Returns the history (also in
     `<output_dir>/history.json`): per-epoch entries {phase, epoch, step, loss,
     accuracy, val_loss, val_accuracy, learning_rate, seconds}, the best epoch,
-    and per-phase summaries.
+    and per-phase summaries. `regularization` (L2-SP or BSS) adds its penalty
+    to the loss of the phases it can influence; their entries then also carry
+    `penalty` (the loss includes it).
     """
     if strategy not in TRANSFER_FITS:
         raise ConfigError("strategy", strategy, TRANSFER_FITS)
@@ -135,9 +139,13 @@ def two_phase_fit(
         "pattern": pattern if strategy == "fine_tune_top" else None,
         "augment": augment is not None, "seed": seed,
     }
+    if regularization is not None and regularization.active:
+        regularization.validate()
+        fingerprint["regularization"] = regularization.to_dict()
     return _TrainingRun(
         model, phases, train_data, eval_data, strategy=strategy, schedule=schedule, output_dir=output_dir,
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
+        regularization=regularization,
     ).run(fingerprint)
 
 
@@ -192,7 +200,8 @@ class _TrainingRun:
     def __init__(self, model: keras.Model, phases: list[_Phase], train_data: tf.data.Dataset,
                  eval_data: tf.data.Dataset, *, strategy: str, schedule: Schedule, output_dir: str,
                  augment: Optional[Augment],
-                 patience: int, seed: int, callbacks: Sequence[keras.callbacks.Callback], log_prefix: str):
+                 patience: int, seed: int, callbacks: Sequence[keras.callbacks.Callback], log_prefix: str,
+                 regularization: Optional[Regularization] = None):
         if patience < 1:
             raise ConfigError("early_stopping_patience", patience, "an integer >= 1")
         self.model = model
@@ -209,6 +218,9 @@ class _TrainingRun:
         self.log_prefix = log_prefix
         self.from_logits = outputs_logits(model)
         self.store = CheckpointStore(os.path.join(output_dir, CHECKPOINT_DIR))
+        self.regularization = regularization if regularization is not None and regularization.active else None
+        # The base's weights before any phase trains them: what L2-SP pulls towards (also after a resume).
+        self.reference = PretrainedReference(model) if self.regularization is not None else None
 
     def patience_for(self, phase: _Phase) -> int:
         """Epochs without improvement before `phase` stops: the configured patience, but at least
@@ -252,6 +264,10 @@ class _TrainingRun:
         else:
             fit_model = self.model
             train, evaluation = self._datasets()
+        if self.regularization is not None and self.regularization.applies(base_trains=bool(trainable)):
+            fit_model = RegularizedModel(self.model, self.regularization, self.reference,
+                                         features_cached=phase.cache_features)
+            summary["regularization"] = self.regularization.to_dict()
         log(f"{self.log_prefix}phase {phase.name}: {len(fit_model.trainable_variables)} trainable variables, "
             f"{phase.epochs} epoch(s) of {self.schedule.steps_per_epoch} step(s), learning rate {phase.learning_rate:g}"
             + (", frozen base's features computed once" if phase.cache_features else ""))
@@ -367,6 +383,8 @@ class _EpochTracker(keras.callbacks.Callback):
             **{key: float(logs[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy")},
             "learning_rate": learning_rate, "seconds": round(time.monotonic() - self._started, 3),
         }
+        if PENALTY_METRIC in logs:
+            entry[PENALTY_METRIC] = float(logs[PENALTY_METRIC])
         state.entries.append(entry)
         improved = state.best is None or (entry["val_accuracy"], -entry["val_loss"]) > (
             state.best["val_accuracy"], -state.best["val_loss"])

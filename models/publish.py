@@ -10,7 +10,9 @@ from a bucket: `hub.load` returns an object with
                                        regularized weight
 
 plus a `serving_default` signature (so `saved_model_cli` and
-`keras.layers.TFSMLayer` also read it) and tlpipe's metadata in
+`keras.layers.TFSMLayer` also read it), optionally a `source_probabilities`
+signature (the source task's classifier over the same inputs, which
+transferability scores such as LEEP and NCE need) and tlpipe's metadata in
 `assets.extra/tlpipe_module.json`: the input size and dtype, the feature size
 and the Keras architecture config, from which the baseline builder rebuilds
 the same network randomly initialised.
@@ -22,7 +24,7 @@ publishing time: freeze layers first to publish them as not fine-tunable.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -30,6 +32,10 @@ import tensorflow as tf
 from tlpipe.models.artifacts import atomic_output_dir
 from tlpipe.models._metadata import write_module_metadata
 from tlpipe.models.errors import ModelError
+
+SERVING_SIGNATURE = "serving_default"
+SOURCE_SIGNATURE = "source_probabilities"
+SOURCE_OUTPUT = "probabilities"
 
 
 def _input_spec(model: keras.Model) -> tf.TensorSpec:
@@ -102,17 +108,50 @@ def _hub_object(model: keras.Model, spec: tf.TensorSpec) -> tuple[Any, Any]:
     return root, serve.get_concrete_function()
 
 
-def export_hub_module(feature_extractor: keras.Model, export_dir: str, *, input_size: Sequence[int] | None = None) -> str:
+def _source_signature(source_classifier: keras.Model, spec: tf.TensorSpec) -> Any:
+    """The `source_probabilities` signature: the source classifier's class probabilities for a batch of inputs."""
+    classifier_spec = _input_spec(source_classifier)
+    if classifier_spec.dtype != spec.dtype or not classifier_spec.shape.is_compatible_with(spec.shape):
+        raise ModelError(
+            f"the source classifier's input {classifier_spec.shape} {classifier_spec.dtype.name} differs from the "
+            f"feature extractor's {spec.shape} {spec.dtype.name}; both must take the same inputs"
+        )
+
+    @tf.function(input_signature=[spec])
+    def probabilities(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {SOURCE_OUTPUT: source_classifier(inputs, training=False)}
+
+    return probabilities.get_concrete_function()
+
+
+def source_probabilities_function(module: Any) -> Optional[Callable[[tf.Tensor], tf.Tensor]]:
+    """A loaded module's source classifier (inputs -> class probabilities), or None when it carries none."""
+    signature = getattr(module, "signatures", {}).get(SOURCE_SIGNATURE)
+    if signature is None:
+        return None
+    return lambda inputs: signature(inputs=inputs)[SOURCE_OUTPUT]
+
+
+def export_hub_module(feature_extractor: keras.Model, export_dir: str, *, input_size: Sequence[int] | None = None,
+                      source_classifier: Optional[keras.Model] = None,
+                      source_classes: Optional[Sequence[str]] = None) -> str:
     """Publish `feature_extractor` as a TF2 hub module in `export_dir` (atomically); returns the folder.
 
     `input_size` ((H, W) or (H, W, C)) records the input size when the model's
     input shape leaves it open; it must agree with a fixed input shape.
+    `source_classifier` (same inputs, softmax probabilities of the source
+    classes `source_classes`) is saved as the `source_probabilities` signature.
     """
     if not isinstance(feature_extractor, keras.Model):
         raise ModelError(f"export_hub_module needs a keras.Model; received {type(feature_extractor).__name__}")
     spec = _input_spec(feature_extractor)
     size = _resolve_input_size(spec, input_size)
     root, serving = _hub_object(feature_extractor, spec)
+    signatures = {SERVING_SIGNATURE: serving}
+    if source_classifier is not None:
+        signatures[SOURCE_SIGNATURE] = _source_signature(source_classifier, spec)
+        # The classifier's own weights (its head), so that the saved signature can capture them.
+        root.source_variables = [v.value for v in source_classifier.variables]
     metadata = {
         "input_size": size,
         "input_dtype": spec.dtype.name,
@@ -121,8 +160,11 @@ def export_hub_module(feature_extractor: keras.Model, export_dir: str, *, input_
         "name": feature_extractor.name,
         "architecture": keras.saving.serialize_keras_object(feature_extractor),
     }
+    if source_classifier is not None:
+        metadata["source_signature"] = SOURCE_SIGNATURE
+        metadata["source_classes"] = list(source_classes) if source_classes is not None else None
     export_dir = os.path.abspath(export_dir)
     with atomic_output_dir(export_dir) as tmp_dir:
-        tf.saved_model.save(root, tmp_dir, signatures={"serving_default": serving})
+        tf.saved_model.save(root, tmp_dir, signatures=signatures)
         write_module_metadata(tmp_dir, metadata)
     return export_dir

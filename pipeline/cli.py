@@ -13,7 +13,7 @@ import sys
 from typing import Optional, Sequence
 
 from tlpipe.models import progress
-from tlpipe.pipeline import cli_kubeflow, cli_shift
+from tlpipe.pipeline import cli_kubeflow, cli_rank, cli_shift
 from tlpipe.models.errors import TlpipeError
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.set_defaults(handler=_cmd_transform)
 
     cli_kubeflow.register(commands, _add_config_arguments)
+    cli_rank.register(commands, _add_config_arguments)
     cli_shift.register(commands, _add_config_arguments)
     return parser
 

@@ -12,6 +12,7 @@ from typing import Literal, Optional
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.trainer.domain_config import DomainConfig
 from tlpipe.models.errors import ConfigError
+from tlpipe.models.regularizers import Regularization
 
 STRATEGIES = ("feature_extraction", "fine_tune_top", "fine_tune_all")
 
@@ -28,6 +29,29 @@ class HeadConfig:
             raise ConfigError("dropout", self.dropout, "a number in [0, 1)")
         if any(units < 1 for units in self.hidden_units):
             raise ConfigError("hidden_units", self.hidden_units, "a list of integers >= 1")
+
+
+@dataclasses.dataclass
+class RegularizationConfig:
+    """A penalty added to the loss while fine-tuning (`tlpipe.models.regularizers`).
+
+    `l2_sp`: alpha/2 * ||w - w0||^2 on the base towards its pre-trained
+    values and beta/2 * ||w||^2 on the head's kernels (also in the head
+    phase); `bss`: eta * the k smallest squared singular values of each
+    batch's features (while the base trains). Applies to every transfer strategy.
+    """
+
+    kind: Literal["none", "l2_sp", "bss"] = "none"
+    alpha: float = 0.1
+    beta: float = 0.01
+    eta: float = 0.001
+    k: int = 1
+
+    def validate(self) -> None:
+        self.to_regularization().validate()
+
+    def to_regularization(self) -> Regularization:
+        return Regularization(kind=self.kind, alpha=self.alpha, beta=self.beta, eta=self.eta, k=self.k)
 
 
 @dataclasses.dataclass
@@ -61,6 +85,7 @@ class TrainerConfig:
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["feature_extraction", "fine_tune_all"])
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
+    regularization: RegularizationConfig = dataclasses.field(default_factory=RegularizationConfig)
     domain: DomainConfig = dataclasses.field(default_factory=DomainConfig)  # domain-adaptation strategies
     batch_size: Optional[int] = None
     head_epochs: Optional[int] = None

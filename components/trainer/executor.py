@@ -62,7 +62,7 @@ def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str,
         return two_phase_fit(
             model, data.train, data.eval, strategy=strategy, schedule=schedule, output_dir=output_dir,
             top_n=top_n, pattern=pattern, augment=_augmentation(config, data),
-            cache_frozen_features=config.cache_frozen_features,
+            cache_frozen_features=config.cache_frozen_features, regularization=config.regularization.to_regularization(),
             early_stopping_patience=config.early_stopping_patience, seed=config.seed,
             log_prefix=f"trainer [{strategy}] ",
         )

@@ -4,7 +4,8 @@ This is how a team publishes its own domain feature extractor (and how the
 embedded default gets one offline): a small CNN with a softmax head learns the
 source classes end to end (the baseline fit loop: warm-up, cosine decay, early
 stopping, checkpoints, history), then only the feature extractor is exported
-with `export_hub_module`; the head is thrown away. The module records its
+with `export_hub_module`, the source classifier beside it as a second
+signature (for transferability scores such as LEEP). The module records its
 architecture, so the target pipeline's baseline can be the same network,
 randomly initialised.
 """
@@ -59,7 +60,8 @@ def pretrain_and_publish(config: SourceConfig, transformed_dir: str, module_dir:
     augment = default_augmentation(seed=0) if config.augment else None
     history = fit_baseline(model, data.train, data.eval, schedule=schedule, output_dir=work_dir,
                            augment=augment, log_prefix="pretrain ")
-    export_hub_module(features, module_dir, input_size=expected)
+    export_hub_module(features, module_dir, input_size=expected, source_classifier=model,
+                      source_classes=data.label_names)
     summary = {
         "source_classes": data.label_names,
         "num_train": data.num_train,
