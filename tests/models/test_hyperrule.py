@@ -106,3 +106,14 @@ def test_batch_norm_training_in_the_base_gets_the_settling_budget():
     assert training_statistics.fine_tune_steps >= settle
     assert training_statistics.fine_tune_min_epochs * training_statistics.steps_per_epoch >= settle
     assert make_schedule(50, 5, base_batch_norm_trains=True, fine_tune_epochs=3).fine_tune_epochs == 3
+
+
+def test_source_schedule_caps_steps_and_epochs_and_may_stop_after_the_minimum():
+    from tlpipe.models.hyperrule import SOURCE_MAX_EPOCHS, SOURCE_MAX_STEPS, SOURCE_MIN_EPOCHS, source_schedule
+
+    large = source_schedule(27_000, 5, batch_size=128, learning_rate=2e-3)
+    assert large.steps_per_epoch == 211 and large.baseline_epochs == SOURCE_MAX_STEPS // 211 == 5
+    assert large.baseline_min_epochs == SOURCE_MIN_EPOCHS and large.baseline_learning_rate == 2e-3
+    assert source_schedule(60, 3, batch_size=8, learning_rate=1e-3).baseline_epochs == SOURCE_MAX_EPOCHS
+    given = source_schedule(60, 3, batch_size=8, learning_rate=1e-3, epochs=2)
+    assert given.baseline_epochs == given.baseline_min_epochs == 2
