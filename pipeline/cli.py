@@ -139,7 +139,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.handler(args)
     except TlpipeError as error:
-        print(f"tlpipe: error: {error}", file=sys.stderr)
+        one_line = " ".join(part.strip() for part in str(error).splitlines() if part.strip())  # e.g. YAML's errors
+        print(f"tlpipe: error: {one_line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("tlpipe: interrupted", file=sys.stderr)

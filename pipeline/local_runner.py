@@ -28,6 +28,7 @@ from tlpipe.models.artifacts import read_json, write_json
 from tlpipe.pipeline.config import PipelineConfig, save_config
 from tlpipe.models.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters
+from tlpipe.pipeline.preflight import preflight
 
 
 @dataclasses.dataclass
@@ -123,6 +124,8 @@ def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> st
     if os.path.isfile(os.path.join(paths.module_dir, "saved_model.pb")):
         progress.log(f"source module: reusing {paths.module_dir}")
         return paths.module_dir
+    preflight(config, root=paths.root, serving_dir=paths.serving_dir, module_dir=paths.module_dir,
+              publish_module=True, transfer=False)
     progress.log(f"source module: pre-training and publishing into {paths.module_dir}")
     if mode == "in_process":
         run_dir = os.path.join(paths.root, "in_process", _run_id() + "-source")
@@ -140,6 +143,9 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
 
     mode = mode or config.pipeline.mode
     paths = Paths.from_config(config)
+    preflight(config, root=paths.root, serving_dir=paths.serving_dir, module_dir=paths.module_dir,
+              source_uri=parameters.source_uri, publish_module=config.uses_source_module and not parameters.hub_handle
+              and not os.path.isfile(os.path.join(paths.module_dir, "saved_model.pb")))
     if config.uses_source_module and not parameters.hub_handle:
         parameters = dataclasses.replace(parameters, hub_handle=publish_source_module(config, paths, mode))
     run_id = _run_id()
