@@ -17,6 +17,7 @@ _EXPORTS = {
     "Preset": "tlpipe.models.presets",
     "from_preset": "tlpipe.models.presets",
     "export_hub_module": "tlpipe.models.publish",
+    "Classifier": "tlpipe.models.builders",
     "build_transfer_model": "tlpipe.models.builders",
     "build_baseline_model": "tlpipe.models.builders",
     "build_small_cnn": "tlpipe.models.builders",

@@ -2,7 +2,8 @@
 
 After every epoch the fit loop saves the model's weights, the optimizer's
 state (moments and step count, so learning-rate schedules continue where they
-were) and a small JSON state: which phase, how many epochs of it are done, the
+were), the random generators' states (dropout masks continue as they would
+have) and a small JSON state: which phase, how many epochs of it are done, the
 optimizer steps so far, the early-stopping counters, the best epoch and the
 history. The state names the files it belongs to and is replaced atomically
 after they are written, so a run killed at any moment resumes from the last
@@ -44,6 +45,17 @@ class TrainingState:
     entries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     phases: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     done: bool = False
+    random_states: Optional[list[list[int]]] = None
+    resumed_from: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def random_state_variables(model: keras.Model) -> list[keras.Variable]:
+    """The states of the model's seed generators, in a stable order.
+
+    Keras' weight files leave them out; without them a resumed fit would draw
+    other dropout masks than an uninterrupted one and end elsewhere.
+    """
+    return [v for v in model.variables if v.path.rsplit("/", 1)[-1] == "seed_generator_state"]
 
 
 class CheckpointStore:
@@ -87,6 +99,7 @@ class CheckpointStore:
         state.weights = self._save_weights(model, f"epoch-{stem}")
         if improved:
             state.best["weights"] = self._save_weights(model, f"best-{stem}")
+        state.random_states = [np.asarray(v.numpy()).tolist() for v in random_state_variables(model)]
         state.optimizer = f"optimizer-{stem}.npz"
         store: dict[str, np.ndarray] = {}
         optimizer.save_own_variables(store)
@@ -112,6 +125,14 @@ class CheckpointStore:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(os.path.join(self.directory, name))
+
+    def restore_random_states(self, model: keras.Model, states: Optional[list[list[int]]]) -> None:
+        """Put the random generators (dropout, augmentation) back where the saved epoch left them."""
+        variables = random_state_variables(model)
+        if states is None or len(states) != len(variables):
+            return
+        for variable, value in zip(variables, states):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
 
     def restore_optimizer(self, optimizer: keras.optimizers.Optimizer, name: str) -> None:
         """Load a saved optimizer state into `optimizer`, already built for the same variables."""

@@ -1,10 +1,12 @@
 """What the fit loop and the serving export need to know about a tlpipe classifier.
 
-tlpipe's builders name the base network's layer `feature_extractor` and the
-head's last Dense layer `classifier`; this module finds those layers, tells
-whether the classifier emits probabilities or logits, and cuts the head out
-as a model of its own over the base's outputs (sharing the head's layers, so
-training one trains the other).
+tlpipe's builders return a `Classifier` (models/builders.py), which keeps its
+base (`base`) and the base's output tensor (`features`) as attributes; a plain
+Keras model written by hand can take part too when it names its base layer
+`feature_extractor` and the head's last Dense layer `classifier`. This module
+finds the base, tells whether the classifier emits probabilities or logits,
+and cuts the head out as a model of its own over the base's outputs (sharing
+the head's layers, so training one trains the other).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import keras
 
 from tlpipe.models.builders import BASE_LAYER_NAME as BASE_LAYER
 from tlpipe.models.builders import CLASSIFIER_NAME as CLASSIFIER_LAYER
+from tlpipe.models.builders import Classifier
 from tlpipe.models.errors import ModelError
 
 
 def base_layer(model: keras.Model) -> keras.layers.Layer:
-    """The model's `feature_extractor` layer (the pre-trained or from-scratch base)."""
+    """The model's base network (the pre-trained or from-scratch feature extractor)."""
+    if isinstance(model, Classifier):
+        return model.base
     return _named_layer(model, BASE_LAYER, "the base network (a HubFeatureVector or a from-scratch network)")
 
 
@@ -50,9 +55,12 @@ def feature_model(model: keras.Model) -> keras.Model:
 def _base_output(model: keras.Model) -> keras.KerasTensor:
     """The base's output tensor in `model`'s graph.
 
-    For a nested model `base.output` is the nested model's own output tensor,
-    not the one in this graph, hence the look at the base's call nodes.
+    A `Classifier` keeps it. For a hand-written model, `base.output` of a nested
+    model is the nested model's own output tensor, not the one in this graph,
+    hence the look at the base's call nodes.
     """
+    if isinstance(model, Classifier):
+        return model.features
     base = base_layer(model)
     nodes = [node for node in base._inbound_nodes if node.operation is base]
     if len(nodes) != 1 or len(nodes[0].output_tensors) != 1:

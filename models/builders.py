@@ -103,6 +103,52 @@ def _model_input(input_dtype: str, input_size: Sequence[int] | None, source: str
     return keras.Input(shape=_require_size(input_size, source), dtype="float32", name="image")
 
 
+@keras.saving.register_keras_serializable(package="tlpipe")
+class Classifier(keras.Model):
+    """A base network and a new classification head on its features.
+
+    As keras-hub's Task over a Backbone: the model owns its head, keeps its
+    base as `base` and the base's output in its graph as `features`, so the
+    fit loop, the feature cache and the regularisers find both without
+    looking layers up by name. `get_config` mirrors `__init__`.
+    """
+
+    def __init__(self, base: keras.layers.Layer, num_classes: int, *, input_dtype: str = "float32",
+                 input_shape: Sequence[int] | None = None, dropout: float = 0.2,
+                 hidden_units: Sequence[int] = (), **kwargs: Any):
+        _check_head(num_classes, dropout, hidden_units)
+        source = kwargs.get("name") or base.name
+        inputs = _model_input(input_dtype, input_shape, source)
+        try:
+            features = base(inputs)
+        except (ValueError, TypeError) as error:
+            raise ModelError(
+                f"the base of {source!r} does not accept {inputs.dtype} inputs of shape {tuple(inputs.shape)}: {error}"
+            ) from error
+        outputs = _head(features, num_classes, dropout, hidden_units)
+        super().__init__(inputs, outputs, **kwargs)
+        self.base = base
+        self.features = features
+        self.num_classes = num_classes
+        self.base_input_dtype = input_dtype
+        self.base_input_shape = None if input_shape is None else tuple(input_shape)
+        self.dropout = dropout
+        self.hidden_units = tuple(int(units) for units in hidden_units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "base": keras.saving.serialize_keras_object(self.base), "num_classes": self.num_classes,
+            "input_dtype": self.base_input_dtype, "input_shape": self.base_input_shape, "dropout": self.dropout,
+            "hidden_units": list(self.hidden_units), "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Classifier":
+        config = copy.deepcopy(config)  # deserializing consumes the nested config
+        base = keras.saving.deserialize_keras_object(config.pop("base"))
+        return cls(base, **config)
+
+
 def build_transfer_model(
     handle_or_preset: str,
     num_classes: int,
@@ -130,15 +176,10 @@ def build_transfer_model(
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)
     base = HubFeatureVector(handle, trainable=False, training_policy=training_policy, name=BASE_LAYER_NAME, **kwargs)
-    inputs = _model_input(base.module_input_dtype, base.input_size, handle_or_preset)
-    try:
-        features = base(inputs)
-    except (ValueError, TypeError) as error:
-        raise ModelError(
-            f"hub module {handle_or_preset!r} does not accept {inputs.dtype} inputs of shape {tuple(inputs.shape)}: {error}"
-        ) from error
-    outputs = _head(features, num_classes, dropout, hidden_units)
-    return keras.Model(inputs, outputs, name=name or "transfer")
+    if base.module_input_dtype != "string":
+        _require_size(base.input_size, handle_or_preset)
+    return Classifier(base, num_classes, input_dtype=base.module_input_dtype, input_shape=base.input_size,
+                      dropout=dropout, hidden_units=hidden_units, name=name or "transfer")
 
 
 def _describe_base(handle_or_preset: str, input_shape: Sequence[int] | None) -> tuple[str, tuple | None, dict | None]:
@@ -221,9 +262,8 @@ def build_baseline_model(
     if network is None:
         network, used, description = _configured_network(input_dtype, input_size, cnn_filters, handle_or_preset)
         reason = f"{reason}: using {description}"
-    inputs = _model_input(input_dtype, tuple(network.inputs[0].shape[1:]), handle_or_preset)
-    outputs = _head(network(inputs), num_classes, dropout, hidden_units)
-    model = keras.Model(inputs, outputs, name=name or "baseline")
+    model = Classifier(network, num_classes, input_dtype=input_dtype, input_shape=tuple(network.inputs[0].shape[1:]),
+                       dropout=dropout, hidden_units=hidden_units, name=name or "baseline")
     model.baseline_architecture = used
     model.baseline_reason = reason
     log(f"baseline for {handle_or_preset!r}: {used} ({reason})")

@@ -48,20 +48,18 @@ import numpy as np
 import tensorflow as tf
 
 from tlpipe.models.artifacts import write_json
-from tlpipe.models.progress import log
+from tlpipe.models.progress import Bar, log
 from tlpipe.models._checkpoints import CheckpointStore, TrainingState
 from tlpipe.models._classifier import base_layer, feature_model, head_model, outputs_logits
 from tlpipe.models._tensorboard import ScalarLog
 from tlpipe.models.hyperrule import Schedule
 from tlpipe.models.regularizers import PENALTY_METRIC, PretrainedReference, Regularization, RegularizedModel
+from tlpipe.models.layout import CHECKPOINT_DIR, HISTORY_FILE, LOG_DIR
 from tlpipe.models.errors import ConfigError, DataError, ModelError
 
 HEAD = "head"
 FINE_TUNE = "fine_tune"
 BASELINE = "baseline"
-HISTORY_FILE = "history.json"
-CHECKPOINT_DIR = "checkpoints"
-LOG_DIR = "logs"
 
 # How a transfer model is fitted: which of the base unfreezes after the head phase.
 TRANSFER_FITS = ("feature_extraction", "fine_tune_top", "fine_tune_all")
@@ -101,6 +99,7 @@ def two_phase_fit(
     early_stopping_patience: int = 5,
     seed: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    checkpoint_dir: Optional[str] = None,
     log_prefix: str = "",
     regularization: Optional[Regularization] = None,
 ) -> dict[str, Any]:
@@ -109,7 +108,8 @@ def two_phase_fit(
     `fine_tune_top` unfreezes the base's top `top_n` blocks, or the variables
     whose path matches `pattern`. `augment` maps a batch of inputs to augmented
     inputs during training (it disables the feature cache). `callbacks` run
-    after tlpipe's own at the end of every epoch. Returns the history (also in
+    after tlpipe's own at the end of every epoch. Checkpoints go to
+    `checkpoint_dir` (default `<output_dir>/checkpoints`). Returns the history (also in
     `<output_dir>/history.json`): per-epoch entries {phase, epoch, step, loss,
     accuracy, val_loss, val_accuracy, learning_rate, seconds}, the best epoch,
     and per-phase summaries. `regularization` (L2-SP or BSS) adds its penalty
@@ -145,7 +145,7 @@ def two_phase_fit(
     return _TrainingRun(
         model, phases, train_data, eval_data, strategy=strategy, schedule=schedule, output_dir=output_dir,
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
-        regularization=regularization,
+        checkpoint_dir=checkpoint_dir, regularization=regularization,
     ).run(fingerprint)
 
 
@@ -160,6 +160,7 @@ def fit_baseline(
     early_stopping_patience: int = 5,
     seed: int = 0,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    checkpoint_dir: Optional[str] = None,
     log_prefix: str = "",
 ) -> dict[str, Any]:
     """Train a from-scratch model end to end with the schedule's baseline budget; same history as `two_phase_fit`."""
@@ -177,6 +178,7 @@ def fit_baseline(
     return _TrainingRun(
         model, [phase], train_data, eval_data, strategy=BASELINE, schedule=schedule, output_dir=output_dir,
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
+        checkpoint_dir=checkpoint_dir,
     ).run(fingerprint)
 
 
@@ -201,7 +203,7 @@ class _TrainingRun:
                  eval_data: tf.data.Dataset, *, strategy: str, schedule: Schedule, output_dir: str,
                  augment: Optional[Augment],
                  patience: int, seed: int, callbacks: Sequence[keras.callbacks.Callback], log_prefix: str,
-                 regularization: Optional[Regularization] = None):
+                 checkpoint_dir: Optional[str] = None, regularization: Optional[Regularization] = None):
         if patience < 1:
             raise ConfigError("early_stopping_patience", patience, "an integer >= 1")
         self.model = model
@@ -217,7 +219,7 @@ class _TrainingRun:
         self.callbacks = list(callbacks)
         self.log_prefix = log_prefix
         self.from_logits = outputs_logits(model)
-        self.store = CheckpointStore(os.path.join(output_dir, CHECKPOINT_DIR))
+        self.store = CheckpointStore(checkpoint_dir or os.path.join(output_dir, CHECKPOINT_DIR))
         self.regularization = regularization if regularization is not None and regularization.active else None
         # The base's weights before any phase trains them: what L2-SP pulls towards (also after a resume).
         self.reference = PretrainedReference(model) if self.regularization is not None else None
@@ -233,8 +235,11 @@ class _TrainingRun:
         if state.done:
             log(f"{self.log_prefix}training already complete in {self.store.directory}; restoring its best weights")
         elif state.entries:
-            log(f"{self.log_prefix}resuming from {self.store.directory}: phase {self.phases[state.phase_index].name}, "
+            # A kill after the last phase but before `done` was written leaves nothing to train.
+            phase = self.phases[state.phase_index].name if state.phase_index < len(self.phases) else "end"
+            log(f"{self.log_prefix}resuming from {self.store.directory}: phase {phase}, "
                 f"{state.epoch} epoch(s) done, step {state.step}")
+            state.resumed_from.append({"phase": phase, "epoch": state.epoch, "step": state.step})
         restore_latest = state.weights is not None
         for index, phase in enumerate(self.phases):
             if index < state.phase_index:
@@ -260,10 +265,10 @@ class _TrainingRun:
         started = time.monotonic()
         if phase.cache_features:
             fit_model = head_model(self.model)
-            train, evaluation = self._cached_datasets()
+            train, evaluation = self._cached_datasets(state.epoch)
         else:
             fit_model = self.model
-            train, evaluation = self._datasets()
+            train, evaluation = self._datasets(state.epoch)
         if self.regularization is not None and self.regularization.applies(base_trains=bool(trainable)):
             fit_model = RegularizedModel(self.model, self.regularization, self.reference,
                                          features_cached=phase.cache_features)
@@ -281,11 +286,13 @@ class _TrainingRun:
             self.store.restore_weights(self.model, state.weights)
             if state.optimizer is not None:
                 self.store.restore_optimizer(optimizer, state.optimizer)
+            self.store.restore_random_states(self.model, state.random_states)
         if state.epoch < phase.epochs and not state.stopped_early:
             tensorboard = ScalarLog(os.path.join(self.output_dir, LOG_DIR, phase.name))
             try:
                 fit_model.fit(
                     train, validation_data=evaluation, initial_epoch=state.epoch, epochs=phase.epochs,
+                    steps_per_epoch=self.schedule.steps_per_epoch,
                     callbacks=[_EpochTracker(self, phase, state, optimizer, tensorboard), *self.callbacks],
                     shuffle=False, verbose=0,  # the datasets shuffle themselves, with the seed
                 )
@@ -308,20 +315,27 @@ class _TrainingRun:
             warmup_steps=warmup,
         )
 
-    def _batched(self, train: tf.data.Dataset, evaluation: tf.data.Dataset,
-                 augment: Optional[Augment]) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-        """Shuffle (same order for raw and cached data: same seed, same size), batch, augment, prefetch."""
+    def _batched(self, train: tf.data.Dataset, evaluation: tf.data.Dataset, augment: Optional[Augment],
+                 start_epoch: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        """Shuffle (same order for raw and cached data: same seed, same size), batch, augment, prefetch.
+
+        The training data is one stream over all epochs (Keras keeps its iterator when `steps_per_epoch`
+        is given), so epoch e always sees the e-th shuffle of the seed: a fit resumed at `start_epoch`
+        skips the batches of the epochs already done and sees the same batches as an uninterrupted one.
+        """
         batch = self.schedule.batch_size
         train = train.shuffle(self.schedule.num_train_examples, seed=self.seed, reshuffle_each_iteration=True)
-        train = train.batch(batch)
+        train = train.batch(batch).repeat()
+        if start_epoch:
+            train = train.skip(start_epoch * self.schedule.steps_per_epoch)
         if augment is not None:
             train = train.map(lambda x, y: (augment(x), y), num_parallel_calls=tf.data.AUTOTUNE)
         return train.prefetch(tf.data.AUTOTUNE), evaluation.batch(batch).prefetch(tf.data.AUTOTUNE)
 
-    def _datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-        return self._batched(self.train_data, self.eval_data, self.augment)
+    def _datasets(self, start_epoch: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+        return self._batched(self.train_data, self.eval_data, self.augment, start_epoch)
 
-    def _cached_datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    def _cached_datasets(self, start_epoch: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
         """The frozen base's outputs for train and eval, computed once, as (features, label) datasets."""
         extractor = feature_model(self.model)
         cached = []
@@ -332,7 +346,7 @@ class _TrainingRun:
             labels = np.concatenate(label_batches)
             features = extractor.predict(data.map(lambda x, y: x).batch(self.schedule.batch_size), verbose=0)
             cached.append(tf.data.Dataset.from_tensor_slices((features, labels)))
-        return self._batched(cached[0], cached[1], None)
+        return self._batched(cached[0], cached[1], None, start_epoch)
 
     def write_history(self, state: TrainingState) -> dict[str, Any]:
         """Write `<output_dir>/history.json` from `state` and return its content."""
@@ -344,6 +358,7 @@ class _TrainingRun:
             "phases": state.phases,
             "total_steps": state.step,
             "complete": state.done,
+            "resumed_from": state.resumed_from,
         }
         write_json(os.path.join(self.output_dir, HISTORY_FILE), history)
         return history
@@ -362,13 +377,20 @@ class _EpochTracker(keras.callbacks.Callback):
         self.tensorboard = tensorboard
         self._steps = 0
         self._started = 0.0
+        self._epoch = 0
+        self.bar = Bar(f"{run.log_prefix}{phase.name}".strip(), phase.epochs, run.schedule.steps_per_epoch)
 
     def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
         self._steps = 0
         self._started = time.monotonic()
+        self._epoch = epoch + 1
 
     def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
         self._steps += 1
+        if self.bar.due():
+            accuracy = (logs or {}).get("accuracy")
+            self.bar.update(self._epoch, self._steps, self.state.step + self._steps,
+                            None if accuracy is None else float(accuracy))
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = logs if logs is not None else {}
@@ -405,3 +427,8 @@ class _EpochTracker(keras.callbacks.Callback):
             f"loss {entry['loss']:.4f} accuracy {entry['accuracy']:.4f} val_loss {entry['val_loss']:.4f} "
             f"val_accuracy {entry['val_accuracy']:.4f} lr {learning_rate:.3g}"
             + (" (best)" if improved else "") + (", stopping early" if state.stopped_early else ""))
+        if state.stopped_early or state.epoch >= phase.epochs:
+            self.bar.finish(state.epoch, state.step, entry["accuracy"], entry["val_accuracy"],
+                            "stopped early" if state.stopped_early else "")
+        else:
+            self.bar.epoch_end(state.epoch, state.step, entry["accuracy"], entry["val_accuracy"])

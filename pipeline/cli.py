@@ -2,7 +2,10 @@
 
 Every command takes `--config FILE` and repeatable `--set KEY=VALUE` overrides
 (defaults < file < overrides). Errors a user can fix print one message and exit
-with status 1, without a traceback; `-q` silences progress lines.
+with status 1, without a traceback. By default a run shows a line per step and
+a bar per training phase; `-q` prints only errors and results, `-v` everything
+(kfp's and TensorFlow's own output included, which otherwise only the run's
+kfp.log keeps).
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from tlpipe.models import progress
-from tlpipe.pipeline import cli_kubeflow, cli_rank, cli_shift
+from tlpipe.pipeline import cli_kubeflow, cli_rank, cli_runs, cli_shift
 from tlpipe.models.errors import TlpipeError
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,27 +40,38 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _task(args: argparse.Namespace) -> str:
-    from tlpipe.pipeline.steps import SOURCE, TARGET
+def _one_step(args: argparse.Namespace, spec: Any, inputs: dict[str, str]) -> dict:
+    """Run one step of the pipeline in this process into `--output`, as the pipeline would; returns its result."""
+    from tlpipe.pipeline.adapters import InProcessOps
+    from tlpipe.pipeline.parameters import resolve_handle
+    from tlpipe.pipeline.pipeline import SOURCE_SECTIONS
 
-    return SOURCE if args.source_task else TARGET
+    config = _load(args)
+    output = os.path.abspath(args.output)
+    ops = InProcessOps(config, {}, os.path.dirname(output))
+    if args.source_task:
+        options = {"image_size": list(config.source.image_size), "channels": config.source.channels}
+        ops.run(spec, os.path.basename(output), sections=SOURCE_SECTIONS, inputs=inputs, options=options)
+    else:
+        handle = "" if config.uses_source_module else resolve_handle(config)
+        ops.run(spec, os.path.basename(output), inputs=inputs, options={"handle": handle})
+    return ops.results[os.path.basename(output)]
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from tlpipe.pipeline.config import config_to_json
-    from tlpipe.pipeline.steps import ingest_step
+    from tlpipe.components.ingest.spec import INGEST
 
-    metadata = ingest_step(config_to_json(_load(args)), args.output, task=_task(args))
+    metadata = _one_step(args, INGEST, {})
     counts = ", ".join(f"{split}: {sum(per_class.values())}" for split, per_class in metadata["counts"].items())
     print(f"ingested {counts} examples of {metadata['num_classes']} classes into {os.path.abspath(args.output)}")
     return 0
 
 
 def _cmd_transform(args: argparse.Namespace) -> int:
-    from tlpipe.pipeline.config import config_to_json
-    from tlpipe.pipeline.steps import transform_step
+    from tlpipe.components.ingest.spec import EXAMPLES
+    from tlpipe.components.transform.spec import TRANSFORM
 
-    statistics = transform_step(config_to_json(_load(args)), args.input, args.output, task=_task(args))
+    statistics = _one_step(args, TRANSFORM, {EXAMPLES: os.path.abspath(args.input)})
     splits = ", ".join(f"{split}: {stats['examples']}" for split, stats in statistics["splits"].items())
     print(f"transformed {splits} examples into {os.path.abspath(args.output)}")
     return 0
@@ -88,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transfer learning as a production pipeline: ingest, transform, train "
         "(transfer and from-scratch baseline), evaluate with TFMA, push.",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print only errors and results")
+    verbosity.add_argument("-v", "--verbose", action="store_true",
+                           help="print everything: kfp's and TensorFlow's output, every epoch")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser(
@@ -128,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_kubeflow.register(commands, _add_config_arguments)
     cli_rank.register(commands, _add_config_arguments)
     cli_shift.register(commands, _add_config_arguments)
+    cli_runs.register(commands, _add_config_arguments)
     return parser
 
 
@@ -135,7 +153,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `tlpipe` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    progress.set_quiet(args.quiet)
+    progress.set_verbosity(progress.QUIET if args.quiet else progress.VERBOSE if args.verbose else progress.NORMAL)
+    if not args.verbose:
+        progress.hide_tensorflow_startup()
     try:
         return args.handler(args)
     except TlpipeError as error:

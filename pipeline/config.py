@@ -15,7 +15,7 @@ from typing import Any, Literal, Optional, Sequence
 
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator.config import EvaluatorConfig
-from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.config import ALL_SPLIT, SINGLE_SPLIT_SCHEMES, IngestConfig
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.trainer.config import SourceConfig, TrainerConfig
 from tlpipe.components.transform.config import TransformConfig
@@ -33,9 +33,18 @@ TARGET_CLASSES = FASHION_MNIST_LABELS[5:]
 CONFIG_FILE_NAME = "config.yaml"
 
 
+EMBEDDED_SOURCE = f"idx:{FASHION_MNIST_DIR}"
+# The ingest sections of the embedded default (their label names, classes,
+# splits and shots are Fashion-MNIST's), and the source module it publishes.
+INGEST_SECTIONS = (("ingest",), ("source", "ingest"))
+EMBEDDED_MODULE_DIR = "modules/fashion-source"
+# Splits of a user's source that has none of its own (image folders, CSV, TFRecord).
+SINGLE_SOURCE_SPLITS = {"train": f"{ALL_SPLIT}[:80%]", "eval": f"{ALL_SPLIT}[80%:90%]", "test": f"{ALL_SPLIT}[90%:]"}
+
+
 def _target_ingest() -> IngestConfig:
     return IngestConfig(
-        source=f"idx:{FASHION_MNIST_DIR}",
+        source=EMBEDDED_SOURCE,
         splits={"train": "train[:80%]", "eval": "train[80%:]", "test": "test"},
         label_names=list(FASHION_MNIST_LABELS),
         classes=list(TARGET_CLASSES),
@@ -45,7 +54,7 @@ def _target_ingest() -> IngestConfig:
 
 def _source_ingest() -> IngestConfig:
     return IngestConfig(
-        source=f"idx:{FASHION_MNIST_DIR}",
+        source=EMBEDDED_SOURCE,
         splits={"train": "train[:90%]", "eval": "train[90%:]"},
         label_names=list(FASHION_MNIST_LABELS),
         classes=list(SOURCE_CLASSES),
@@ -53,7 +62,7 @@ def _source_ingest() -> IngestConfig:
 
 
 def _source() -> SourceConfig:
-    return SourceConfig(ingest=_source_ingest())
+    return SourceConfig(ingest=_source_ingest(), module_dir=EMBEDDED_MODULE_DIR)
 
 
 def _target_trainer() -> TrainerConfig:
@@ -127,11 +136,58 @@ def _nest(path: list[str], value: Any) -> dict[str, Any]:
     return value
 
 
+def _lookup(data: Any, path: Sequence[str]) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
+
+
+def _generic_ingest(source: str, user_section: dict[str, Any]) -> dict[str, Any]:
+    """Defaults of an ingest section that reads the user's own data: nothing of Fashion-MNIST's.
+
+    No label names, classes or shots; splits suited to the source (the user's
+    own `splits`, when given, are the whole set rather than merged into these).
+    """
+    scheme = source.split(":", 1)[0]
+    splits = dict(SINGLE_SOURCE_SPLITS) if scheme in SINGLE_SPLIT_SCHEMES else IngestConfig().splits
+    defaults = to_dict(IngestConfig(source=source, splits=splits))
+    if isinstance(user_section.get("splits"), dict):
+        defaults["splits"] = {}
+    return defaults
+
+
+def _defaults_for(user: dict[str, Any]) -> dict[str, Any]:
+    """The defaults under the user's settings: the embedded example's only where its data is used.
+
+    An ingest section whose `source` the user changed gets generic defaults,
+    and so does the published source module's folder when the source task's
+    data changed (the embedded module would otherwise be reused for other data).
+    """
+    defaults = to_dict(PipelineConfig())
+    for path in INGEST_SECTIONS:
+        source = _lookup(user, (*path, "source"))
+        if isinstance(source, str) and source != EMBEDDED_SOURCE:
+            parent = _lookup(defaults, path[:-1])
+            parent[path[-1]] = _generic_ingest(source, _lookup(user, path))
+    source = _lookup(user, ("source", "ingest", "source"))
+    if isinstance(source, str) and source != EMBEDDED_SOURCE:
+        name = _lookup(user, ("pipeline", "name")) or defaults["pipeline"]["name"]
+        defaults["source"]["module_dir"] = f"modules/{name}-source"
+    return defaults
+
+
 def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> PipelineConfig:
-    """Defaults, then the YAML file at `path`, then each `KEY=VALUE` override, validated."""
+    """Defaults, then the YAML file at `path`, then each `KEY=VALUE` override, validated.
+
+    The defaults are the embedded Fashion-MNIST example's; an ingest section
+    whose `source` the file or an override sets to other data starts from
+    generic defaults instead (`_defaults_for`).
+    """
     import yaml
 
-    data = to_dict(PipelineConfig())
+    data: dict[str, Any] = {}
     if path is not None:
         if not os.path.isfile(path):
             raise ConfigError("--config", path, "the path of an existing YAML file")
@@ -146,7 +202,7 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Pi
     for override in overrides:
         key_path, value = parse_override(override)
         data = merge(data, _nest(key_path, value))
-    return from_dict(PipelineConfig, data)
+    return from_dict(PipelineConfig, merge(_defaults_for(data), data))
 
 
 def config_to_yaml(config: Any) -> str:
@@ -163,17 +219,3 @@ def save_config(config: Any, folder: str) -> str:
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(config_to_yaml(config))
     return path
-
-
-def config_to_json(config: PipelineConfig) -> str:
-    """Compact JSON of the whole config: how it travels into pipeline steps."""
-    import json
-
-    return json.dumps(to_dict(config), sort_keys=True)
-
-
-def config_from_json(text: str) -> PipelineConfig:
-    """Inverse of `config_to_json`, validated again."""
-    import json
-
-    return from_dict(PipelineConfig, json.loads(text))

@@ -1,6 +1,6 @@
 """The `kubeflow` config section: image, per-step resources, retries and caching.
 
-Steps are named by kind: ingest, transform, train, pretrain, evaluate, push.
+Steps are named by kind: ingest, transform, train, pretrain, resolve, evaluate, push.
 `resources.default` applies to every step a more specific entry does not name.
 """
 
@@ -12,7 +12,7 @@ from typing import Optional
 
 from tlpipe.models.errors import ConfigError
 
-STEP_KINDS = ("ingest", "transform", "train", "pretrain", "evaluate", "push")
+STEP_KINDS = ("ingest", "transform", "train", "pretrain", "resolve", "evaluate", "push")
 _CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?([EPTGMK]i?)?$")
 

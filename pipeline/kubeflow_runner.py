@@ -35,6 +35,7 @@ from tlpipe.pipeline.cron import CronSchedule
 from tlpipe.models.errors import ConfigError, TlpipeError
 
 PACKAGE_SUFFIXES = (".yaml", ".yml")
+WORK_DIR = "work"  # resumable step state (trainer checkpoints) under pipeline.root
 HEALTHZ_PATH = "/apis/v2beta1/healthz"
 MAX_CONCURRENCY = 1
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -83,7 +84,8 @@ class ClusterPaths:
 
 def build_cluster_pipeline(config: PipelineConfig, *, source: bool = False) -> Callable:
     """The kfp pipeline function to compile: the transfer pipeline, or with `source` the pre-training one."""
-    from tlpipe.pipeline.pipeline import build_source_pipeline, build_transfer_pipeline
+    from tlpipe.pipeline.parameters import resolve_handle
+    from tlpipe.pipeline.pipeline import Locations, build_source_pipeline, build_transfer_pipeline
 
     paths = ClusterPaths.from_config(config)
     if source:
@@ -93,8 +95,9 @@ def build_cluster_pipeline(config: PipelineConfig, *, source: bool = False) -> C
                 "a path inside the pods to publish the module into (it is copied with local file operations): "
                 "mount the bucket and give its mount point, e.g. --set pipeline.root=/gcs/<bucket>/tlpipe",
             )
-        return build_source_pipeline(config, publish_dir=paths.module_dir)
-    return build_transfer_pipeline(config, serving_dir=paths.serving_dir, hub_handle=paths.hub_handle)
+        return build_source_pipeline(config, locations=Locations(publish_dir=paths.module_dir))
+    locations = Locations(serving_dir=paths.serving_dir, work_root=_under(config.pipeline.root, WORK_DIR))
+    return build_transfer_pipeline(config, locations=locations, hub_handle=paths.hub_handle or resolve_handle(config))
 
 
 def _check_package_suffix(path: str, option: str) -> None:

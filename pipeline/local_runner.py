@@ -10,13 +10,15 @@ Layout under the root:
     in_process/<run>/    artifacts of in-process runs
     modules/...          published source feature extractors
     serving/<version>/   pushed models (TF Serving layout)
-    runs/<run>/          config.yaml and run.json of every run (kfp.log: kfp.local's task
-                         logs, when `-q` keeps them off the terminal)
+    work/<step>-<key>/   resumable state of steps (trainer checkpoints), keyed by the step's cache key
+    runs/<run>/          config.yaml, run.json (run_record.py) and kfp.log of every run: the
+                         run's whole output (kfp.local's task logs, TensorFlow's start-up
+                         lines); the terminal shows a line per step and the training bars
+                         (console.py)
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import glob
@@ -24,10 +26,13 @@ import os
 from typing import Any, Optional
 
 from tlpipe.models import progress
-from tlpipe.models.artifacts import read_json, write_json
+from tlpipe.models.artifacts import read_json
 from tlpipe.pipeline.config import PipelineConfig, save_config
+from tlpipe.pipeline.console import Console, capture
+from tlpipe.pipeline.run_record import LOG_FILE, RunRecord, list_records, sigterm_interrupts
+from tlpipe.pipeline.step_summary import run_outcome
 from tlpipe.models.errors import TlpipeError
-from tlpipe.pipeline.parameters import RunParameters
+from tlpipe.pipeline.parameters import RunParameters, resolve_handle
 from tlpipe.pipeline.preflight import preflight
 
 
@@ -53,6 +58,14 @@ class Paths:
     serving_dir: str
     module_dir: str
     runs_dir: str
+    work_root: str
+
+    def locations(self, *, publish: bool = False) -> "Locations":
+        """The folders steps write outside their artifacts; `publish`: the source pipeline's module folder."""
+        from tlpipe.pipeline.pipeline import Locations
+
+        return Locations(serving_dir=self.serving_dir, publish_dir=self.module_dir if publish else "",
+                         work_root=self.work_root)
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> "Paths":
@@ -67,11 +80,8 @@ class Paths:
             serving_dir=under_root(config.pusher.serving_dir),
             module_dir=under_root(config.source.module_dir),
             runs_dir=os.path.join(root, "runs"),
+            work_root=os.path.join(root, "work"),
         )
-
-
-def _now() -> str:
-    return datetime.datetime.now().isoformat(timespec="seconds")
 
 
 def _run_id() -> str:
@@ -80,7 +90,7 @@ def _run_id() -> str:
 
 def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, log_path: str,
                    **arguments: Any) -> RunResult:
-    """Run with kfp.local; its task logs go to the terminal, or only to `log_path` when progress is quiet."""
+    """Run with kfp.local (inside `console.capture`, which puts its task logs into `log_path`)."""
     from kfp import local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=kfp_root, enable_caching=enable_caching)
@@ -90,14 +100,10 @@ def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, 
         new_dirs = sorted(set(os.listdir(kfp_root)) - before - {".kfp_cache"})
         return os.path.join(kfp_root, new_dirs[-1]) if new_dirs else ""
 
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
-    with open(log_path, "w", encoding="utf-8") as log_file:
-        quiet_output = contextlib.redirect_stdout(log_file) if progress.is_quiet() else contextlib.nullcontext()
-        try:
-            with quiet_output:
-                task = pipeline_function(**arguments)
-        except RuntimeError as error:
-            raise _step_failure(new_run_dir(), error, log_path if progress.is_quiet() else "") from None
+    try:
+        task = pipeline_function(**arguments)
+    except RuntimeError as error:
+        raise _step_failure(new_run_dir(), error, log_path) from None
     run_dir = new_run_dir()
     artifacts = {name: artifact.path for name, artifact in task.outputs.items()}
     cached = {name: not (run_dir and path.startswith(run_dir + os.sep)) for name, path in artifacts.items()}
@@ -106,73 +112,76 @@ def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, 
 
 def _step_failure(run_dir: str, error: RuntimeError, log_path: str) -> TlpipeError:
     """The user error a failed kfp.local step left behind, or the failure kfp reported."""
-    from tlpipe.pipeline.steps import ERROR_FILE
+    from tlpipe.pipeline.adapters import ERROR_FILE
 
     reports = sorted(glob.glob(os.path.join(run_dir, "*", ERROR_FILE))) if run_dir else []
     if reports:
         step = os.path.basename(os.path.dirname(reports[0]))
         with open(reports[0], encoding="utf-8") as handle:
             return TlpipeError(f"step '{step}' failed: {handle.read().strip()}")
-    where = f"the step's log in {log_path}" if log_path else "the step's log above"
-    return TlpipeError(f"{error} ({where} says why; `--mode in_process` runs the steps in this process)")
+    return TlpipeError(f"{error} (the step's log in {log_path} says why; `--mode in_process` runs the steps "
+                       "in this process)")
 
 
 def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> str:
     """Publish the source feature extractor into `paths.module_dir` unless it is already there."""
-    from tlpipe.pipeline.pipeline import InProcessOps, build_source_pipeline, source_graph
+    from tlpipe.pipeline.adapters import InProcessOps
+    from tlpipe.pipeline.pipeline import build_source_pipeline, source_graph
 
     if os.path.isfile(os.path.join(paths.module_dir, "saved_model.pb")):
-        progress.log(f"source module: reusing {paths.module_dir}")
+        progress.note(f"source module: reusing {paths.module_dir}")
         return paths.module_dir
     preflight(config, root=paths.root, serving_dir=paths.serving_dir, module_dir=paths.module_dir,
               publish_module=True, transfer=False)
-    progress.log(f"source module: pre-training and publishing into {paths.module_dir}")
-    if mode == "in_process":
-        run_dir = os.path.join(paths.root, "in_process", _run_id() + "-source")
-        source_graph(InProcessOps(config, RunParameters(), run_dir, publish_dir=paths.module_dir))
-    else:
-        pipeline_function = build_source_pipeline(config, publish_dir=paths.module_dir)
-        log_path = os.path.join(paths.runs_dir, _run_id() + "-source", "kfp.log")
-        _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching, log_path)
+    run_id = _run_id() + "-source"
+    log_path = os.path.join(paths.runs_dir, run_id, LOG_FILE)
+    progress.note(f"source module: pre-training and publishing into {paths.module_dir} (log: {log_path})")
+    with capture(log_path):
+        if mode == "in_process":
+            run_dir = os.path.join(paths.root, "in_process", run_id)
+            source_graph(InProcessOps(config, {}, run_dir), config, paths.locations(publish=True))
+        else:
+            pipeline_function = build_source_pipeline(config, locations=paths.locations(publish=True))
+            _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching, log_path)
     return paths.module_dir
 
 
 def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters: RunParameters = RunParameters()) -> RunResult:
     """Run the transfer pipeline (publishing the source module first when needed) and record the run."""
-    from tlpipe.pipeline.pipeline import InProcessOps, build_transfer_pipeline, transfer_graph
+    from tlpipe.pipeline.adapters import InProcessOps
+    from tlpipe.pipeline.pipeline import build_transfer_pipeline, transfer_graph
 
     mode = mode or config.pipeline.mode
     paths = Paths.from_config(config)
     preflight(config, root=paths.root, serving_dir=paths.serving_dir, module_dir=paths.module_dir,
               source_uri=parameters.source_uri, publish_module=config.uses_source_module and not parameters.hub_handle
               and not os.path.isfile(os.path.join(paths.module_dir, "saved_model.pb")))
+    list_records(paths.runs_dir)  # records of runs killed outright are marked "interrupted"
     if config.uses_source_module and not parameters.hub_handle:
         parameters = dataclasses.replace(parameters, hub_handle=publish_source_module(config, paths, mode))
     run_id = _run_id()
     record_dir = os.path.join(paths.runs_dir, run_id)
     save_config(parameters.apply(config), record_dir)
-    record: dict[str, Any] = {"run_id": run_id, "mode": mode, "started": _now(),
-                              "parameters": dataclasses.asdict(parameters), "status": "running"}
-    write_json(os.path.join(record_dir, "run.json"), record)
+    handle = parameters.hub_handle or resolve_handle(config)
+    record = RunRecord.start(record_dir, run_id=run_id, mode=mode, parameters=dataclasses.asdict(parameters))
+    output: Optional[Console] = None
     try:
-        if mode == "in_process":
-            run_dir = os.path.join(paths.root, "in_process", run_id)
-            ops = InProcessOps(config, parameters, run_dir, serving_dir=paths.serving_dir)
-            artifacts = transfer_graph(ops, config.trainer.strategies)
-            result = RunResult(run_dir, artifacts, {name: False for name in artifacts})
-        else:
-            pipeline_function = build_transfer_pipeline(config, serving_dir=paths.serving_dir,
-                                                        hub_handle=parameters.hub_handle)
-            result = _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching,
-                                    os.path.join(record_dir, "kfp.log"), **dataclasses.asdict(parameters))
-    except TlpipeError as error:
-        record.update(status="failed", error=str(error), finished=_now())
-        write_json(os.path.join(record_dir, "run.json"), record)
+        with sigterm_interrupts(), capture(record.log_path, on_step=record.running_step) as output:
+            if mode == "in_process":
+                run_dir = os.path.join(paths.root, "in_process", run_id)
+                ops = InProcessOps(config, dataclasses.asdict(parameters), run_dir, work_root=paths.work_root)
+                artifacts = transfer_graph(ops, config, paths.locations(), handle)
+                result = RunResult(run_dir, artifacts, {name: False for name in artifacts})
+            else:
+                pipeline_function = build_transfer_pipeline(config, locations=paths.locations(), hub_handle=handle)
+                result = _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching,
+                                        record.log_path, **dataclasses.asdict(parameters))
+    except KeyboardInterrupt as interrupt:  # Ctrl-C, and SIGTERM (run_record.Terminated)
+        record.interrupt(str(interrupt) or "interrupted (Ctrl-C)", output.current_step if output else None)
         raise
-    record.update(
-        status="succeeded",
-        finished=_now(),
-        steps={name: {"artifact": result.artifacts[name], "cached": result.cached[name]} for name in result.artifacts},
-    )
-    write_json(os.path.join(record_dir, "run.json"), record)
+    except Exception as error:
+        record.fail(error, output.current_step if output else None)
+        raise
+    record.succeed({name: {"artifact": result.artifacts[name], "cached": result.cached[name]}
+                    for name in result.artifacts}, run_outcome(result.artifacts))
     return dataclasses.replace(result, record_dir=record_dir)

@@ -26,13 +26,13 @@ from tlpipe.components.evaluator import inputs, report
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE, PRODUCTION_ROLE, decide_blessing
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.convergence import convergence_table, load_history
+from tlpipe.components.evaluator.spec import BLESSING_FILE, SUMMARY_JSON
 from tlpipe.components.evaluator.tfma_analysis import (
     ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
 )
+from tlpipe.components.pusher.production import ProductionModel
 from tlpipe.models.progress import log
 
-BLESSING_FILE = "blessing.json"
-SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
 TFMA_DIR = "tfma"
 
@@ -44,7 +44,7 @@ def run_evaluator(
     baseline: dict[str, str],
     output_dir: str,
     *,
-    production_model_dir: Optional[str] = None,
+    production: Optional[ProductionModel] = None,
     histories: Optional[dict[str, str]] = None,
     split: str = "test",
     beam_config: Optional[BeamConfig] = None,
@@ -53,7 +53,9 @@ def run_evaluator(
 
     `candidates` and `baseline` map model names to exported model folders
     (`tlpipe.models.export_for_serving`); `histories` maps model names to their
-    `history.json`. Returns the summary (also written to `summary.json`), whose
+    `history.json`; `production` is the model in production the resolver
+    found (recorded in the blessing, so the pusher can check that production
+    did not move meanwhile). Returns the summary (also written to `summary.json`), whose
     "blessing" entry is the blessing record.
     """
     config.validate()
@@ -65,13 +67,13 @@ def run_evaluator(
     references = {name: {"role": BASELINE_ROLE, "model_dir": inputs.checked_model(name, path, data)}
                   for name, path in baseline.items()}
     notes: list[str] = []
-    if production_model_dir:
-        skipped = inputs.production_skip_reason(config, production_model_dir, data)
+    production = production or ProductionModel(None, None, None)
+    if production.path:
+        skipped = inputs.production_skip_reason(config, production.path, data)
         if skipped:
             notes.append(skipped)
         else:
-            references[inputs.PRODUCTION] = {"role": PRODUCTION_ROLE,
-                                             "model_dir": os.path.abspath(production_model_dir)}
+            references[inputs.PRODUCTION] = {"role": PRODUCTION_ROLE, "model_dir": os.path.abspath(production.path)}
     top_ks = [k for k in config.top_k if k < len(label_names)]
     if len(top_ks) < len(config.top_k):
         notes.append(f"top-k accuracy for k = {sorted(set(config.top_k) - set(top_ks))} is skipped: "
@@ -100,7 +102,7 @@ def run_evaluator(
             "summary_json": os.path.join(output_dir, SUMMARY_JSON),
             "summary_md": os.path.join(output_dir, SUMMARY_MD),
         }
-        blessing.update(report=paths["report"], evaluation_dir=output_dir)
+        blessing.update(report=paths["report"], evaluation_dir=output_dir, production=production.to_dict())
         summary = _summary(config, examples_dir, split, label_names, candidates, references, comparisons,
                            blessing, notes, top_ks, loaded_histories, paths)
         blessing.update(split=split, num_examples=summary["num_examples"])

@@ -11,10 +11,11 @@ from typing import Literal, Optional
 
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.trainer.domain_config import DomainConfig
+from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
+from tlpipe.components.trainer.strategies import CANDIDATE_STRATEGIES
 from tlpipe.models.errors import ConfigError
 from tlpipe.models.regularizers import Regularization
 
-STRATEGIES = ("feature_extraction", "fine_tune_top", "fine_tune_all")
 
 
 @dataclasses.dataclass
@@ -59,13 +60,32 @@ class BaselineConfig:
     """The from-scratch model the transfer models must beat.
 
     `architecture` 'same' re-initialises the base's own architecture when it is
-    known; 'small_cnn' uses a configured small CNN.
+    known; 'small_cnn' uses a configured small CNN. `self_training` gives the
+    baseline the same unlabelled data as the `self_training` strategy (a
+    from-scratch teacher pseudo-labels it for a from-scratch student), for an
+    apples-to-apples comparison.
     """
 
     architecture: Literal["same", "small_cnn"] = "same"
     cnn_filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
     learning_rate: Optional[float] = None
     epochs: Optional[int] = None
+    self_training: bool = False
+
+    def validate(self) -> None:
+        if not self.cnn_filters or min(self.cnn_filters) < 1:
+            raise ConfigError("cnn_filters", self.cnn_filters, "a non-empty list of integers >= 1")
+        _check_optional_positive(self, ("epochs",), integer=True)
+        _check_optional_positive(self, ("learning_rate",), integer=False)
+
+
+def _check_optional_positive(section: object, names: tuple[str, ...], *, integer: bool) -> None:
+    """Fields left null are the hyper-rule's choice; set ones must be > 0 (integers >= 1)."""
+    for name in names:
+        value = getattr(section, name)
+        if value is not None and value <= 0:
+            raise ConfigError(name, value, "null (the hyper-rule decides) or " +
+                              ("an integer >= 1" if integer else "a number > 0"))
 
 
 @dataclasses.dataclass
@@ -87,6 +107,7 @@ class TrainerConfig:
     baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
     regularization: RegularizationConfig = dataclasses.field(default_factory=RegularizationConfig)
     domain: DomainConfig = dataclasses.field(default_factory=DomainConfig)  # domain-adaptation strategies
+    self_training: SelfTrainingConfig = dataclasses.field(default_factory=SelfTrainingConfig)
     batch_size: Optional[int] = None
     head_epochs: Optional[int] = None
     head_learning_rate: Optional[float] = None
@@ -104,10 +125,19 @@ class TrainerConfig:
 
     def validate(self) -> None:
         if not self.strategies:
-            raise ConfigError("strategies", self.strategies, "a non-empty list of " + ", ".join(STRATEGIES))
+            raise ConfigError("strategies", self.strategies, "a non-empty list of " + ", ".join(CANDIDATE_STRATEGIES))
         for strategy in self.strategies:
-            if strategy not in STRATEGIES:
-                raise ConfigError("strategies", strategy, STRATEGIES)
+            if strategy not in CANDIDATE_STRATEGIES:
+                raise ConfigError("strategies", strategy, CANDIDATE_STRATEGIES)
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ConfigError("strategies", self.strategies, "each strategy at most once")
+        if self.preset is not None:
+            from tlpipe.models.presets import PRESETS
+
+            if self.preset not in PRESETS:
+                raise ConfigError("preset", self.preset, "null or one of " + ", ".join(sorted(PRESETS)))
+        _check_optional_positive(self, ("batch_size", "head_epochs", "fine_tune_epochs"), integer=True)
+        _check_optional_positive(self, ("head_learning_rate", "fine_tune_learning_rate"), integer=False)
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise ConfigError("warmup_fraction", self.warmup_fraction, "a number in [0, 1)")
         if self.fine_tune_top_n < 1:
@@ -122,16 +152,21 @@ class SourceConfig:
 
     Used when `trainer.handle` and `trainer.preset` are both empty: the pipeline
     then publishes this module once under `<root>/<module_dir>` and later runs
-    reuse it.
+    reuse it. The network is `build_small_cnn(conv_filters, convs_per_block)`;
+    `epochs` null lets the hyper-rule decide (`source_schedule`: a step cap,
+    stopping once the source eval accuracy stops improving). `seed` makes the
+    published module bit-identical across processes.
     """
 
     ingest: IngestConfig = dataclasses.field(default_factory=IngestConfig)
     image_size: list[int] = dataclasses.field(default_factory=lambda: [28, 28])
     channels: int = 1
     conv_filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
-    epochs: int = 3
+    convs_per_block: int = 1
+    epochs: Optional[int] = None
+    seed: int = 0
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     augment: bool = True  # flips and shifts while pre-training: more general features transfer better
     module_dir: str = "modules/fashion-source"
 
@@ -142,5 +177,7 @@ class SourceConfig:
             raise ConfigError("channels", self.channels, [1, 3])
         if not self.conv_filters or min(self.conv_filters) < 1:
             raise ConfigError("conv_filters", self.conv_filters, "a non-empty list of integers >= 1")
-        if self.epochs < 1:
-            raise ConfigError("epochs", self.epochs, "an integer >= 1")
+        if self.convs_per_block < 1:
+            raise ConfigError("convs_per_block", self.convs_per_block, "an integer >= 1")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError("epochs", self.epochs, "null (the hyper-rule decides) or an integer >= 1")

@@ -22,34 +22,49 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import keras
 
 from tlpipe.models.artifacts import write_json
 from tlpipe.models.progress import log
-from tlpipe.components.trainer.config import STRATEGIES, TrainerConfig
+from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import (
     TransformedData, check_augmentation, default_augmentation, load_transformed,
 )
+from tlpipe.components.trainer.determinism import make_deterministic
 from tlpipe.components.trainer.distribution import make_strategy
 from tlpipe.models.builders import build_baseline_model, build_transfer_model
-from tlpipe.models.fit import BASELINE, fit_baseline, two_phase_fit
+from tlpipe.components.trainer.spec import MODEL_DIR, SUMMARY_FILE
+from tlpipe.components.trainer.strategies import BASELINE
+from tlpipe.models.fit import TRANSFER_FITS, fit_baseline, two_phase_fit
+from tlpipe.models.layout import CHECKPOINT_DIR
 from tlpipe.models.hyperrule import Schedule, make_schedule
 from tlpipe.models.serving import export_for_serving
 from tlpipe.components.config_schema import to_dict, validate_tree
 from tlpipe.models.errors import ConfigError
 
-MODEL_DIR = "model"
 CONFIG_FILE = "config.json"
-SUMMARY_FILE = "summary.json"
 
 
 def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
-                   strategy: str, handle: str) -> dict[str, Any]:
-    """Train the transferred model with `strategy` on `handle` (hub handle, folder or preset); returns the summary."""
-    if strategy not in STRATEGIES:
-        raise ConfigError("strategy", strategy, STRATEGIES)
+                   strategy: str, handle: str, work_dir: Optional[str] = None) -> dict[str, Any]:
+    """Train the transferred model with `strategy` on `handle` (hub handle, folder or preset); returns the summary.
+
+    Checkpoints go to `<work_dir>/checkpoints` when given (a folder a rerun of the same work finds again),
+    else into `output_dir`.
+    """
+    return _train_transfer(config, transformed_dir, output_dir, strategy=strategy, handle=handle, work_dir=work_dir)
+
+
+def _train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str, *, strategy: str, handle: str,
+                    work_dir: Optional[str] = None, name: Optional[str] = None,
+                    data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """`train_transfer`, reusable: `name` labels the model when it differs from its fit `strategy`
+    (self-training's students), `data` replaces the transform artifact's, `extra` joins the summary."""
+    if strategy not in TRANSFER_FITS:
+        raise ConfigError("strategy", strategy, TRANSFER_FITS)
+    name = name or strategy
 
     def build(data: TransformedData) -> keras.Model:
         return build_transfer_model(
@@ -64,15 +79,23 @@ def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str,
             top_n=top_n, pattern=pattern, augment=_augmentation(config, data),
             cache_frozen_features=config.cache_frozen_features, regularization=config.regularization.to_regularization(),
             early_stopping_patience=config.early_stopping_patience, seed=config.seed,
-            log_prefix=f"trainer [{strategy}] ",
+            log_prefix=f"trainer [{name}] ", checkpoint_dir=_checkpoint_dir(work_dir),
         )
 
-    return _train(config, transformed_dir, output_dir, kind="transfer", strategy=strategy, handle=handle,
-                  build=build, fit=fit)
+    return _train(config, transformed_dir, output_dir, kind="transfer", strategy=name, handle=handle,
+                  build=build, fit=fit, data=data, extra=extra)
 
 
-def train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str) -> dict[str, Any]:
+def train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
+                   strategy: str = BASELINE, work_dir: Optional[str] = None) -> dict[str, Any]:
     """Train the from-scratch baseline of `handle`'s transfer model; returns the summary."""
+    return _train_baseline(config, transformed_dir, output_dir, handle=handle, strategy=strategy, work_dir=work_dir)
+
+
+def _train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
+                    strategy: str = BASELINE, work_dir: Optional[str] = None,
+                    data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """`train_baseline`, reusable: `data` replaces the transform artifact's, `extra` joins the summary."""
 
     def build(data: TransformedData) -> keras.Model:
         return build_baseline_model(
@@ -85,11 +108,15 @@ def train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str,
         return fit_baseline(
             model, data.train, data.eval, schedule=schedule, output_dir=output_dir,
             augment=_augmentation(config, data), early_stopping_patience=config.early_stopping_patience,
-            seed=config.seed, log_prefix="trainer [baseline] ",
+            seed=config.seed, log_prefix=f"trainer [{strategy}] ", checkpoint_dir=_checkpoint_dir(work_dir),
         )
 
-    return _train(config, transformed_dir, output_dir, kind="baseline", strategy=BASELINE, handle=handle,
-                  build=build, fit=fit)
+    return _train(config, transformed_dir, output_dir, kind="baseline", strategy=strategy, handle=handle,
+                  build=build, fit=fit, data=data, extra=extra)
+
+
+def _checkpoint_dir(work_dir: Optional[str]) -> Optional[str]:
+    return os.path.join(work_dir, CHECKPOINT_DIR) if work_dir else None
 
 
 def schedule_for(config: TrainerConfig, num_train: int, num_classes: int) -> Schedule:
@@ -114,11 +141,13 @@ def _train(
     config: TrainerConfig, transformed_dir: str, output_dir: str, *, kind: str, strategy: str, handle: str,
     build: Callable[[TransformedData], keras.Model],
     fit: Callable[[keras.Model, TransformedData, Schedule], dict[str, Any]],
+    data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
-    """Load data, pick the schedule, build, fit, export, and record settings and summary."""
+    """Load data (unless `data` is given: e.g. labels plus pseudo-labels), pick the schedule, build, fit,
+    export, and record settings and summary (with `extra`'s entries)."""
     validate_tree(config, "trainer")
     started = time.monotonic()
-    data = load_transformed(transformed_dir)
+    data = data or load_transformed(transformed_dir)
     schedule = schedule_for(config, data.num_train, data.num_classes)
     log(f"trainer [{strategy}]: {data.num_train} train / {data.num_eval} eval examples, {data.num_classes} classes; "
         f"schedule tier {schedule.tier}, batch {schedule.batch_size}, {schedule.steps_per_epoch} steps per epoch")
@@ -129,7 +158,7 @@ def _train(
     }
     write_json(os.path.join(output_dir, CONFIG_FILE), effective)
 
-    keras.utils.set_random_seed(config.seed)
+    make_deterministic(config.seed)  # same seeds, same model in any fresh process
     distribution = make_strategy(config.distribution)
     log(f"trainer [{strategy}]: {type(distribution).__name__} with {distribution.num_replicas_in_sync} replica(s)")
     built = time.monotonic()
@@ -159,6 +188,7 @@ def _train(
         "stopped_early": {phase: info["stopped_early"] for phase, info in history["phases"].items()},
         "num_train": data.num_train,
         "num_eval": data.num_eval,
+        **(extra or {}),
         "baseline_architecture": getattr(model, "baseline_architecture", None),
         "distribution": {"strategy": type(distribution).__name__, "replicas": distribution.num_replicas_in_sync},
         "timings": {

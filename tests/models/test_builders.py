@@ -137,3 +137,19 @@ def test_baseline_falls_back_when_the_recorded_architecture_cannot_be_rebuilt(tm
     model = build_baseline_model(str(copy), 3, cnn_filters=(4,))
     assert model.baseline_architecture == "small_cnn"
     assert "cannot be rebuilt here" in model.baseline_reason and "NoSuchNetwork" in model.baseline_reason
+
+
+def test_classifier_keeps_its_base_and_features_and_round_trips_its_config(keras_hub_module):
+    from tlpipe.models.builders import Classifier
+    from tlpipe.models._classifier import base_layer, head_model
+
+    model = build_baseline_model(keras_hub_module, 3, architecture="small_cnn", cnn_filters=[4, 8], dropout=0.1,
+                                 hidden_units=[5])
+    assert isinstance(model, Classifier) and base_layer(model) is model.base
+    head = head_model(model)
+    assert head.inputs[0].shape[1:] == model.base.outputs[0].shape[1:]
+    config = model.get_config()
+    assert (config["num_classes"], config["dropout"], config["hidden_units"]) == (3, 0.1, [5])
+    clone = Classifier.from_config(config)
+    assert [tuple(w.shape) for w in clone.weights] == [tuple(w.shape) for w in model.weights]
+    assert clone.get_config() == config

@@ -220,6 +220,22 @@ def test_a_restarted_run_resumes_from_its_checkpoints(keras_hub_module, datasets
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(keras_hub_module, datasets, tmp_path, dropout):
+    schedule = make_schedule(24, 3, batch_size=8, head_epochs=2, fine_tune_epochs=3, warmup_fraction=0.0)
+    kwargs = dict(strategy="fine_tune_all", schedule=schedule, early_stopping_patience=10)
+    whole = two_phase_fit(transfer_model(keras_hub_module, dropout=dropout), *datasets,
+                          output_dir=str(tmp_path / "whole"), **kwargs)
+    with pytest.raises(RuntimeError, match="killed"):
+        two_phase_fit(transfer_model(keras_hub_module, dropout=dropout), *datasets,
+                      callbacks=[_CountEpochs(crash_after=4)], output_dir=str(tmp_path / "resumed"), **kwargs)
+    restarted = transfer_model(keras_hub_module, dropout=dropout, seed=7)  # other initial weights: restored
+    keras.utils.set_random_seed(0)  # a rerun of the same work seeds its process as the first run did
+    resumed = two_phase_fit(restarted, *datasets, output_dir=str(tmp_path / "resumed"), **kwargs)
+    metrics = ("loss", "accuracy", "val_loss", "val_accuracy")
+    assert [[e[m] for m in metrics] for e in resumed["entries"]] == [[e[m] for m in metrics] for e in whole["entries"]]
+
+
 def test_checkpoints_of_another_run_are_refused(keras_hub_module, datasets, tmp_path):
     two_phase_fit(transfer_model(keras_hub_module), *datasets, strategy="feature_extraction", schedule=SCHEDULE,
                   output_dir=str(tmp_path))

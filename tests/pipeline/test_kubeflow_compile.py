@@ -1,5 +1,6 @@
 """`tlpipe compile`: the Kubeflow YAML carries what the config asked for, read back from the YAML itself."""
 
+import json
 import os
 
 import pytest
@@ -53,7 +54,7 @@ def test_every_step_of_the_transfer_pipeline_is_there(compiled):
     assert compiled["pipelineInfo"]["name"] == "shoes"
     assert set(tasks_by_step(compiled)) == {
         "ingest-target", "transform-target", "train-feature_extraction", "train-fine_tune_top", "train-baseline",
-        "evaluate", "push",
+        "resolve", "evaluate", "push",
     }
 
 
@@ -82,7 +83,7 @@ def test_resources_and_accelerator_per_step(compiled):
 def test_caching_per_step_and_retries(compiled):
     for name, task in tasks_by_step(compiled).items():
         cached = task.get("cachingOptions", {}).get("enableCache", False)
-        assert cached == (not name.startswith(("train-", "push"))), name
+        assert cached == (not name.startswith(("train-", "push", "resolve"))), name
         assert task["retryPolicy"]["maxRetryCount"] == 3, name
 
 
@@ -95,13 +96,17 @@ def test_run_time_inputs_and_their_defaults(compiled):
         "span": ("NUMBER_INTEGER", 2),
     }
     steps = tasks_by_step(compiled)
-    for name in ("ingest-target", "transform-target", "train-baseline"):
+    # Each step is wired to the run-time inputs it declares, and to no other (its cache key is its own).
+    declared = {"ingest-target": {"source_uri", "shots_per_class", "span"}, "transform-target": {"hub_handle"},
+                "train-baseline": {"hub_handle"}, "evaluate": set(), "push": set()}
+    for name, wanted in declared.items():
         wired = steps[name]["inputs"]["parameters"]
-        for parameter in inputs:
+        assert {p for p in inputs if p in wired} == wanted, name
+        for parameter in wanted:
             assert wired[parameter] == {"componentInputParameter": parameter}, (name, parameter)
-    for name in ("evaluate", "push"):
-        serving_dir = steps[name]["inputs"]["parameters"]["serving_dir"]
-        assert serving_dir["runtimeValue"]["constant"] == "/mnt/tlpipe/serving"
+    for name in ("resolve", "push"):
+        options = json.loads(steps[name]["inputs"]["parameters"]["options_json"]["runtimeValue"]["constant"])
+        assert options["serving_dir"] == "/mnt/tlpipe/serving"
 
 
 def test_source_pipeline_compiles_with_its_pretraining_step(tmp_path, capsys):
@@ -129,7 +134,8 @@ def test_source_pipeline_publishes_into_the_module_dir(tmp_path):
     package = tmp_path / "source.yaml"
     assert main(["compile", "--source", "--set", "pipeline.root=/mnt/tlpipe", "-o", str(package)]) == 0
     pretrain = tasks_by_step(yaml.safe_load(package.read_text()))["pretrain"]
-    publish_dir = pretrain["inputs"]["parameters"]["publish_dir"]["runtimeValue"]["constant"]
+    options = json.loads(pretrain["inputs"]["parameters"]["options_json"]["runtimeValue"]["constant"])
+    publish_dir = options["publish_dir"]
     assert publish_dir == "/mnt/tlpipe/modules/fashion-source"
     with pytest.raises(ConfigError, match="source.module_dir"):
         build_cluster_pipeline(load_config(None, ["pipeline.root=gs://b/t", "pusher.serving_dir=/gcs/b/s"]),

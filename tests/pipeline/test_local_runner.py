@@ -77,6 +77,19 @@ def test_kfp_local_runs_every_step_then_reuses_every_step_from_the_cache(make_ti
     assert second.artifacts == first.artifacts
     assert sorted(os.listdir(Paths.from_config(config).serving_dir)) == versions_before
 
+    # Each step's cache key is its own sections: an evaluator change re-runs evaluate and push only ...
+    evaluator_changed = run_local(make_tiny_config(pipeline={"enable_caching": True, "mode": "kfp_local"},
+                                                   evaluator={"min_accuracy": 0.99, "min_improvement": 0.0}))
+    assert {step for step, cached in evaluator_changed.cached.items() if not cached} == {"evaluation", "pushed"}
+    record = read_json(os.path.join(evaluator_changed.record_dir, "run.json"))
+    assert [step for step, info in record["steps"].items() if info["cached"]] == [
+        "examples", "transformed", "feature_extraction", "baseline"]
+    # ... and a trainer change re-runs the trainers and what follows, never ingest and transform.
+    trainer_changed = run_local(make_tiny_config(pipeline={"enable_caching": True, "mode": "kfp_local"},
+                                                 evaluator={"min_accuracy": 0.99, "min_improvement": 0.0},
+                                                 trainer={"head_epochs": 19}))
+    assert {step for step, cached in trainer_changed.cached.items() if cached} == {"examples", "transformed"}
+
 
 def test_a_baseline_that_beats_the_candidate_is_not_blessed_and_nothing_is_pushed(make_tiny_config, blind_module):
     # The blind module sees nothing; the baseline gets enough steps (and a high rate) to learn the easy classes.

@@ -16,7 +16,8 @@ import pytest
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.executor import run_evaluator
 from tlpipe.components.pusher.config import PusherConfig
-from tlpipe.components.pusher.executor import latest_pushed_model, run_pusher
+from tlpipe.components.pusher.executor import run_pusher
+from tlpipe.components.pusher.production import ProductionModel, latest_pushed_model
 from tlpipe.models.errors import ConfigError, DataError, ModelError, NotBlessedError
 
 LABEL_NAMES = ["left", "middle", "right"]  # as in conftest.py
@@ -150,17 +151,17 @@ def test_thresholds_pass_exactly_at_the_boundary(tmp_path, dataset_dir, model_di
     # TFMA's float32 accuracies land just below these bounds (0.64999998, diff 0.34999996); the
     # boundary must still pass. The production model (better than the candidate) is ignored
     # because compare_with_production is off.
-    config = EvaluatorConfig(min_accuracy=0.65, min_improvement=0.35, compare_with_production=False)
+    config = EvaluatorConfig(min_accuracy=0.65, min_improvement=0.35, gate="point", compare_with_production=False)
     summary = run_evaluator(config, dataset_dir, {"fine_tune_all": model_dirs["partial"]},
                             {"baseline": model_dirs["constant"]}, str(tmp_path / "evaluation"),
-                            production_model_dir=model_dirs["trained"])
+                            production=ProductionModel(1, model_dirs["trained"], "f"))
     assert summary["blessing"]["blessed"] is True, summary["blessing"]["reason"]
     assert list(summary["comparisons"]) == ["baseline"]
     assert any("compare_with_production is off" in note for note in summary["notes"])
 
 
 def test_thresholds_fail_just_above_the_boundary(tmp_path, dataset_dir, model_dirs):
-    config = EvaluatorConfig(min_accuracy=0.651, min_improvement=0.351)
+    config = EvaluatorConfig(min_accuracy=0.651, min_improvement=0.351, gate="point")
     summary = run_evaluator(config, dataset_dir, {"fine_tune_all": model_dirs["partial"]},
                             {"baseline": model_dirs["constant"]}, str(tmp_path / "evaluation"))
     blessing = summary["blessing"]
@@ -168,14 +169,14 @@ def test_thresholds_fail_just_above_the_boundary(tmp_path, dataset_dir, model_di
     reasons = blessing["candidates"]["fine_tune_all"]["reasons"]
     assert "reached 0.650 test accuracy, below the required minimum 0.651" in reasons[0]
     assert "beats the from-scratch baseline 'baseline' by only +0.350" in reasons[1]
-    assert "requires at least +0.351" in reasons[1]
+    assert "the point estimate is below the required +0.351" in reasons[1]
     assert blessing["negative_transfer"] == []
 
 
 def test_candidate_worse_than_production_is_not_blessed(tmp_path, dataset_dir, model_dirs):
     summary = run_evaluator(EvaluatorConfig(), dataset_dir, {"fine_tune_all": model_dirs["partial"]},
                             {"baseline": model_dirs["constant"]}, str(tmp_path / "evaluation"),
-                            production_model_dir=model_dirs["trained"])
+                            production=ProductionModel(1, model_dirs["trained"], "f"))
     assert list(summary["comparisons"]) == ["baseline", "production"]
     verdict = summary["blessing"]["candidates"]["fine_tune_all"]
     assert verdict["comparisons"]["baseline"]["passed"] and not verdict["comparisons"]["production"]["passed"]

@@ -1,0 +1,51 @@
+"""The evaluate step's declaration.
+
+Inputs: the transformed data, every trained model (a `many` input keyed by
+strategy), and the model now in production as a value the resolver step
+produced (`components/pusher/spec.py`), so the cache and the run record see it.
+Which models are candidates and which are references comes from the strategy
+registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tlpipe.components.beam import BeamConfig
+from tlpipe.components.evaluator.config import EvaluatorConfig
+from tlpipe.components.spec import ArtifactSpec, ComponentSpec, StepArgs
+from tlpipe.components.trainer.spec import history_file, saved_model_dir
+from tlpipe.components.trainer.strategies import CANDIDATE, get_strategy
+from tlpipe.components.transform.spec import TRANSFORMED
+
+EVALUATION = "evaluation"
+BLESSING_FILE = "blessing.json"
+SUMMARY_JSON = "summary.json"
+MODELS = "models"
+PRODUCTION = "production"
+
+EVALUATE = ComponentSpec(
+    name="evaluate",
+    executor="tlpipe.components.evaluator.spec:run",
+    sections={"evaluator": EvaluatorConfig, "beam": BeamConfig},
+    inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(MODELS, "model", many=True)),
+    value_inputs=(PRODUCTION,),
+    outputs=(ArtifactSpec(EVALUATION, "artifact"),),
+)
+
+
+def run(args: StepArgs) -> dict[str, Any]:
+    from tlpipe.components.evaluator.executor import run_evaluator
+    from tlpipe.components.pusher.production import ProductionModel
+
+    models = args.group(MODELS)
+    candidates = {name: saved_model_dir(path) for name, path in models.items()
+                  if get_strategy(name).role == CANDIDATE}
+    references = {name: saved_model_dir(path) for name, path in models.items()
+                  if get_strategy(name).role != CANDIDATE}
+    production = ProductionModel.from_dict(args.values.get(PRODUCTION))
+    return run_evaluator(
+        args.sections["evaluator"], args.inputs[TRANSFORMED], candidates, references, args.output,
+        production=production, histories={name: history_file(path) for name, path in models.items()},
+        beam_config=args.sections["beam"],
+    )

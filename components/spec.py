@@ -1,0 +1,163 @@
+"""Component declarations: each step says once what it reads, takes and writes.
+
+In the spirit of TFX's ComponentSpec, a `ComponentSpec` names a step's config
+sections (typed dataclasses), its run-time parameters and where each one lands,
+its input and output artifacts, and the executor function that does the work.
+The executor receives one `StepArgs` (TFX's FnArgs): the sections already merged
+with the run-time values, the compile-time options, and the artifact folders.
+
+Everything else is generated from the declarations by the pipeline layer: the
+kfp component functions, the in-process adapter, and the cache key. A step's
+cache key is exactly its own sections, options, run-time parameters and input
+artifacts, so changing an evaluator setting re-runs the evaluator and what
+follows, never ingest, transform or the trainers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+from typing import Any, Callable, Literal, Mapping, Optional
+
+from tlpipe.components.config_schema import from_dict, to_dict
+
+ArtifactKind = Literal["dataset", "model", "artifact"]
+OPTION_PREFIX = "option:"
+GROUP_SEPARATOR = "__"
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactSpec:
+    """One input or output artifact folder of a step.
+
+    A `many` input is a named group (e.g. every trained model): the graph gives
+    it a mapping, and each entry becomes an input of its own.
+    """
+
+    name: str
+    kind: ArtifactKind = "artifact"
+    many: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """A run-time parameter (a Kubeflow run input) and the config value it replaces.
+
+    `target` is `section.field[.key]` (e.g. `ingest.shots.train`) or `option:NAME`
+    for a compile-time option of the step (e.g. `option:handle`). The value
+    `unset` (the Kubeflow input's default) keeps what the config says.
+    """
+
+    name: str
+    type: type
+    target: str
+    unset: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentSpec:
+    """A pipeline step: config sections, run-time parameters, artifacts, executor.
+
+    `sections` maps the section name the executor sees to its dataclass.
+    `executor` is `module:function`, imported only when the step runs, so
+    declaring a pipeline never imports TensorFlow. `resumable` steps get a
+    work folder that a rerun of the same work (same cache key) finds again.
+    `output_value` names a step's JSON value output (instead of a folder):
+    a small parameter downstream steps take as their `value_inputs`.
+    """
+
+    name: str
+    executor: str
+    sections: Mapping[str, type] = dataclasses.field(default_factory=dict)
+    parameters: tuple[ParameterSpec, ...] = ()
+    inputs: tuple[ArtifactSpec, ...] = ()
+    outputs: tuple[ArtifactSpec, ...] = ()
+    value_inputs: tuple[str, ...] = ()
+    output_value: Optional[str] = None
+    resumable: bool = False
+    cacheable: bool = True
+
+    def run_function(self) -> Callable[["StepArgs"], Any]:
+        return import_function(self.executor)
+
+
+def import_function(reference: str) -> Callable[..., Any]:
+    """The function named `module:function`."""
+    module_name, _, function_name = reference.partition(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def group_input_name(group: str, key: str) -> str:
+    """The input name of entry `key` of a `many` input (a valid Python and kfp identifier)."""
+    return f"{group}{GROUP_SEPARATOR}{key}"
+
+
+@dataclasses.dataclass
+class StepArgs:
+    """Everything one execution of a step gets (TFX's FnArgs)."""
+
+    step: str
+    sections: dict[str, Any]
+    options: dict[str, Any]
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
+    work_dir: str = ""
+
+    def group(self, name: str) -> dict[str, str]:
+        """The entries of the `many` input `name`: key -> folder."""
+        prefix = name + GROUP_SEPARATOR
+        return {key[len(prefix):]: path for key, path in self.inputs.items() if key.startswith(prefix)}
+
+    @property
+    def output(self) -> str:
+        """The folder of the step's only output artifact."""
+        (path,) = self.outputs.values()
+        return path
+
+
+def sections_to_json(sections: Mapping[str, Any]) -> str:
+    """The step's own config sections as compact, sorted JSON (what its cache key sees)."""
+    return json.dumps({name: to_dict(section) for name, section in sections.items()}, sort_keys=True)
+
+
+def build_args(
+    spec: ComponentSpec, *, step: str, sections_json: str, options: Mapping[str, Any],
+    parameters: Mapping[str, Any], inputs: Mapping[str, str], outputs: Mapping[str, str],
+    values: Optional[Mapping[str, Any]] = None, work_root: str = "",
+) -> StepArgs:
+    """The step's `StepArgs`: sections parsed and merged with the run-time parameters, validated."""
+    raw_sections = json.loads(sections_json)
+    options = dict(options)
+    for parameter in spec.parameters:
+        value = parameters.get(parameter.name, parameter.unset)
+        if value == parameter.unset:
+            continue
+        if parameter.target.startswith(OPTION_PREFIX):
+            options[parameter.target[len(OPTION_PREFIX):]] = value
+        else:
+            _set_path(raw_sections, parameter.target.split("."), value)
+    sections = {name: from_dict(cls, raw_sections[name], name) for name, cls in spec.sections.items()}
+    args = StepArgs(step=step, sections=sections, options=options, inputs=dict(inputs), outputs=dict(outputs),
+                    values=dict(values or {}))
+    if spec.resumable and work_root:
+        args.work_dir = work_dir_for(work_root, step, sections_json, options, parameters, inputs, values)
+    return args
+
+
+def work_dir_for(work_root: str, step: str, sections_json: str, options: Mapping[str, Any],
+                 parameters: Mapping[str, Any], inputs: Mapping[str, str],
+                 values: Optional[Mapping[str, Any]] = None) -> str:
+    """`<work_root>/<step>-<key>`: the same work (step, sections, options, parameters, inputs) finds it again."""
+
+    key = json.dumps([step, sections_json, dict(options), dict(parameters), dict(inputs), dict(values or {})],
+                     sort_keys=True, default=str)
+    return os.path.join(work_root, f"{step}-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
+
+
+def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        data = data.setdefault(part, {})
+    data[path[-1]] = value

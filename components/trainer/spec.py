@@ -1,0 +1,83 @@
+"""The trainer's steps: one train step per strategy, and source pre-training.
+
+Artifact layout of a trained model (what the evaluator and pusher read):
+
+    model/          the exported SavedModel (`MODEL_DIR`)
+    history.json    per-epoch history (`HISTORY_FILE`)
+    summary.json    written last: its presence means the training completed
+
+A train step is resumable: its checkpoints live in a work folder keyed by the
+step's cache key under the pipeline root, so a rerun of the same work after a
+kill continues from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from tlpipe.components.spec import ArtifactSpec, ComponentSpec, StepArgs, import_function
+from tlpipe.components.trainer.config import SourceConfig, TrainerConfig
+from tlpipe.components.trainer.strategies import get_strategy
+from tlpipe.components.transform.spec import HANDLE_PARAMETER, TRANSFORMED
+from tlpipe.models.layout import HISTORY_FILE
+
+MODEL = "model"
+MODULE = "module"
+TEACHERS = "teachers"
+MODEL_DIR = "model"
+SUMMARY_FILE = "summary.json"
+
+TRAIN = ComponentSpec(
+    name="train",
+    executor="tlpipe.components.trainer.spec:run_train",
+    sections={"trainer": TrainerConfig},
+    parameters=(HANDLE_PARAMETER,),
+    inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(TEACHERS, "model", many=True)),
+    outputs=(ArtifactSpec(MODEL, "model"),),
+    resumable=True,
+)
+
+PRETRAIN = ComponentSpec(
+    name="pretrain",
+    executor="tlpipe.components.trainer.spec:run_pretrain",
+    sections={"source": SourceConfig},
+    inputs=(ArtifactSpec(TRANSFORMED, "dataset"),),
+    outputs=(ArtifactSpec(MODULE, "model"),),
+)
+
+
+def saved_model_dir(trained_dir: str) -> str:
+    """The exported SavedModel inside a train step's artifact folder."""
+    return os.path.join(trained_dir, MODEL_DIR)
+
+
+def history_file(trained_dir: str) -> str:
+    """The training history inside a train step's artifact folder."""
+    return os.path.join(trained_dir, HISTORY_FILE)
+
+
+def run_train(args: StepArgs) -> dict[str, Any]:
+    """Train the strategy named by the `strategy` option with its registered executor."""
+    strategy = get_strategy(args.options["strategy"])
+    train = import_function(strategy.train)
+    teachers = {"teacher_model_dir": saved_model_dir(path) for path in args.group(TEACHERS).values()}
+    return train(args.sections["trainer"], args.inputs[TRANSFORMED], args.output, strategy=strategy.name,
+                 handle=args.options["handle"], work_dir=args.work_dir or None, **teachers)
+
+
+def run_pretrain(args: StepArgs) -> dict[str, Any]:
+    """Pre-train the source feature extractor; with the `publish_dir` option, also publish it there."""
+    import shutil
+
+    from tlpipe.components.trainer.pretrain import pretrain_and_publish
+    from tlpipe.models.artifacts import atomic_output_dir
+    from tlpipe.models.progress import log
+
+    summary = pretrain_and_publish(args.sections["source"], args.inputs[TRANSFORMED], args.output)
+    publish_dir = args.options.get("publish_dir")
+    if publish_dir:
+        with atomic_output_dir(publish_dir) as tmp_dir:
+            shutil.copytree(args.output, tmp_dir, dirs_exist_ok=True)
+        log(f"pretrain: published the source module to {publish_dir}")
+    return summary

@@ -1,0 +1,74 @@
+"""The strategy registry: every way tlpipe trains a model on the target task.
+
+One entry per strategy names how it trains (its executor function) and what it
+needs (splits of the transformed data, another strategy's model as teacher).
+The config validates `trainer.strategies` against it, the pipeline graph makes
+one train step per entry it runs, and the evaluator reads the roles: candidates
+are compared with references (the from-scratch baseline). A new strategy is
+one entry here plus its executor function.
+
+Executor functions are called as
+`function(config, transformed_dir, output_dir, *, strategy, handle, work_dir, **teachers)`
+where `teachers` maps `teacher_model_dir` to the teacher's trained-model folder
+for strategies that have one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Optional
+
+CANDIDATE = "candidate"
+REFERENCE = "reference"
+BASELINE = "baseline"
+
+_EXECUTOR = "tlpipe.components.trainer.executor"
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """How one strategy trains and what it needs."""
+
+    name: str
+    train: str
+    role: Literal["candidate", "reference"]
+    description: str
+    requires_splits: tuple[str, ...] = ()
+    teacher: Optional[str] = None
+
+
+_REGISTRY: dict[str, Strategy] = {
+    strategy.name: strategy for strategy in (
+        Strategy("feature_extraction", f"{_EXECUTOR}:train_transfer", CANDIDATE,
+                 "frozen base, new head (frozen features computed once)"),
+        Strategy("fine_tune_top", f"{_EXECUTOR}:train_transfer", CANDIDATE,
+                 "head on the frozen base, then the top blocks (or a variable pattern) at a lower rate"),
+        Strategy("fine_tune_all", f"{_EXECUTOR}:train_transfer", CANDIDATE,
+                 "head on the frozen base, then the whole base at a lower rate"),
+        Strategy(BASELINE, f"{_EXECUTOR}:train_baseline", REFERENCE,
+                 "the same head on a randomly initialised network, its own tuned budget"),
+    )
+}
+
+# Strategies a user may list in `trainer.strategies` (the baseline always runs).
+CANDIDATE_STRATEGIES = tuple(name for name, strategy in _REGISTRY.items() if strategy.role == CANDIDATE)
+
+
+def get_strategy(name: str) -> Strategy:
+    """The registry entry of `name`; a KeyError names the known strategies."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown strategy {name!r}; known: {', '.join(_REGISTRY)}") from None
+
+
+def strategies_to_run(candidates: list[str]) -> list[str]:
+    """The train steps of a run: teachers first, then the configured candidates, then the baseline."""
+    ordered: list[str] = []
+    for name in [*candidates, BASELINE]:
+        teacher = get_strategy(name).teacher
+        if teacher and teacher not in ordered:
+            ordered.append(teacher)
+        if name not in ordered:
+            ordered.append(name)
+    return ordered

@@ -1,0 +1,57 @@
+"""Component declarations: run-time parameters land where declared; resumable work folders are stable."""
+
+import pytest
+
+from tlpipe.components.beam import BeamConfig
+from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.spec import INGEST
+from tlpipe.components.spec import build_args, group_input_name, sections_to_json
+from tlpipe.components.trainer.config import TrainerConfig
+from tlpipe.components.trainer.spec import TEACHERS, TRAIN
+from tlpipe.models.errors import ConfigError
+
+INGEST_SECTIONS = sections_to_json({"ingest": IngestConfig(source="idx:/data", shots={"train": 5}),
+                                    "beam": BeamConfig()})
+
+
+def _ingest_args(**parameters):
+    return build_args(INGEST, step="ingest", sections_json=INGEST_SECTIONS, options={}, parameters=parameters,
+                      inputs={}, outputs={"examples": "/tmp/out"})
+
+
+def test_unset_run_time_parameters_keep_the_config():
+    section = _ingest_args(source_uri="", shots_per_class=0, span=-1).sections["ingest"]
+    assert (section.source, section.shots, section.span) == ("idx:/data", {"train": 5}, None)
+
+
+def test_set_run_time_parameters_replace_their_declared_targets():
+    section = _ingest_args(source_uri="idx:/other/{SPAN}", shots_per_class=7, span=0).sections["ingest"]
+    assert (section.source, section.shots, section.span) == ("idx:/other/{SPAN}", {"train": 7}, 0)
+
+
+def test_a_bad_run_time_value_is_a_config_error_naming_the_section_key():
+    with pytest.raises(ConfigError, match="ingest.shots"):
+        _ingest_args(shots_per_class=-3)
+
+
+def _train_args(work_root, options, inputs):
+    return build_args(TRAIN, step="train-fine_tune_all", sections_json=sections_to_json({"trainer": TrainerConfig()}),
+                      options=options, parameters={"hub_handle": ""}, inputs=inputs,
+                      outputs={"model": "/tmp/m"}, work_root=str(work_root))
+
+
+def test_resumable_steps_get_a_work_folder_keyed_by_their_inputs(tmp_path):
+    options = {"strategy": "fine_tune_all", "handle": "/modules/a"}
+    first = _train_args(tmp_path, options, {"transformed": "/t/1"})
+    assert first.work_dir.startswith(str(tmp_path / "train-fine_tune_all-"))
+    assert _train_args(tmp_path, options, {"transformed": "/t/1"}).work_dir == first.work_dir
+    assert _train_args(tmp_path, options, {"transformed": "/t/2"}).work_dir != first.work_dir
+    assert _train_args(tmp_path, {**options, "handle": "/modules/b"}, {"transformed": "/t/1"}).work_dir != first.work_dir
+    assert first.options["handle"] == "/modules/a"
+
+
+def test_many_inputs_are_grouped_back_by_name(tmp_path):
+    args = _train_args(tmp_path, {"strategy": "fine_tune_all", "handle": "h"},
+                       {"transformed": "/t", group_input_name(TEACHERS, "fine_tune_all"): "/m/ft"})
+    assert args.group(TEACHERS) == {"fine_tune_all": "/m/ft"}
+    assert args.group("models") == {}

@@ -1,0 +1,22 @@
+"""tlpipe.models is the lowest layer: it works alone, without components or pipeline."""
+
+import pkgutil
+import subprocess
+import sys
+
+import tlpipe.models
+
+
+def test_every_models_module_imports_without_components_or_pipeline():
+    modules = sorted(f"tlpipe.models.{info.name}" for info in pkgutil.iter_modules(tlpipe.models.__path__))
+    code = "\n".join([
+        "import importlib, sys",
+        *(f"importlib.import_module({name!r})" for name in modules),
+        "from tlpipe.models import build_transfer_model, two_phase_fit, export_for_serving",
+        "higher = sorted(m for m in sys.modules if m.startswith(('tlpipe.components', 'tlpipe.pipeline')))",
+        "print(len(higher), higher)",
+    ])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    assert len(modules) > 10
+    assert result.stdout.strip() == "0 []", result.stdout
