@@ -67,7 +67,7 @@ def run_pusher(config: PusherConfig, model_dir: str, blessing_path: str, serving
     blessed", or blesses another model; ModelError when `model_dir` is not a
     SavedModel or cannot be copied (nothing is left behind in `serving_dir`).
     Returns the decision appended to the history: `pushed` True with the
-    version, or False with the `reason` (production moved on meanwhile).
+    version, or False with `refused` and the `reason` (production moved on meanwhile).
     """
     config.validate()
     blessing = _check_blessing(model_dir, blessing_path)
@@ -102,7 +102,7 @@ def run_pusher(config: PusherConfig, model_dir: str, blessing_path: str, serving
                 f"{production.describe()}. Pushing would put a model on top that was never compared with it; "
                 f"run the pipeline again to evaluate it against the new production model."
             )
-            record.update(pushed=False, reason=reason)
+            record.update(pushed=False, refused=True, reason=reason)
             _append_history(serving_dir, record)
             log(f"push: {reason}")
             return record

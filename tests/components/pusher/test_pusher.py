@@ -101,7 +101,7 @@ def test_a_push_is_refused_when_production_moved_on_since_the_evaluation(tmp_pat
     assert _push(tmp_path, other, serving)["version"] == 1  # another run pushed after our evaluation
 
     record = run_pusher(PusherConfig(), model_dir, stale, serving)
-    assert record["pushed"] is False
+    assert record["pushed"] is False and record["refused"] is True
     assert "production moved on" in record["reason"]
     assert "nothing (empty serving folder)" in record["reason"] and "version 1" in record["reason"]
     assert pushed_versions(serving) == [1] and describe_production(serving).fingerprint == fingerprint_dir(other)
