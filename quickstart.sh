@@ -53,7 +53,7 @@ python_env() {
   fi
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$python" -m venv "$VENV"; }
   say "installing tlpipe and its pinned dependencies into $VENV (a few minutes the first time)"
-  "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" "setuptools>=68" wheel
+  "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" "setuptools>=68,<81" wheel
   "$VENV/bin/python" -m pip install -q -e ".[test]"
   echo "$wanted" > "$STAMP"
 }
@@ -66,11 +66,10 @@ main() {
   esac
   debian_packages
   python_env
-  export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
   if [ "$command" = run ]; then
-    exec "$VENV/bin/tlpipe" run "$@"
+    exec "$VENV/bin/tlpipe" run "$@"  # TensorFlow's start-up lines go to the run's kfp.log (`tlpipe -v` shows them)
   else
-    exec "$VENV/bin/python" -m pytest "$@"
+    TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2} exec "$VENV/bin/python" -m pytest "$@"
   fi
 }
 

@@ -11,12 +11,14 @@ kfp.log keeps).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from typing import Any, Optional, Sequence
 
 from tlpipe.models import progress
 from tlpipe.pipeline import cli_kubeflow, cli_rank, cli_runs, cli_shift
+from tlpipe.pipeline.console import hide_startup_lines
 from tlpipe.models.errors import TlpipeError
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -154,10 +156,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     progress.set_verbosity(progress.QUIET if args.quiet else progress.VERBOSE if args.verbose else progress.NORMAL)
-    if not args.verbose:
-        progress.hide_tensorflow_startup()
     try:
-        return args.handler(args)
+        with contextlib.nullcontext() if args.verbose else hide_startup_lines():
+            return args.handler(args)
     except TlpipeError as error:
         one_line = " ".join(part.strip() for part in str(error).splitlines() if part.strip())  # e.g. YAML's errors
         print(f"tlpipe: error: {one_line}", file=sys.stderr)

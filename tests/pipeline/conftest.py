@@ -58,21 +58,26 @@ def blind_module(tmp_path_factory):
     return _tiny_hub_module(str(tmp_path_factory.mktemp("blind_module") / "module"), blind=True)
 
 
+def tiny_settings(data_dir, module: str, root) -> dict:
+    """The tiny pipeline's config sections (no caching) over `data_dir` and `module`, artifacts under `root`."""
+    return {
+        "pipeline": {"name": "tiny", "root": str(root), "enable_caching": False},
+        "ingest": {"source": f"idx:{data_dir}",
+                   "splits": {"train": "train[:75%]", "eval": "train[75%:]", "test": "test"},
+                   "label_names": CLASSES, "classes": [], "shots": {"train": 5, "eval": 2}},
+        "trainer": {"handle": module, "strategies": ["feature_extraction"],
+                    "batch_size": 8, "head_epochs": 20, "head_learning_rate": 0.05,
+                    "baseline": {"architecture": "small_cnn", "cnn_filters": [4], "epochs": 20}},
+        "evaluator": {"compare_with_production": False},
+    }
+
+
 @pytest.fixture
 def make_tiny_config(tiny_data, tiny_module, tmp_path):
     """Config of a tiny pipeline under `tmp_path/<name>`; keyword sections are merged over the settings."""
 
     def make(name: str = "tiny", **sections):
-        settings = {
-            "pipeline": {"name": "tiny", "root": str(tmp_path / name / "root"), "enable_caching": False},
-            "ingest": {"source": f"idx:{tiny_data}",
-                       "splits": {"train": "train[:75%]", "eval": "train[75%:]", "test": "test"},
-                       "label_names": CLASSES, "classes": [], "shots": {"train": 5, "eval": 2}},
-            "trainer": {"handle": tiny_module, "strategies": ["feature_extraction"],
-                        "batch_size": 8, "head_epochs": 20, "head_learning_rate": 0.05,
-                        "baseline": {"architecture": "small_cnn", "cnn_filters": [4], "epochs": 20}},
-            "evaluator": {"compare_with_production": False},
-        }
+        settings = tiny_settings(tiny_data, tiny_module, tmp_path / name / "root")
         for section, values in sections.items():
             settings[section] = {**settings.get(section, {}), **values}
         path = tmp_path / f"{name}.yaml"
@@ -85,3 +90,84 @@ def make_tiny_config(tiny_data, tiny_module, tmp_path):
 @pytest.fixture
 def tiny_config(make_tiny_config):
     return make_tiny_config()
+
+
+def run_cli(*args: str, env_drop: tuple = ("TF_CPP_MIN_LOG_LEVEL",)):
+    """`tlpipe ARGS` in a child process whose output is not a terminal; returns the CompletedProcess."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in env_drop}
+    return subprocess.run([sys.executable, "-m", "tlpipe.pipeline.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def tlpipe_process():
+    """`run_cli`: the `tlpipe` command in a child process."""
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def two_cli_runs(tiny_data, tiny_module, tmp_path_factory):
+    """Two `tlpipe run`s of the tiny pipeline through kfp.local with caching, in child processes:
+    the first runs every step, the second (`-v`) takes every step from the cache.
+    Returns (config path, root, first CompletedProcess, second CompletedProcess)."""
+    folder = tmp_path_factory.mktemp("two_cli_runs")
+    settings = tiny_settings(tiny_data, tiny_module, folder / "root")
+    settings["pipeline"].update(enable_caching=True, mode="kfp_local")
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    first = run_cli("run", "--config", str(path))
+    second = run_cli("-v", "run", "--config", str(path))
+    return path, folder / "root", first, second
+
+
+def write_image_folder(folder, classes: dict[str, int], size: int = 8, seed: int = 0) -> None:
+    """PNG images, one sub-folder per class; class k is noise around its own colour (easy to tell apart)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, (name, count) in enumerate(classes.items()):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        colour = np.array([60 + 120 * (k % 2), 60 + 60 * (k % 3), 200 - 120 * (k % 2)])
+        for i in range(count):
+            noise = rng.integers(-30, 31, size=(size, size, 3))
+            pixels = np.clip(colour + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{name}-{i:03d}.png")
+
+
+@pytest.fixture(scope="session")
+def image_folder_writer():
+    """`write_image_folder`: makes an image folder source."""
+    return write_image_folder
+
+
+@pytest.fixture(scope="session")
+def preset_hub_cache(tmp_path_factory):
+    """A TFHUB_CACHE_DIR in which `preset(name)` puts a tiny two-block RGB module (32x32) under the preset's
+    handle, so that `trainer.preset: NAME` resolves offline through tensorflow_hub's own cache."""
+    import hashlib
+    import shutil
+
+    import keras
+
+    from tlpipe.models.presets import PRESETS
+    from tlpipe.models.publish import export_hub_module
+
+    cache = tmp_path_factory.mktemp("tfhub_cache")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="block1_conv")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="block2_conv")(x)
+    module = export_hub_module(keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x)),
+                               str(tmp_path_factory.mktemp("rgb_module") / "module"))
+
+    def preset(name: str) -> str:
+        cached = cache / hashlib.sha1(PRESETS[name].handle.encode("utf8")).hexdigest()
+        if not cached.exists():
+            shutil.copytree(module, cached)
+        return str(cache)
+
+    return preset

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tlpipe.components.ingest.config import IngestConfig
-from tlpipe.models.progress import set_quiet
+from tlpipe.models.progress import NORMAL, VERBOSE, set_quiet, set_verbosity
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, DataError
 
@@ -116,7 +116,11 @@ def test_unknown_scheme_and_wrong_split_source_fail_validation():
 
 def test_progress_lines_name_stage_count_and_rate_and_quiet_silences_them(kit, capsys):
     folder = kit.image_folder("pets", {"dog": 2, "cat": 3})
-    kit.run(f"image_folder:{folder}", "loud", splits={"all": "all"})
+    set_verbosity(VERBOSE)  # detail lines: `tlpipe -v`
+    try:
+        kit.run(f"image_folder:{folder}", "loud", splits={"all": "all"})
+    finally:
+        set_verbosity(NORMAL)
     err = capsys.readouterr().err
     assert "[tlpipe] ingest: read: started" in err
     assert re.search(r"\[tlpipe\] ingest: done, 5 examples in [\d.]+s \([\d.]+/s\); wrote all: 5 examples of 2 classes", err)

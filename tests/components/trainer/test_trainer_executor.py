@@ -66,7 +66,7 @@ def test_train_transfer_writes_model_history_and_summary(grey_hub_module, transf
     assert metadata["config"]["schedule"] == schedule and metadata["history"]["entries"] == history["entries"]
 
     progress = capsys.readouterr().err
-    assert "trainer [fine_tune_all] fine_tune epoch 1/1 step 9" in progress
+    assert "trainer [fine_tune_all] fine_tune  [####################]  epoch 1/1  step 9" in progress  # its bar
 
 
 def test_train_baseline_trains_the_same_architecture_from_scratch(grey_hub_module, transformed_dir, tmp_path):

@@ -1,0 +1,79 @@
+"""What steps produced, in a few words: a step's key number for its end line, a run's outcome for its record.
+
+A step's output folder is recognised by the files its component writes:
+examples (ingest and transform metadata), a trained model's summary, the
+evaluation's summary, the push record.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from tlpipe.components.evaluator.spec import EVALUATION, SUMMARY_JSON
+from tlpipe.components.pusher.spec import PUSH_FILE, PUSHED
+from tlpipe.components.trainer.spec import SUMMARY_FILE as TRAIN_SUMMARY_FILE
+from tlpipe.models.artifacts import read_json
+from tlpipe.models.example_format import METADATA_FILE
+
+
+def _read(folder: str, name: str) -> Optional[dict[str, Any]]:
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        return None
+    data = read_json(path)
+    return data if isinstance(data, dict) else None
+
+
+def _examples(metadata: dict[str, Any]) -> str:
+    counts = {split: sum(per_class.values()) for split, per_class in metadata.get("counts", {}).items()}
+    splits = ", ".join(f"{split} {count}" for split, count in counts.items())
+    return f"{sum(counts.values())} examples ({splits}), {metadata.get('num_classes', '?')} classes"
+
+
+def _evaluation(summary: dict[str, Any]) -> str:
+    blessing = summary["blessing"]
+    if not blessing.get("blessed"):
+        return "not blessed"
+    candidate = blessing.get("candidate")
+    accuracy = summary.get("models", {}).get(candidate, {}).get("accuracy", {}).get("value")
+    return f"blessed: {candidate}" + (f" (test accuracy {accuracy:.3f})" if accuracy is not None else "")
+
+
+def artifact_summary(folder: str) -> str:
+    """A few words on what `folder` holds ('' when it is not a folder tlpipe recognises)."""
+    if not os.path.isdir(folder):
+        return ""
+    push = _read(folder, PUSH_FILE)
+    if push is not None:
+        return f"pushed version {push['version']}" if push.get("pushed") else "nothing pushed"
+    metadata = _read(folder, METADATA_FILE)
+    if metadata is not None and "counts" in metadata:
+        return _examples(metadata)
+    for name in {SUMMARY_JSON, TRAIN_SUMMARY_FILE}:
+        summary = _read(folder, name)
+        if summary is not None and "blessing" in summary:
+            return _evaluation(summary)
+        if summary is not None and summary.get("eval_accuracy") is not None:
+            return f"eval accuracy {summary['eval_accuracy']:.3f}"
+    return ""
+
+
+REPORT_PAGE = os.path.join("report", "index.html")
+
+
+def run_outcome(artifacts: dict[str, str]) -> dict[str, Any]:
+    """A finished run's outcome from its steps' folders: test accuracy per model, blessing, push, report."""
+    outcome: dict[str, Any] = {}
+    evaluation = artifacts.get(EVALUATION, "")
+    summary = _read(evaluation, SUMMARY_JSON) if evaluation else None
+    if summary is not None and "blessing" in summary:
+        outcome["accuracy"] = {name: {"value": entry["accuracy"]["value"], "role": entry.get("role")}
+                               for name, entry in summary.get("models", {}).items()}
+        outcome["blessed"] = summary["blessing"].get("candidate") if summary["blessing"].get("blessed") else None
+        if os.path.isfile(os.path.join(evaluation, REPORT_PAGE)):
+            outcome["report"] = os.path.join(evaluation, REPORT_PAGE)
+    push = _read(artifacts[PUSHED], PUSH_FILE) if artifacts.get(PUSHED) else None
+    if push is not None:
+        outcome["pushed_version"] = push.get("version") if push.get("pushed") else None
+    return outcome
