@@ -21,9 +21,10 @@ from tlpipe.models.artifacts import write_json
 from tlpipe.models.progress import log
 from tlpipe.components.trainer.config import SourceConfig
 from tlpipe.components.trainer.data import default_augmentation, load_transformed
+from tlpipe.components.trainer.determinism import make_deterministic
 from tlpipe.models.builders import BASE_LAYER_NAME, CLASSIFIER_NAME, build_small_cnn
-from tlpipe.models.fit import fit_baseline
-from tlpipe.models.hyperrule import make_schedule
+from tlpipe.models.fit import BASELINE, fit_baseline
+from tlpipe.models.hyperrule import SOURCE_PATIENCE, source_schedule
 from tlpipe.models.publish import export_hub_module
 from tlpipe.models.errors import DataError
 
@@ -45,30 +46,36 @@ def pretrain_and_publish(config: SourceConfig, transformed_dir: str, module_dir:
             f"source data in {transformed_dir!r} has images of shape {data.image_shape}; "
             f"source.image_size/channels ask for {expected}: transform the source data with that geometry"
         )
-    features = build_small_cnn(expected, config.conv_filters, name=BASE_LAYER_NAME)
+    make_deterministic(config.seed)
+    features = build_small_cnn(expected, config.conv_filters, convs_per_block=config.convs_per_block,
+                               name=BASE_LAYER_NAME)
     inputs = keras.Input(shape=expected, name="image")
     hidden = keras.layers.Dropout(0.2, name="head_dropout")(features(inputs))
     outputs = keras.layers.Dense(data.num_classes, activation="softmax", name=CLASSIFIER_NAME)(hidden)
     model = keras.Model(inputs, outputs, name="source_classifier")
-    schedule = make_schedule(
-        data.num_train, data.num_classes, batch_size=config.batch_size,
-        baseline_epochs=config.epochs, baseline_learning_rate=config.learning_rate,
-    )
+    schedule = source_schedule(data.num_train, data.num_classes, batch_size=config.batch_size,
+                               learning_rate=config.learning_rate, epochs=config.epochs)
     work_dir = work_dir or os.path.abspath(module_dir) + ".work"
-    log(f"pretrain: {data.num_train} examples of {data.num_classes} source classes, "
-        f"{schedule.baseline_epochs} epochs of {schedule.steps_per_epoch} steps")
-    augment = default_augmentation(seed=0) if config.augment else None
+    log(f"pretrain: {data.num_train} examples of {data.num_classes} source classes, at most "
+        f"{schedule.baseline_epochs} epochs of {schedule.steps_per_epoch} steps (seed {config.seed})")
+    augment = default_augmentation(seed=config.seed) if config.augment else None
     history = fit_baseline(model, data.train, data.eval, schedule=schedule, output_dir=work_dir,
-                           augment=augment, log_prefix="pretrain ")
+                           augment=augment, early_stopping_patience=SOURCE_PATIENCE, seed=config.seed,
+                           log_prefix="pretrain ")
     export_hub_module(features, module_dir, input_size=expected, source_classifier=model,
                       source_classes=data.label_names)
     summary = {
         "source_classes": data.label_names,
         "num_train": data.num_train,
         "eval_accuracy": history.get("best", {}).get("val_accuracy"),
-        "epochs": schedule.baseline_epochs,
+        "epochs_planned": schedule.baseline_epochs,
+        "epochs_run": history["phases"][BASELINE]["epochs_run"],
+        "stopped_early": history["phases"][BASELINE]["stopped_early"],
+        "steps": history["total_steps"],
         "input_size": list(expected),
         "conv_filters": list(config.conv_filters),
+        "convs_per_block": config.convs_per_block,
+        "seed": config.seed,
         "augment": config.augment,
         "work_dir": work_dir,
     }
