@@ -18,6 +18,7 @@ from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.ingest.config import ALL_SPLIT, SINGLE_SPLIT_SCHEMES, IngestConfig
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.trainer.config import SourceConfig, TrainerConfig
+from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, UNLABELED, required_splits
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.config_schema import from_dict, merge, to_dict
 from tlpipe.models.errors import ConfigError
@@ -108,11 +109,17 @@ class PipelineConfig:
                 "trainer.preset", self.trainer.preset,
                 f"null when trainer.handle is set (received handle {self.trainer.handle!r}); set one of them",
             )
+        needs = required_splits([*self.trainer.strategies, *(
+            [BASELINE_SELF_TRAINING] if self.trainer.baseline.self_training else [])])
+        for strategy, splits in needs.items():
+            if UNLABELED in splits and not self.ingest.unlabeled:
+                raise ConfigError("ingest.unlabeled", self.ingest.unlabeled,
+                                  f"true: strategy {strategy!r} learns from the unlabelled training images")
 
     @property
     def uses_source_module(self) -> bool:
         """True when the pipeline pre-trains and publishes its own feature extractor."""
-        return not self.trainer.handle and not self.trainer.preset
+        return not self.trainer.handle and not self.trainer.preset and not self.trainer.candidates
 
 
 def parse_override(override: str) -> tuple[list[str], Any]:

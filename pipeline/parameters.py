@@ -48,6 +48,8 @@ def resolve_handle(config: PipelineConfig) -> str:
         return config.trainer.handle
     if config.trainer.preset:
         return config.trainer.preset
+    if config.trainer.candidates:  # the rank step picks one; the first gives the transform's geometry
+        return config.trainer.candidates[0]
     raise ConfigError(
         "trainer.handle", config.trainer.handle,
         "a TF-Hub handle or local module path, or trainer.preset; "

@@ -1,6 +1,7 @@
 """The tlpipe pipelines, defined once.
 
-`transfer_graph` is the target pipeline: ingest -> transform -> one train step
+`transfer_graph` is the target pipeline: ingest -> transform -> (rank the
+candidate modules, when `trainer.candidates` lists them) -> one train step
 per strategy (the registry's order: teachers first, the from-scratch baseline
 last) -> resolve the model in production -> evaluate -> push. `source_graph`
 pre-trains a feature extractor on a source task and publishes it as a TF-Hub
@@ -18,8 +19,9 @@ from typing import Any, Callable, NamedTuple
 from tlpipe.components.evaluator.spec import EVALUATE, EVALUATION, MODELS, PRODUCTION
 from tlpipe.components.ingest.spec import EXAMPLES, INGEST, LATEST_SPAN
 from tlpipe.components.pusher.spec import PUSH, PUSHED, RESOLVE_PRODUCTION
-from tlpipe.components.trainer.spec import PRETRAIN, TEACHERS, TRAIN
-from tlpipe.components.trainer.strategies import get_strategy, strategies_to_run
+from tlpipe.components.rank.spec import RANK
+from tlpipe.components.trainer.spec import PRETRAIN, SELECTED, TEACHERS, TRAIN
+from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, get_strategy, strategies_to_run
 from tlpipe.components.transform.spec import TRANSFORM, TRANSFORMED
 from tlpipe.pipeline.config import PipelineConfig
 from tlpipe.pipeline.parameters import RunParameters
@@ -41,11 +43,15 @@ def transfer_graph(ops: Any, config: PipelineConfig, locations: Locations, handl
     """The target pipeline; returns every step's output by name (`handle`: the module trained on)."""
     examples = ops.run(INGEST, "ingest-target")
     transformed = ops.run(TRANSFORM, "transform-target", inputs={EXAMPLES: examples}, options={"handle": handle})
+    selection = {}
+    if config.trainer.candidates:
+        selection = {SELECTED: ops.run(RANK, "rank", inputs={TRANSFORMED: transformed})}
     models: dict[str, Any] = {}
-    for name in strategies_to_run(config.trainer.strategies):
+    for name in train_steps(config):
         teacher = get_strategy(name).teacher
         models[name] = ops.run(TRAIN, f"train-{name}", options={"strategy": name, "handle": handle},
-                               inputs={TRANSFORMED: transformed, TEACHERS: {teacher: models[teacher]} if teacher else {}})
+                               inputs={TRANSFORMED: transformed, TEACHERS: {teacher: models[teacher]} if teacher else {}},
+                               values=selection)
     production = ops.run(RESOLVE_PRODUCTION, "resolve", options={
         "serving_dir": locations.serving_dir, "compare_with_production": config.evaluator.compare_with_production})
     evaluation = ops.run(EVALUATE, "evaluate", inputs={TRANSFORMED: transformed, MODELS: models},
@@ -68,7 +74,13 @@ def source_graph(ops: Any, config: PipelineConfig, locations: Locations) -> dict
 
 def transfer_output_names(config: PipelineConfig) -> list[str]:
     """The names `transfer_graph` returns, in order."""
-    return [EXAMPLES, TRANSFORMED, *strategies_to_run(config.trainer.strategies), EVALUATION, PUSHED]
+    return [EXAMPLES, TRANSFORMED, *train_steps(config), EVALUATION, PUSHED]
+
+
+def train_steps(config: PipelineConfig) -> list[str]:
+    """The strategies a run trains, teachers first: the configured candidates, the baseline(s)."""
+    references = (BASELINE_SELF_TRAINING,) if config.trainer.baseline.self_training else ()
+    return strategies_to_run(config.trainer.strategies, references)
 
 
 def _outputs_type(names: list[str], artifact_type: Any) -> type:

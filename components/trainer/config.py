@@ -97,11 +97,16 @@ class TrainerConfig:
     `fine_tune_top_n` blocks. `base_training` is the hub layer's training policy
     ('inference' keeps batch norm and dropout of the base in inference mode while
     fine-tuning). `cache_frozen_features` computes the frozen base's outputs once
-    for the head phase (ignored when `augment` is on).
+    for the head phase (ignored when `augment` is on). `candidates` (presets,
+    module folders or hub handles) instead of `handle`/`preset`: a rank step
+    scores each on the labelled target examples and the trainers build on the
+    one with the best `select` score (see `tlpipe rank`).
     """
 
     handle: str = ""
     preset: Optional[str] = None
+    candidates: list[str] = dataclasses.field(default_factory=list)
+    select: str = "logme"
     strategies: list[str] = dataclasses.field(default_factory=lambda: ["feature_extraction", "fine_tune_all"])
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
     baseline: BaselineConfig = dataclasses.field(default_factory=BaselineConfig)
@@ -131,6 +136,16 @@ class TrainerConfig:
                 raise ConfigError("strategies", strategy, CANDIDATE_STRATEGIES)
         if len(set(self.strategies)) != len(self.strategies):
             raise ConfigError("strategies", self.strategies, "each strategy at most once")
+        if self.candidates:
+            from tlpipe.components.rank.executor import SCORES
+
+            if self.handle or self.preset:
+                raise ConfigError("candidates", self.candidates,
+                                  "an empty list when trainer.handle or trainer.preset names the module")
+            if len(set(self.candidates)) != len(self.candidates):
+                raise ConfigError("candidates", self.candidates, "each candidate at most once")
+            if self.select not in SCORES:
+                raise ConfigError("select", self.select, SCORES)
         if self.preset is not None:
             from tlpipe.models.presets import PRESETS
 

@@ -38,14 +38,13 @@ import tensorflow as tf
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData, load_transformed
 from tlpipe.components.trainer.executor import MODEL_DIR, _train_baseline, _train_transfer
+from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, SELF_TRAINING
 from tlpipe.models import example_format as fmt
 from tlpipe.models.artifacts import write_json
 from tlpipe.models.errors import DataError, ModelError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.progress import log
 
-SELF_TRAINING = "self_training"
-BASELINE_SELF_TRAINING = "baseline_self_training"
 PSEUDO_LABELS_FILE = "pseudo_labels.json"
 ROUNDS_DIR = "rounds"
 STUDENT_FIT = "fine_tune_all"  # how the transfer student is fitted: two-phase, the whole base fine-tuned

@@ -20,9 +20,11 @@ from tlpipe.components.spec import ArtifactSpec, ComponentSpec, StepArgs, import
 from tlpipe.components.trainer.config import SourceConfig, TrainerConfig
 from tlpipe.components.trainer.strategies import get_strategy
 from tlpipe.components.transform.spec import HANDLE_PARAMETER, TRANSFORMED
+from tlpipe.models.artifacts import write_json
 from tlpipe.models.layout import HISTORY_FILE
 
 MODEL = "model"
+SELECTED = "selected"  # the rank step's choice of module (components/rank/spec.py), when it runs
 MODULE = "module"
 TEACHERS = "teachers"
 MODEL_DIR = "model"
@@ -35,6 +37,7 @@ TRAIN = ComponentSpec(
     parameters=(HANDLE_PARAMETER,),
     inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(TEACHERS, "model", many=True)),
     outputs=(ArtifactSpec(MODEL, "model"),),
+    value_inputs=(SELECTED,),
     resumable=True,
 )
 
@@ -62,8 +65,14 @@ def run_train(args: StepArgs) -> dict[str, Any]:
     strategy = get_strategy(args.options["strategy"])
     train = import_function(strategy.train)
     teachers = {"teacher_model_dir": saved_model_dir(path) for path in args.group(TEACHERS).values()}
-    return train(args.sections["trainer"], args.inputs[TRANSFORMED], args.output, strategy=strategy.name,
-                 handle=args.options["handle"], work_dir=args.work_dir or None, **teachers)
+    selected = args.values.get(SELECTED)
+    handle = selected["handle"] if selected else args.options["handle"]
+    summary = train(args.sections["trainer"], args.inputs[TRANSFORMED], args.output, strategy=strategy.name,
+                    handle=handle, work_dir=args.work_dir or None, **teachers)
+    if selected:
+        summary["module_selection"] = selected
+        write_json(os.path.join(args.output, SUMMARY_FILE), summary)
+    return summary
 
 
 def run_pretrain(args: StepArgs) -> dict[str, Any]:

@@ -22,7 +22,12 @@ CANDIDATE = "candidate"
 REFERENCE = "reference"
 BASELINE = "baseline"
 
+SELF_TRAINING = "self_training"
+BASELINE_SELF_TRAINING = "baseline_self_training"
+UNLABELED = "unlabeled"
+
 _EXECUTOR = "tlpipe.components.trainer.executor"
+_SELF_TRAINING = "tlpipe.components.trainer.self_training"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +52,19 @@ _REGISTRY: dict[str, Strategy] = {
                  "head on the frozen base, then the whole base at a lower rate"),
         Strategy(BASELINE, f"{_EXECUTOR}:train_baseline", REFERENCE,
                  "the same head on a randomly initialised network, its own tuned budget"),
+        Strategy(SELF_TRAINING, f"{_SELF_TRAINING}:train_self_training", CANDIDATE,
+                 "the fine-tuned model pseudo-labels the unlabelled images; a student learns from both",
+                 requires_splits=(UNLABELED,), teacher="fine_tune_all"),
+        Strategy(BASELINE_SELF_TRAINING, f"{_SELF_TRAINING}:train_baseline_self_training", REFERENCE,
+                 "the from-scratch baseline with the same unlabelled images (trainer.baseline.self_training)",
+                 requires_splits=(UNLABELED,), teacher=BASELINE),
     )
 }
+
+def required_splits(names: list[str]) -> dict[str, tuple[str, ...]]:
+    """Strategy -> the splits it needs, for the strategies that need any."""
+    return {name: get_strategy(name).requires_splits for name in names if get_strategy(name).requires_splits}
+
 
 # Strategies a user may list in `trainer.strategies` (the baseline always runs).
 CANDIDATE_STRATEGIES = tuple(name for name, strategy in _REGISTRY.items() if strategy.role == CANDIDATE)
@@ -62,10 +78,10 @@ def get_strategy(name: str) -> Strategy:
         raise KeyError(f"unknown strategy {name!r}; known: {', '.join(_REGISTRY)}") from None
 
 
-def strategies_to_run(candidates: list[str]) -> list[str]:
-    """The train steps of a run: teachers first, then the configured candidates, then the baseline."""
+def strategies_to_run(candidates: list[str], references: tuple[str, ...] = ()) -> list[str]:
+    """The train steps of a run: each teacher before its students, the baseline and `references` last."""
     ordered: list[str] = []
-    for name in [*candidates, BASELINE]:
+    for name in [*candidates, BASELINE, *references]:
         teacher = get_strategy(name).teacher
         if teacher and teacher not in ordered:
             ordered.append(teacher)
