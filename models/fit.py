@@ -53,7 +53,8 @@ from tlpipe.models._checkpoints import CheckpointStore, TrainingState
 from tlpipe.models._classifier import base_layer, feature_model, head_model, outputs_logits
 from tlpipe.models._tensorboard import ScalarLog
 from tlpipe.models.hyperrule import Schedule
-from tlpipe.models.regularizers import PENALTY_METRIC, PretrainedReference, Regularization, RegularizedModel
+from tlpipe.models.regularization import Regularization
+from tlpipe.models.regularizers import PENALTY_METRIC, PretrainedReference, RegularizedModel
 from tlpipe.models.layout import CHECKPOINT_DIR, HISTORY_FILE, LOG_DIR
 from tlpipe.models.errors import ConfigError, DataError, ModelError
 

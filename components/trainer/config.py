@@ -14,7 +14,7 @@ from tlpipe.components.trainer.domain_config import DomainConfig
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
 from tlpipe.components.trainer.strategies import CANDIDATE_STRATEGIES
 from tlpipe.models.errors import ConfigError
-from tlpipe.models.regularizers import Regularization
+from tlpipe.models.regularization import Regularization
 
 
 

@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from tlpipe.models.errors import ConfigError
-from tlpipe.models.regularizers import PretrainedReference, Regularization, bss_penalty, l2_sp_penalty
+from tlpipe.models.regularization import Regularization
+from tlpipe.models.regularizers import PretrainedReference, bss_penalty, l2_sp_penalty
 
 
 def test_regularization_settings_are_validated():

@@ -82,8 +82,8 @@ def test_kfp_local_runs_every_step_then_reuses_every_step_from_the_cache(make_ti
                                                    evaluator={"min_accuracy": 0.99, "min_improvement": 0.0}))
     assert {step for step, cached in evaluator_changed.cached.items() if not cached} == {"evaluation", "pushed"}
     record = read_json(os.path.join(evaluator_changed.record_dir, "run.json"))
-    assert [step for step, info in record["steps"].items() if info["cached"]] == [
-        "examples", "transformed", "feature_extraction", "baseline"]
+    assert {step for step, info in record["steps"].items() if info["cached"]} == {
+        "examples", "transformed", "feature_extraction", "baseline"}
     # ... and a trainer change re-runs the trainers and what follows, never ingest and transform.
     trainer_changed = run_local(make_tiny_config(pipeline={"enable_caching": True, "mode": "kfp_local"},
                                                  evaluator={"min_accuracy": 0.99, "min_improvement": 0.0},
