@@ -146,6 +146,18 @@ def train_domain_adaptation(
     return summary
 
 
+def train_domain_strategy(config: TrainerConfig, transformed_dir: str, output_dir: str, *, strategy: str, handle: str,
+                          source_transformed_dir: str, work_dir: Optional[str] = None,
+                          teacher_model_dir: Optional[str] = None) -> dict[str, Any]:
+    """`train_domain_adaptation` in the strategy registry's calling convention: `transformed_dir` is the
+    target domain's, `strategy` one of `STRATEGY_METHODS` (domain_adaptation, bn_adapt, source_only)."""
+    if strategy not in STRATEGY_METHODS:
+        raise ConfigError("strategy", strategy, tuple(STRATEGY_METHODS))
+    return train_domain_adaptation(config, source_transformed_dir, transformed_dir, output_dir, handle=handle,
+                                   method=STRATEGY_METHODS[strategy], work_dir=work_dir,
+                                   teacher_model_dir=teacher_model_dir)
+
+
 class _Split:
     """One split of a transform artifact: its images (and labels) as an unbatched dataset, and its size."""
 

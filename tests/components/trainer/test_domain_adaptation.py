@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
 from tlpipe.components.trainer.domain_adaptation import (
-    SHIFT_FILE, WEIGHTS_FILE, check_same_classes, train_domain_adaptation,
+    SHIFT_FILE, WEIGHTS_FILE, check_same_classes, train_domain_adaptation, train_domain_strategy,
 )
 from tlpipe.components.trainer.domain_config import DomainConfig
 from tlpipe.models import example_format as fmt
@@ -145,6 +145,12 @@ def test_bad_requests_are_refused(grey_hub_module, domains, tmp_path):
     source, target = domains
     with pytest.raises(ConfigError, match="method"):
         train_domain_adaptation(_config(), source, target, str(tmp_path / "x"), handle=grey_hub_module, method="mmd")
+    with pytest.raises(ConfigError, match="strategy"):
+        train_domain_strategy(_config(), target, str(tmp_path / "z"), strategy="fine_tune_all",
+                              handle=grey_hub_module, source_transformed_dir=source)
+    with pytest.raises(ConfigError, match="teacher_model_dir"):
+        train_domain_adaptation(_config(), source, target, str(tmp_path / "w"), handle=grey_hub_module,
+                                method="dann", teacher_model_dir=str(tmp_path))
     with pytest.raises(DataError, match="no split 'unlabeled'"):
         train_domain_adaptation(_config(unlabeled_split="unlabeled"), source, target, str(tmp_path / "y"),
                                 handle=grey_hub_module, method="dann")
