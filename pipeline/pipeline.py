@@ -1,7 +1,8 @@
 """The tlpipe pipelines, defined once.
 
 `transfer_graph` is the target pipeline: ingest -> transform -> (rank the
-candidate modules, when `trainer.candidates` lists them) -> one train step
+candidate modules, when `trainer.candidates` lists them; ingest and transform
+the labelled source domain, for domain adaptation) -> one train step
 per strategy (the registry's order: teachers first, the from-scratch baseline
 last) -> resolve the model in production -> evaluate -> push. `source_graph`
 pre-trains a feature extractor on a source task and publishes it as a TF-Hub
@@ -20,8 +21,10 @@ from tlpipe.components.evaluator.spec import EVALUATE, EVALUATION, MODELS, PRODU
 from tlpipe.components.ingest.spec import EXAMPLES, INGEST, LATEST_SPAN
 from tlpipe.components.pusher.spec import PUSH, PUSHED, RESOLVE_PRODUCTION
 from tlpipe.components.rank.spec import RANK
-from tlpipe.components.trainer.spec import PRETRAIN, SELECTED, TEACHERS, TRAIN
-from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, get_strategy, strategies_to_run
+from tlpipe.components.trainer.spec import PRETRAIN, SELECTED, SOURCE_DOMAIN, TEACHERS, TRAIN
+from tlpipe.components.trainer.strategies import (
+    BASELINE_SELF_TRAINING, get_strategy, needs_source_domain, strategies_to_run,
+)
 from tlpipe.components.transform.spec import TRANSFORM, TRANSFORMED
 from tlpipe.pipeline.config import PipelineConfig
 from tlpipe.pipeline.parameters import RunParameters
@@ -46,12 +49,18 @@ def transfer_graph(ops: Any, config: PipelineConfig, locations: Locations, handl
     selection = {}
     if config.trainer.candidates:
         selection = {SELECTED: ops.run(RANK, "rank", inputs={TRANSFORMED: transformed})}
+    source_domain = {}
+    if needs_source_domain(config.trainer.strategies):
+        source_examples = ops.run(INGEST, "ingest-source", sections=SOURCE_SECTIONS, runtime=False)
+        source_domain = {TRANSFORMED: ops.run(TRANSFORM, "transform-source", inputs={EXAMPLES: source_examples},
+                                              options={"handle": handle})}
     models: dict[str, Any] = {}
     for name in train_steps(config):
-        teacher = get_strategy(name).teacher
-        models[name] = ops.run(TRAIN, f"train-{name}", options={"strategy": name, "handle": handle},
-                               inputs={TRANSFORMED: transformed, TEACHERS: {teacher: models[teacher]} if teacher else {}},
-                               values=selection)
+        strategy = get_strategy(name)
+        models[name] = ops.run(TRAIN, f"train-{name}", options={"strategy": name, "handle": handle}, values=selection,
+                               inputs={TRANSFORMED: transformed,
+                                       TEACHERS: {strategy.teacher: models[strategy.teacher]} if strategy.teacher else {},
+                                       SOURCE_DOMAIN: source_domain if strategy.source_domain else {}})
     production = ops.run(RESOLVE_PRODUCTION, "resolve", options={
         "serving_dir": locations.serving_dir, "compare_with_production": config.evaluator.compare_with_production})
     evaluation = ops.run(EVALUATE, "evaluate", inputs={TRANSFORMED: transformed, MODELS: models},

@@ -27,6 +27,7 @@ MODEL = "model"
 SELECTED = "selected"  # the rank step's choice of module (components/rank/spec.py), when it runs
 MODULE = "module"
 TEACHERS = "teachers"
+SOURCE_DOMAIN = "source_domain"  # the labelled source domain's transformed data, for domain adaptation
 MODEL_DIR = "model"
 SUMMARY_FILE = "summary.json"
 
@@ -35,7 +36,8 @@ TRAIN = ComponentSpec(
     executor="tlpipe.components.trainer.spec:run_train",
     sections={"trainer": TrainerConfig},
     parameters=(HANDLE_PARAMETER,),
-    inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(TEACHERS, "model", many=True)),
+    inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(TEACHERS, "model", many=True),
+            ArtifactSpec(SOURCE_DOMAIN, "dataset", many=True)),
     outputs=(ArtifactSpec(MODEL, "model"),),
     value_inputs=(SELECTED,),
     resumable=True,
@@ -64,11 +66,12 @@ def run_train(args: StepArgs) -> dict[str, Any]:
     """Train the strategy named by the `strategy` option with its registered executor."""
     strategy = get_strategy(args.options["strategy"])
     train = import_function(strategy.train)
-    teachers = {"teacher_model_dir": saved_model_dir(path) for path in args.group(TEACHERS).values()}
+    extra = {"teacher_model_dir": saved_model_dir(path) for path in args.group(TEACHERS).values()}
+    extra.update({"source_transformed_dir": path for path in args.group(SOURCE_DOMAIN).values()})
     selected = args.values.get(SELECTED)
     handle = selected["handle"] if selected else args.options["handle"]
     summary = train(args.sections["trainer"], args.inputs[TRANSFORMED], args.output, strategy=strategy.name,
-                    handle=handle, work_dir=args.work_dir or None, **teachers)
+                    handle=handle, work_dir=args.work_dir or None, **extra)
     if selected:
         summary["module_selection"] = selected
         write_json(os.path.join(args.output, SUMMARY_FILE), summary)

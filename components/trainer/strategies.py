@@ -28,6 +28,8 @@ UNLABELED = "unlabeled"
 
 _EXECUTOR = "tlpipe.components.trainer.executor"
 _SELF_TRAINING = "tlpipe.components.trainer.self_training"
+_DOMAIN = "tlpipe.components.trainer.domain_adaptation"
+SOURCE_ONLY = "source_only"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Strategy:
     description: str
     requires_splits: tuple[str, ...] = ()
     teacher: Optional[str] = None
+    reference: str = "baseline"
+    source_domain: bool = False
 
 
 _REGISTRY: dict[str, Strategy] = {
@@ -58,8 +62,22 @@ _REGISTRY: dict[str, Strategy] = {
         Strategy(BASELINE_SELF_TRAINING, f"{_SELF_TRAINING}:train_baseline_self_training", REFERENCE,
                  "the from-scratch baseline with the same unlabelled images (trainer.baseline.self_training)",
                  requires_splits=(UNLABELED,), teacher=BASELINE),
+        Strategy("domain_adaptation", f"{_DOMAIN}:train_domain_strategy", CANDIDATE,
+                 "DANN: labelled source domain, unlabelled target domain, a gradient-reversed domain discriminator",
+                 reference=SOURCE_ONLY, source_domain=True),
+        Strategy("bn_adapt", f"{_DOMAIN}:train_domain_strategy", CANDIDATE,
+                 "AdaBN: the source-only model with its batch-norm statistics re-estimated on target images",
+                 reference=SOURCE_ONLY, source_domain=True, teacher=SOURCE_ONLY),
+        Strategy(SOURCE_ONLY, f"{_DOMAIN}:train_domain_strategy", REFERENCE,
+                 "trained on the source domain's labels, no adaptation: what domain adaptation must beat",
+                 reference=SOURCE_ONLY, source_domain=True),
     )
 }
+
+def needs_source_domain(names: list[str]) -> bool:
+    """Whether any of these strategies trains on the labelled source domain (`source.ingest`)."""
+    return any(get_strategy(name).source_domain for name in names)
+
 
 def required_splits(names: list[str]) -> dict[str, tuple[str, ...]]:
     """Strategy -> the splits it needs, for the strategies that need any."""
@@ -79,9 +97,11 @@ def get_strategy(name: str) -> Strategy:
 
 
 def strategies_to_run(candidates: list[str], references: tuple[str, ...] = ()) -> list[str]:
-    """The train steps of a run: each teacher before its students, the baseline and `references` last."""
+    """The train steps of a run: each teacher before its students, then the candidates' references
+    (the from-scratch baseline, or source_only for domain adaptation) and `references`."""
+    compared_with = list(dict.fromkeys(get_strategy(name).reference for name in candidates))
     ordered: list[str] = []
-    for name in [*candidates, BASELINE, *references]:
+    for name in [*candidates, *compared_with, *references]:
         teacher = get_strategy(name).teacher
         if teacher and teacher not in ordered:
             ordered.append(teacher)
