@@ -46,7 +46,10 @@ class DomainConfig:
     steps_per_epoch: Optional[int] = None
     batch_size: Optional[int] = None
     learning_rate: float = 1e-3
-    base_learning_rate_factor: float = 0.1
+    # The base trains at the head's rate: measured on examples/domain_shift.yaml, a base at x0.1 barely moved
+    # (discriminator accuracy stayed ~0.9, DANN tied source_only: -0.000 [-0.008, +0.007]); at x1.0 with the
+    # base's batch norm in inference mode DANN beat it by +0.034 [+0.020, +0.047].
+    base_learning_rate_factor: float = 1.0
     discriminator_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
     gamma: float = 10.0
     shift_samples: int = 1000
