@@ -21,11 +21,6 @@ import os
 import sys
 import time
 
-# The strategies the example lists are validated against the strategy registry; this script calls
-# their executor directly, so it loads the config with a registered strategy in their place.
-_LOADABLE = "trainer.strategies=[feature_extraction]"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="examples/domain_shift.yaml")
@@ -42,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from tlpipe.components.transform.executor import run_transform
     from tlpipe.pipeline.config import load_config
 
-    config = load_config(args.config, [_LOADABLE, *args.overrides])
+    config = load_config(args.config, args.overrides)
     output = os.path.abspath(args.output)
     timings: dict[str, float] = {}
 
