@@ -29,7 +29,7 @@ def headline(result: RunResult) -> str:
     if push["pushed"]:
         lines.append(f"pushed: version {push['version']} -> {push['serving_model_dir']}")
     else:
-        lines.append("pushed: nothing")
+        lines.append(f"pushed: nothing ({push['reason']})" if push.get("refused") else "pushed: nothing")
     lines.append(f"report: {os.path.join(result.artifacts['evaluation'], 'report', 'index.html')}")
     lines.append(f"run record: {result.record_dir}")
     return "\n".join(lines)
