@@ -19,12 +19,15 @@
 6. L2-SP vs plain `fine_tune_all` on the default source module, 3 trainer seeds.
 
     .venv/bin/python bench/bench_transferability.py [--source-per-class 2000] [--seeds 0 1 2]
-        [--fine-tune-epochs N] [--candidates NAME ...] [--work DIR] [--output bench/results/transferability.json]
+        [--fine-tune-epochs N] [--fine-tune-seeds 0 ...] [--candidates NAME ...] [--work DIR]
+        [--output bench/results/transferability.json]
 
 Everything goes to --work (default: a fresh temporary folder); the results
 (with the settings used) to --output, rewritten after every stage so that an
-interrupted run keeps what it measured. `--fine-tune-epochs` caps the
-fine-tuning phase (default: the hyper-rule's budget) when time is short.
+interrupted run keeps what it measured; a rerun with the same --work reuses
+the published modules, the target data, the cached features and every
+finished fine-tuning. `--fine-tune-epochs` caps the fine-tuning phase
+(default: the hyper-rule's budget) when time is short.
 """
 
 from __future__ import annotations
@@ -156,6 +159,8 @@ def main() -> None:
     parser.add_argument("--source-per-class", type=int, default=2000, help="source images per class pre-trained on")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="trainer seeds of L2-SP vs plain")
     parser.add_argument("--fine-tune-epochs", type=int, help="fine-tuning epochs (default: the hyper-rule's)")
+    parser.add_argument("--fine-tune-seeds", type=int, nargs="+", default=[0],
+                        help="trainer seeds of each candidate's fine-tuning (its accuracy: their mean)")
     parser.add_argument("--candidates", nargs="+", default=[c.name for c in CANDIDATES])
     parser.add_argument("--work", help="work folder (default: a temporary one)")
     parser.add_argument("--output", default=RESULTS)
@@ -171,31 +176,43 @@ def main() -> None:
         with open(args.output, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=1)
 
-    images, labels = read_idx("train")
     candidates = [c for c in CANDIDATES if c.name in args.candidates]
-    published = []
-    for candidate in candidates:
-        published.append(publish(candidate, images, labels, args.source_per_class, os.path.join(work, "modules")))
-        print(f"published {candidate.name}: {published[-1]}", flush=True)
+    published_file = os.path.join(work, "published.json")
+    if os.path.exists(published_file):  # a rerun in the same --work reuses the modules it published
+        with open(published_file, encoding="utf-8") as handle:
+            published = [p for p in json.load(handle) if p["name"] in args.candidates]
+    else:
+        images, labels = read_idx("train")
+        published = []
+        for candidate in candidates:
+            published.append(publish(candidate, images, labels, args.source_per_class, os.path.join(work, "modules")))
+            print(f"published {candidate.name}: {published[-1]}", flush=True)
+        with open(published_file, "w", encoding="utf-8") as handle:
+            json.dump(published, handle, indent=1)
     results["candidates"] = published
     save()
 
     config = load_config(None, [f"trainer.fine_tune_epochs={args.fine_tune_epochs}"] if args.fine_tune_epochs else [])
     raw, transformed = os.path.join(work, "target", "ingest"), os.path.join(work, "target", "transform")
-    run_ingest(config.ingest, config.beam, raw)
-    run_transform(config.transform, config.beam, raw, transformed, image_size=(28, 28), channels=1)
+    if not os.path.exists(os.path.join(transformed, fmt.METADATA_FILE)):
+        run_ingest(config.ingest, config.beam, raw)
+        run_transform(config.transform, config.beam, raw, transformed, image_size=(28, 28), channels=1)
 
     ranking = rank_candidates([p["module"] for p in published], transformed, os.path.join(work, "rank"))
     by_module = {r["candidate"]: r for r in ranking["candidates"]}
     fine_tuned = []
     for entry in published:
-        summary = train_transfer(config.trainer, transformed, os.path.join(work, "fine_tune", entry["name"]),
-                                 strategy="fine_tune_all", handle=entry["module"])
-        accuracy = test_accuracy(summary["model_dir"], transformed)
+        runs = []
+        for seed in args.fine_tune_seeds:  # a finished run in the same --work is restored, not retrained
+            folder = os.path.join(work, "fine_tune", entry["name"] + (f"-seed{seed}" if seed else ""))
+            summary = train_transfer(dataclasses.replace(config.trainer, seed=seed), transformed, folder,
+                                     strategy="fine_tune_all", handle=entry["module"])
+            runs.append({"seed": seed, "test_accuracy": round(test_accuracy(summary["model_dir"], transformed), 4),
+                         "eval_accuracy": summary["eval_accuracy"], "train_s": summary["timings"]["train_s"]})
+        accuracy = float(np.mean([run["test_accuracy"] for run in runs]))
         rank = by_module[entry["module"]]
-        fine_tuned.append({"name": entry["name"], "test_accuracy": round(accuracy, 4),
-                           "eval_accuracy": summary["eval_accuracy"], "scores": rank["scores"],
-                           "score_seconds": rank["seconds"], "train_s": summary["timings"]["train_s"]})
+        fine_tuned.append({"name": entry["name"], "test_accuracy": round(accuracy, 4), "runs": runs,
+                           "scores": rank["scores"], "score_seconds": rank["seconds"]})
         print(f"fine-tuned {entry['name']}: test accuracy {accuracy:.4f}; scores {rank['scores']}", flush=True)
         results["fine_tuned_so_far"] = fine_tuned
         save()
