@@ -18,6 +18,7 @@ log (`kfp.log`) and shows on the terminal only:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -40,7 +41,7 @@ _OUTPUT_URI = re.compile(r"uri='([^']*)'")
 JOIN_TIMEOUT_S = 30.0
 # What TensorFlow's C++ start-up writes to stderr (absl-style log lines and their preamble).
 _TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
-                         r"|[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ [\w.]+:\d+\]"
+                         r"|[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\]"
                          r"|To enable the following instructions:)")
 
 _held_lines: list[str] = []  # start-up lines held back until a run's log opens
@@ -198,9 +199,17 @@ def capture(log_path: str, verbosity: Optional[int] = None,
     os.dup2(write_fd, 2)
     sys.stdout = sys.stderr = writer
     os.environ[progress.EVENTS_ENV] = "1"
+    # kfp.local logs some records (a task's cache hit) outside its own logging set-up, at INFO.
+    root_logger, level = logging.getLogger(), logging.getLogger().level
+    handler = logging.StreamHandler(writer)
+    handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d - %(levelname)s - %(message)s", "%H:%M:%S"))
+    root_logger.addHandler(handler)
+    root_logger.setLevel(logging.INFO)
     try:
         yield console
     finally:
+        root_logger.removeHandler(handler)
+        root_logger.setLevel(level)
         if saved_events is None:
             os.environ.pop(progress.EVENTS_ENV, None)
         else:

@@ -112,7 +112,7 @@ def tlpipe_process():
 @pytest.fixture(scope="session")
 def two_cli_runs(tiny_data, tiny_module, tmp_path_factory):
     """Two `tlpipe run`s of the tiny pipeline through kfp.local with caching, in child processes:
-    the first runs every step, the second (`-v`) takes every step from the cache.
+    the first runs every step, the second (`-v`) takes ingest, transform and the trainers from the cache.
     Returns (config path, root, first CompletedProcess, second CompletedProcess)."""
     folder = tmp_path_factory.mktemp("two_cli_runs")
     settings = tiny_settings(tiny_data, tiny_module, folder / "root")

@@ -31,7 +31,7 @@ def test_a_run_shows_step_lines_and_a_few_bar_lines_and_logs_everything_else(two
     assert {"ingest", "transform", "evaluate", "push"} <= set(started) and sorted(started) == sorted(ended)
     assert re.search(r"ingest\s+done in \d+ s  \d+ examples", terminal)
     assert re.search(r"evaluate\s+done in \d+ s  (blessed: \w+|not blessed)", terminal)
-    bars = [line for line in terminal.splitlines() if "] epoch " in line]
+    bars = [line for line in terminal.splitlines() if "]  epoch " in line]
     phases = {line.split("  [")[0] for line in bars}
     assert phases and all(sum(line.startswith(p + "  [") for line in bars) <= 4 for p in phases), bars
     assert len(terminal.splitlines()) <= 40
