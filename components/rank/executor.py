@@ -154,7 +154,7 @@ def _cached_features(candidate: str, inputs: np.ndarray, data: Any, data_key: di
                      result: dict[str, Any]) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """The candidate's features (and source probabilities) for `inputs`: from the cache, else one forward pass."""
     stem = os.path.join(output_dir, FEATURES_DIR, _slug(candidate))
-    key = {"candidate": candidate, **data_key}
+    key = {"candidate": candidate, "module_modified": _modified(candidate), **data_key}
     if os.path.exists(stem + ".json") and os.path.exists(stem + ".npz") and read_json(stem + ".json") == key:
         with np.load(stem + ".npz") as cached:
             features = cached["features"]
@@ -174,6 +174,15 @@ def _cached_features(candidate: str, inputs: np.ndarray, data: Any, data_key: di
     write_json(stem + ".json", key)
     result.update(features_cached=False, features_file=stem + ".npz")
     return features, source
+
+
+def _modified(candidate: str) -> Optional[float]:
+    """The latest modification time under a local module folder (a module republished in place is
+    re-run, not read from the cache); None for presets and remote handles."""
+    if not os.path.isdir(candidate):
+        return None
+    return max((os.path.getmtime(os.path.join(folder, name))
+                for folder, _, names in os.walk(candidate) for name in names), default=None)
 
 
 def _load(candidate: str, data: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -74,6 +75,16 @@ def test_a_rerun_reuses_the_cached_features(ranking, transformed_dir, sighted_mo
     assert before[sighted_module]["features_cached"] is False
     assert after[sighted_module]["scores"] == before[sighted_module]["scores"]
     assert again["recommended"] == first["recommended"]
+
+
+def test_a_module_republished_in_place_is_run_again(tmp_path, transformed_dir, rgb_module):
+    module = str(tmp_path / "module")
+    shutil.copytree(rgb_module, module)
+    first = rank_candidates([module], transformed_dir, str(tmp_path / "rank"))
+    os.utime(os.path.join(module, "saved_model.pb"), (1e9 + 7, 2e9))
+    again = rank_candidates([module], transformed_dir, str(tmp_path / "rank"))
+    assert first["candidates"][0]["features_cached"] is False
+    assert again["candidates"][0]["features_cached"] is False
 
 
 def test_select_leep_picks_among_modules_with_a_source_classifier(tmp_path, transformed_dir, sighted_module,
