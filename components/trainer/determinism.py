@@ -4,10 +4,13 @@ Keras' global seed (Python, NumPy and TensorFlow generators, and the seed
 generators of layers such as dropout and random augmentation) fixes every
 random draw; TensorFlow's op determinism makes the ops themselves
 deterministic (no order-dependent parallel reductions; tf.data keeps element
-order). Without the second, source pre-training gave different modules in two
-processes and so different target metrics. The determinism switch is
-process-wide and stays on: every step after it (pre-training, trainers) wants
-it too.
+order). Source pre-training used to run unseeded and gave a different module,
+hence different target metrics, in every process (with the seeding removed,
+tests/components/trainer/test_pretrain_determinism.py fails). Op determinism
+guards against order-dependent parallel reductions, which that test's tiny
+data does not provoke on a CPU (it passes there with the seed alone). The
+switch is process-wide and stays on: every step after it (pre-training,
+trainers) wants it too.
 """
 
 from __future__ import annotations
