@@ -24,6 +24,7 @@ import os
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from tlpipe.components.spec import ComponentSpec, build_args, group_input_name, sections_to_json
+from tlpipe.models import progress
 from tlpipe.models.errors import TlpipeError
 
 ERROR_FILE = "tlpipe_error.txt"
@@ -121,7 +122,9 @@ class InProcessOps:
             options=options or {}, parameters=parameters, inputs=flatten_inputs(spec, inputs or {}),
             outputs=outputs, values=values, work_root=self.work_root,
         )
-        self.results[name] = result = spec.run_function()(args)
+        with progress.step(name) as report:
+            self.results[name] = result = spec.run_function()(args)
+            report.outputs = list(outputs.values())
         return result if spec.output_value else next(iter(outputs.values()))
 
 
