@@ -23,7 +23,7 @@ import linecache
 import os
 from typing import Any, Callable, Iterator, Mapping, Optional
 
-from tlpipe.components.spec import ComponentSpec, build_args, group_input_name, sections_to_json
+from tlpipe.components.spec import GROUP_SEPARATOR, ComponentSpec, build_args, group_input_name, sections_to_json
 from tlpipe.models import progress
 from tlpipe.models.errors import TlpipeError
 
@@ -192,7 +192,7 @@ def kfp_function(spec: ComponentSpec, inputs: tuple[str, ...], parameters: tuple
     types = {p.name: p.type.__name__ for p in spec.parameters}
 
     def kind_of(input_name: str) -> str:
-        return _KFP_TYPES[kinds.get(input_name) or kinds[input_name.split("__")[0]]]
+        return _KFP_TYPES[kinds.get(input_name) or kinds[input_name.split(GROUP_SEPARATOR)[0]]]
 
     signature = ["step: str", "sections_json: str", "options_json: str", "work_root: str"]
     signature += [f"{name}: {types[name]}" for name in parameters]
