@@ -12,6 +12,8 @@ Raw example (ingest output)
     label           int64   class index in 0..K-1 after relabelling
     label/name      bytes   the class name
     id              bytes   a stable id of the example in its source
+    task/<t>/label, task/<t>/label/name   int64, bytes: the label of further
+                            task <t> (`ingest.label_tasks`), when configured
     (examples of the `unlabeled` split carry no label and no label/name)
 
 Transformed example (transform output, what models consume)
@@ -19,7 +21,7 @@ Transformed example (transform output, what models consume)
                             means v / 255 (models scale to [0, 1])
     image/shape     int64   [H, W, C]
     text            bytes   normalised UTF-8 text
-    label, label/name, id   as above
+    label, label/name, id   as above (and the task/<t>/label features)
 
 Artifact layout: `<artifact_dir>/<split>/part-NNNNN-of-MMMMM.tfrecord`
 (uncompressed TFRecord files), plus `<artifact_dir>/metadata.json`.
@@ -37,6 +39,23 @@ TEXT_KEY = "text"
 LABEL_KEY = "label"
 LABEL_NAME_KEY = "label/name"
 ID_KEY = "id"
+# The label of the main classes: a multi-task head (`trainer.tasks`) that names it reads LABEL_KEY.
+MAIN_LABEL = "label"
+
+
+def task_label_key(task: str) -> str:
+    """The int64 feature holding further label task `task` (`ingest.label_tasks`)."""
+    return f"task/{task}/label"
+
+
+def task_label_name_key(task: str) -> str:
+    """The bytes feature holding the class name of label task `task`."""
+    return f"task/{task}/label/name"
+
+
+def label_key_of(label: str) -> str:
+    """The feature of a label: LABEL_KEY for MAIN_LABEL, else the label task's feature."""
+    return LABEL_KEY if label == MAIN_LABEL else task_label_key(label)
 
 SPLITS = ("train", "eval", "test")
 # The target's training examples that k-shot sampling left out, written without labels

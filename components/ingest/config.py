@@ -6,6 +6,7 @@ import dataclasses
 import re
 from typing import Optional
 
+from tlpipe.components.ingest.label_tasks import LabelTaskConfig, check_label_tasks
 from tlpipe.components.ingest.split_spec import SplitSpec, parse_split_spec
 from tlpipe.models.example_format import UNLABELED_SOURCE_SPLIT, UNLABELED_SPLIT
 from tlpipe.models.errors import ConfigError
@@ -70,6 +71,9 @@ class IngestConfig:
     `span`: when LOCATION contains `{SPAN}` (e.g. `image_folder:/data/span-{SPAN}`),
     the span with the highest number is ingested unless `span` names one.
     `num_shards` is the number of TFRecord files written per split.
+
+    `label_tasks`: further labels derived from the main label through a
+    mapping of its classes (for multi-task heads; see label_tasks.py).
     """
 
     source: str = "idx:/usr/share/datasets/fashion-mnist"
@@ -88,6 +92,7 @@ class IngestConfig:
     text_feature: str = "text"
     label_feature: str = "label"
     id_feature: str = "id"
+    label_tasks: dict[str, LabelTaskConfig] = dataclasses.field(default_factory=dict)
 
     @property
     def scheme(self) -> str:
@@ -131,6 +136,7 @@ class IngestConfig:
         for key in ("image_feature", "text_feature", "label_feature", "id_feature"):
             if not getattr(self, key):
                 raise ConfigError(key, getattr(self, key), "a non-empty feature or column name")
+        check_label_tasks(self.label_tasks)
 
     def _validate_splits(self) -> None:
         if not self.splits:

@@ -15,6 +15,7 @@ from typing import Any
 from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.components.beam import BeamConfig, create_pipeline
 from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.label_tasks import resolve_label_tasks
 from tlpipe.components.ingest.labels import select_classes
 from tlpipe.components.ingest.metadata import build_metadata
 from tlpipe.components.ingest.sources import Source, open_source
@@ -49,8 +50,8 @@ def run_ingest(config: IngestConfig, beam_config: BeamConfig, output_dir: str) -
     source = open_source(config, resolved.location)
     _check_source_splits(config, source)
     declared = source.label_set()
-    if declared is not None:
-        select_classes(declared, config.classes)  # fail before reading when a class does not exist
+    if declared is not None:  # fail before reading when a class does not exist or a task mapping misses one
+        resolve_label_tasks(config.label_tasks, select_classes(declared, config.classes).names)
     fingerprint = source.fingerprint()  # of what was listed, before reading
     log(f"ingest: {source.modality} source {config.scheme}:{resolved.location}, Beam runner {beam_config.runner}")
     progress = Progress("ingest", interval_s=float("inf"))  # Beam stages report their own progress

@@ -37,13 +37,18 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 
 def serialize_example(content_key: str, content: bytes, label: int | None, label_name: str | None,
-                      example_id: str) -> bytes:
-    """A raw example (see tlpipe.models.example_format), serialized; without label features when `label` is None."""
+                      example_id: str, task_labels: tuple[tuple[str, int, str], ...] = ()) -> bytes:
+    """A raw example (see tlpipe.models.example_format), serialized; without label features when `label` is None.
+
+    `task_labels` are (task, label, class name) of further label tasks."""
     example = example_pb2.Example()
     features = example.features.feature
     features[content_key].bytes_list.value.append(content)
     if label is not None:
         features[example_format.LABEL_KEY].int64_list.value.append(label)
         features[example_format.LABEL_NAME_KEY].bytes_list.value.append(label_name.encode("utf-8"))
+        for task, task_label, task_name in task_labels:
+            features[example_format.task_label_key(task)].int64_list.value.append(task_label)
+            features[example_format.task_label_name_key(task)].bytes_list.value.append(task_name.encode("utf-8"))
     features[example_format.ID_KEY].bytes_list.value.append(example_id.encode("utf-8"))
     return example.SerializeToString()

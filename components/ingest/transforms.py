@@ -22,6 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.label_tasks import TaskLabeler
 from tlpipe.components.ingest.labels import LabelMap, LabelSet, select_classes
 from tlpipe.components.ingest.records import SourceRecord, serialize_example
 from tlpipe.components.ingest.sources import Source
@@ -105,9 +106,10 @@ class _SampleShots(beam.PTransform):
         )
 
 
-def _to_example(item: Assigned, source: Source, content_key: str) -> bytes:
+def _to_example(item: Assigned, source: Source, content_key: str, labeler: TaskLabeler, label_set: LabelSet) -> bytes:
     _, label, name, record = item
-    return serialize_example(content_key, source.load(record.payload), label, name, record.id)
+    return serialize_example(content_key, source.load(record.payload), label, name, record.id,
+                             labeler.labels(name, label_set))
 
 
 def _to_unlabeled_example(item: Assigned, source: Source, content_key: str) -> bytes:
@@ -160,6 +162,7 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
         _Relabel(config.classes), beam.pvalue.AsSingleton(label_set)
     ).with_outputs(UNKNOWN_TAG, main="kept")
     split_names = list(specs)
+    labeler = TaskLabeler(config.label_tasks, config.classes)
     parts = (
         relabelled.kept
         | "Assign splits" >> beam.FlatMap(_assign_splits, specs)
@@ -178,8 +181,8 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
                 stats.append(_unlabeled(part, sampled, source, content_key, artifact_dir, config.num_shards))
             part = sampled
         stats.append(part | f"Stat written {split}" >> beam.Map(lambda item: ("written", item[0], item[1])))
-        _write(part | f"Encode {split}" >> beam.Map(_to_example, source, content_key), split, artifact_dir,
-               config.num_shards)
+        encode = beam.Map(_to_example, source, content_key, labeler, beam.pvalue.AsSingleton(label_set))
+        _write(part | f"Encode {split}" >> encode, split, artifact_dir, config.num_shards)
     (
         stats
         | "Merge stats" >> beam.Flatten()

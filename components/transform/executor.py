@@ -157,6 +157,7 @@ def _record_spec(
         channels=channels if modality == "image" else None,
         resize_method=config.resize_method,
         text_lowercase=config.text_lowercase,
+        tasks=tuple((task, tuple(info["label_names"])) for task, info in (metadata.get("label_tasks") or {}).items()),
     )
 
 

@@ -33,6 +33,7 @@ class RecordSpec:
     resize_method: str = "bilinear"
     text_lowercase: bool = True
     labelled: bool = True  # False for the `unlabeled` split: no label expected, none written
+    tasks: tuple[tuple[str, tuple[str, ...]], ...] = ()  # further label tasks: (name, label names), copied through
 
 
 class ImageSummary(NamedTuple):
@@ -92,6 +93,9 @@ def transform_record(record: bytes, spec: RecordSpec) -> Transformed | BadRecord
             )
         out[fmt.LABEL_KEY] = _int64s([label])
         out[fmt.LABEL_NAME_KEY] = _bytes(spec.label_names[label].encode("utf-8"))
+        bad = _copy_task_labels(features, spec, record_id, out)
+        if bad is not None:
+            return bad
     key = fmt.IMAGE_ENCODED_KEY if spec.modality == "image" else fmt.TEXT_KEY
     value = _first_bytes(features, key)
     if value is None:
@@ -102,6 +106,22 @@ def transform_record(record: bytes, spec: RecordSpec) -> Transformed | BadRecord
         return result
     example = proto.Example(features=proto.Features(feature=out))
     return Transformed(example.SerializeToString(), result)
+
+
+def _copy_task_labels(features, spec: RecordSpec, record_id: str, out: dict) -> BadRecord | None:
+    """Copy each label task's label (checked against its label set) and write its class name."""
+    for task, names in spec.tasks:
+        key = fmt.task_label_key(task)
+        labels = features[key].int64_list.value if key in features else ()
+        if len(labels) != 1:
+            return BadRecord(record_id, "missing_feature", f"missing int64 feature '{key}' (one value expected)")
+        label = int(labels[0])
+        if not 0 <= label < len(names):
+            return BadRecord(record_id, "label_out_of_range",
+                             f"label {label} of task '{task}' is outside its label set 0..{len(names) - 1}")
+        out[key] = _int64s([label])
+        out[fmt.task_label_name_key(task)] = _bytes(names[label].encode("utf-8"))
+    return None
 
 
 def _image(encoded: bytes, label: int | None, record_id: str, spec: RecordSpec, out: dict) -> ImageSummary | BadRecord:
