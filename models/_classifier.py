@@ -17,17 +17,20 @@ from tlpipe.models.builders import BASE_LAYER_NAME as BASE_LAYER
 from tlpipe.models.builders import CLASSIFIER_NAME as CLASSIFIER_LAYER
 from tlpipe.models.builders import Classifier
 from tlpipe.models.errors import ModelError
+from tlpipe.models.multi_task import MultiTaskClassifier
 
 
 def base_layer(model: keras.Model) -> keras.layers.Layer:
     """The model's base network (the pre-trained or from-scratch feature extractor)."""
-    if isinstance(model, Classifier):
+    if isinstance(model, (Classifier, MultiTaskClassifier)):
         return model.base
     return _named_layer(model, BASE_LAYER, "the base network (a HubFeatureVector or a from-scratch network)")
 
 
 def outputs_logits(model: keras.Model) -> bool:
     """True when the `classifier` layer has no activation (logits), False for softmax probabilities."""
+    if isinstance(model, MultiTaskClassifier):
+        return False  # its heads end in softmax
     classifier = _named_layer(model, CLASSIFIER_LAYER, "the head's last Dense layer")
     activation = keras.activations.serialize(classifier.activation)
     if activation not in ("softmax", "linear"):

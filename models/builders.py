@@ -166,6 +166,14 @@ def build_transfer_model(
     `layer_kwargs` go to `HubFeatureVector` (e.g. `output_key`, `arguments`).
     """
     _check_head(num_classes, dropout, hidden_units)
+    base = hub_base(handle_or_preset, input_shape=input_shape, training_policy=training_policy, **layer_kwargs)
+    return Classifier(base, num_classes, input_dtype=base.module_input_dtype, input_shape=base.input_size,
+                      dropout=dropout, hidden_units=hidden_units, name=name or "transfer")
+
+
+def hub_base(handle_or_preset: str, *, input_shape: Sequence[int] | None = None, training_policy: str = "inference",
+             **layer_kwargs: Any) -> HubFeatureVector:
+    """The frozen `feature_extractor` of a transfer model: a `HubFeatureVector` over a handle or preset."""
     preset = get_preset(handle_or_preset)
     kwargs = dict(layer_kwargs)
     handle = handle_or_preset
@@ -178,8 +186,7 @@ def build_transfer_model(
     base = HubFeatureVector(handle, trainable=False, training_policy=training_policy, name=BASE_LAYER_NAME, **kwargs)
     if base.module_input_dtype != "string":
         _require_size(base.input_size, handle_or_preset)
-    return Classifier(base, num_classes, input_dtype=base.module_input_dtype, input_shape=base.input_size,
-                      dropout=dropout, hidden_units=hidden_units, name=name or "transfer")
+    return base
 
 
 def _describe_base(handle_or_preset: str, input_shape: Sequence[int] | None) -> tuple[str, tuple | None, dict | None]:
@@ -244,9 +251,24 @@ def build_baseline_model(
     otherwise, and for "small_cnn", images get `build_small_cnn(cnn_filters)`
     and text a hashed embedding bag.
     """
+    _check_head(num_classes, dropout, hidden_units)
+    network, input_dtype, used, reason = baseline_network(handle_or_preset, architecture=architecture,
+                                                          cnn_filters=cnn_filters, input_shape=input_shape)
+    model = Classifier(network, num_classes, input_dtype=input_dtype, input_shape=tuple(network.inputs[0].shape[1:]),
+                       dropout=dropout, hidden_units=hidden_units, name=name or "baseline")
+    model.baseline_architecture = used
+    model.baseline_reason = reason
+    log(f"baseline for {handle_or_preset!r}: {used} ({reason})")
+    return model
+
+
+def baseline_network(
+    handle_or_preset: str, *, architecture: Literal["same", "small_cnn"] = "same",
+    cnn_filters: Sequence[int] = (32, 64, 128), input_shape: Sequence[int] | None = None,
+) -> tuple[keras.Model, str, str, str]:
+    """The randomly initialised `feature_extractor` of a baseline: (network, input dtype, kind used, why)."""
     if architecture not in BASELINE_ARCHITECTURES:
         raise ModelError(f"architecture {architecture!r} is not one of {', '.join(BASELINE_ARCHITECTURES)}")
-    _check_head(num_classes, dropout, hidden_units)
     input_dtype, input_size, metadata = _describe_base(handle_or_preset, input_shape)
     network = None
     if architecture == "small_cnn":
@@ -262,9 +284,4 @@ def build_baseline_model(
     if network is None:
         network, used, description = _configured_network(input_dtype, input_size, cnn_filters, handle_or_preset)
         reason = f"{reason}: using {description}"
-    model = Classifier(network, num_classes, input_dtype=input_dtype, input_shape=tuple(network.inputs[0].shape[1:]),
-                       dropout=dropout, hidden_units=hidden_units, name=name or "baseline")
-    model.baseline_architecture = used
-    model.baseline_reason = reason
-    log(f"baseline for {handle_or_preset!r}: {used} ({reason})")
-    return model
+    return network, input_dtype, used, reason

@@ -18,6 +18,12 @@ Baseline (`fit_baseline`): one "baseline" phase, everything trainable, its own
 learning rate with warm-up and cosine decay, and early stopping that may not
 stop before the batch-norm statistics had time to settle.
 
+A `MultiTaskClassifier` (models/multi_task.py) trains with its own loss
+(the tasks' weighted losses) and metrics; its "accuracy" is the weighted mean
+of the task accuracies, and each history entry has a `tasks` entry with every
+task's loss and accuracy on train and eval. Its head phase runs the frozen
+base forward every step (no feature cache).
+
 Every phase stops early on the eval split's accuracy (ties broken by the eval
 loss) after `early_stopping_patience` epochs without improvement (at least a
 fifth of the phase's epochs), and the run
@@ -53,6 +59,7 @@ from tlpipe.models._checkpoints import CheckpointStore, TrainingState
 from tlpipe.models._classifier import base_layer, feature_model, head_model, outputs_logits
 from tlpipe.models._tensorboard import ScalarLog
 from tlpipe.models.hyperrule import Schedule
+from tlpipe.models.multi_task import MultiTaskClassifier
 from tlpipe.models.regularization import Regularization
 from tlpipe.models.regularizers import PENALTY_METRIC, PretrainedReference, RegularizedModel
 from tlpipe.models.layout import CHECKPOINT_DIR, HISTORY_FILE, LOG_DIR
@@ -67,6 +74,9 @@ TRANSFER_FITS = ("feature_extraction", "fine_tune_top", "fine_tune_all")
 
 PATIENCE_FRACTION = 0.2
 _SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+# A multi-task model's per-task history entries: (entry key, Keras log prefix, metric).
+_TASK_KEYS = (("loss", "", "loss"), ("accuracy", "", "accuracy"), ("val_loss", "val_", "loss"),
+              ("val_accuracy", "val_", "accuracy"))
 
 Augment = Callable[[tf.Tensor], tf.Tensor]
 
@@ -125,7 +135,8 @@ def two_phase_fit(
     phases = [_Phase(
         name=HEAD, epochs=schedule.head_epochs, min_epochs=1, learning_rate=schedule.head_learning_rate,
         warmup_steps=0, cosine_decay=False, prepare=lambda: _set_base_trainable(base, False),
-        cache_features=cache_frozen_features and augment is None,
+        # A multi-task model's weighted accuracy lives on the model, not on a head-only model over cached features.
+        cache_features=cache_frozen_features and augment is None and not isinstance(model, MultiTaskClassifier),
     )]
     if strategy != "feature_extraction":
         selection = {"top_n": top_n, "pattern": pattern} if strategy == "fine_tune_top" else {}
@@ -278,10 +289,8 @@ class _TrainingRun:
             f"{phase.epochs} epoch(s) of {self.schedule.steps_per_epoch} step(s), learning rate {phase.learning_rate:g}"
             + (", frozen base's features computed once" if phase.cache_features else ""))
         optimizer = keras.optimizers.Adam(learning_rate=self._learning_rate(phase))
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits)
-        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         # No XLA: hub modules may hold ops XLA cannot compile (strings, TF1 graphs).
-        fit_model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=False)
+        fit_model.compile(optimizer=optimizer, **self._objective(), jit_compile=False)
         optimizer.build(fit_model.trainable_variables)
         if restore_latest:
             self.store.restore_weights(self.model, state.weights)
@@ -303,6 +312,13 @@ class _TrainingRun:
         if state.best is None:
             raise ModelError(f"phase {phase.name} ended without a single evaluated epoch")
         self.store.restore_weights(self.model, state.best["weights"])
+
+    def _objective(self) -> dict[str, Any]:
+        """Loss and metrics: a multi-task model's own (per-task losses, weights, accuracies), else one of each."""
+        if isinstance(self.model, MultiTaskClassifier):
+            return self.model.compile_objective()
+        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits),
+                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
 
     def _learning_rate(self, phase: _Phase) -> float | keras.optimizers.schedules.LearningRateSchedule:
         if not phase.cosine_decay:
@@ -408,6 +424,9 @@ class _EpochTracker(keras.callbacks.Callback):
         }
         if PENALTY_METRIC in logs:
             entry[PENALTY_METRIC] = float(logs[PENALTY_METRIC])
+        if isinstance(self.run.model, MultiTaskClassifier):
+            entry["tasks"] = {task: {key: float(logs[f"{prefix}{task}_{metric}"]) for key, prefix, metric in _TASK_KEYS}
+                              for task in self.run.model.task_names}
         state.entries.append(entry)
         improved = state.best is None or (entry["val_accuracy"], -entry["val_loss"]) > (
             state.best["val_accuracy"], -state.best["val_loss"])

@@ -1,7 +1,8 @@
 """Exporting a trained classifier as a SavedModel that TFMA evaluates and TF Serving serves.
 
 Signatures (all return `probabilities` float32 [None, K], `class_ids` int64
-[None] and `class_names` string [None]):
+[None] and `class_names` string [None]; a multi-task model returns these three
+per task, as `<task>/probabilities` etc.):
 
 - `serving_default(examples)`: serialized *transformed* tf.Examples
   (`tlpipe.models.example_format`), what the evaluator feeds TFMA;
@@ -34,28 +35,42 @@ from tlpipe.models.errors import ConfigError, ModelError
 
 METADATA_FILE = "tlpipe.json"
 LABEL_NAMES_FILE = "label_names.txt"
+TASK_LABEL_NAMES_FILE = "label_names_{task}.txt"
 DEFAULT_SIGNATURE = "serving_default"
 IMAGE_BYTES_SIGNATURE = "serving_image_bytes"
 TEXT_SIGNATURE = "serving_text"
 RESIZE_METHODS = ("bilinear", "nearest", "area", "bicubic")
 
 
+def _class_names_table(label_file: str) -> tf.lookup.StaticHashTable:
+    """Class id -> class name, read from a label file asset (one name per line)."""
+    return tf.lookup.StaticHashTable(
+        tf.lookup.TextFileInitializer(
+            label_file,
+            key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+            value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
+        ),
+        default_value="",
+    )
+
+
+def task_output_key(task: str, output: str) -> str:
+    """A multi-task model's signature output: `<task>/probabilities`, `<task>/class_ids`, `<task>/class_names`."""
+    return f"{task}/{output}"
+
+
 class _ServingModule(tf.Module):
-    """The exported object: the Keras model, the class-name table and the signature functions."""
+    """The exported object: the Keras model, the class-name table(s) and the signature functions."""
 
     def __init__(self, model: keras.Model, label_file: str, modality: str,
-                 image_shape: Optional[tuple[int, int, int]], resize_method: str, text_lowercase: bool):
+                 image_shape: Optional[tuple[int, int, int]], resize_method: str, text_lowercase: bool,
+                 task_label_files: Optional[dict[str, str]] = None):
         super().__init__(name="tlpipe_serving")
         self.model = model
         self._from_logits = outputs_logits(model)
-        self.class_names_table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                label_file,
-                key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-                value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-            ),
-            default_value="",
-        )
+        self.class_names_table = _class_names_table(label_file)
+        # A multi-task model: one table per task (tf.Module tracks the dict's tables as assets).
+        self.task_tables = {task: _class_names_table(path) for task, path in (task_label_files or {}).items()}
         self._modality = modality
         self._image_shape = image_shape
         self._resize_method = resize_method
@@ -69,13 +84,22 @@ class _ServingModule(tf.Module):
             self.serving_functions[TEXT_SIGNATURE] = _string_signature(self._serve_texts, "texts")
 
     def _outputs(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        predictions = tf.cast(self.model(inputs, training=False), tf.float32)
+        predictions = self.model(inputs, training=False)
+        if self.task_tables:
+            outputs = {}
+            for task, table in self.task_tables.items():
+                for key, value in self._group(tf.cast(predictions[task], tf.float32), table).items():
+                    outputs[task_output_key(task, key)] = value
+            return outputs
+        return self._group(tf.cast(predictions, tf.float32), self.class_names_table)
+
+    def _group(self, predictions: tf.Tensor, table: tf.lookup.StaticHashTable) -> dict[str, tf.Tensor]:
         probabilities = tf.nn.softmax(predictions, axis=-1) if self._from_logits else predictions
         class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {
             "probabilities": probabilities,
             "class_ids": class_ids,
-            "class_names": self.class_names_table.lookup(class_ids),
+            "class_names": table.lookup(class_ids),
         }
 
     def _serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -129,8 +153,15 @@ def export_for_serving(
     history: list | dict | None = None,
     resize_method: str = "bilinear",
     text_lowercase: bool = True,
+    task_label_names: Optional[dict[str, Sequence[str]]] = None,
 ) -> str:
     """Write `model` as a SavedModel with tlpipe's serving signatures into `export_dir`, atomically.
+
+    A `MultiTaskClassifier` needs `task_label_names` ({task: names}); its
+    signatures return one group per task (`task_output_key`: `<task>/probabilities`,
+    `<task>/class_ids`, `<task>/class_names`), each task's names are an asset
+    (`assets/label_names_<task>.txt`) and `tlpipe.json` lists them under
+    `tasks`. `label_names` are then the first task's.
 
     `model` maps inputs (float32 images [B, H, W, C] in [0, 1], or strings [B])
     to class probabilities or logits [B, K], K = len(label_names), through a
@@ -142,7 +173,9 @@ def export_for_serving(
     label_names = [str(name) for name in label_names]
     image_shape = _image_shape(modality, image_size, channels)
     check_modality(modality, image_shape)
-    _check_labels(model, label_names)
+    tasks = _check_task_labels(model, task_label_names)
+    if not tasks:
+        _check_labels(model, label_names)
     if resize_method not in RESIZE_METHODS:
         raise ConfigError("resize_method", resize_method, RESIZE_METHODS)
 
@@ -150,7 +183,12 @@ def export_for_serving(
         label_file = os.path.join(scratch, LABEL_NAMES_FILE)
         with open(label_file, "w", encoding="utf-8") as handle:
             handle.write("\n".join(label_names) + "\n")
-        module = _ServingModule(model, label_file, modality, image_shape, resize_method, text_lowercase)
+        task_files = {}
+        for task, names in tasks.items():
+            task_files[task] = os.path.join(scratch, TASK_LABEL_NAMES_FILE.format(task=task))
+            with open(task_files[task], "w", encoding="utf-8") as handle:
+                handle.write("\n".join(names) + "\n")
+        module = _ServingModule(model, label_file, modality, image_shape, resize_method, text_lowercase, task_files)
         signatures = dict(module.serving_functions)
         with atomic_output_dir(export_dir) as tmp_dir:
             tf.saved_model.save(module, tmp_dir, signatures=signatures)
@@ -162,6 +200,7 @@ def export_for_serving(
                 "resize_method": resize_method if modality == "image" else None,
                 "text_lowercase": text_lowercase if modality == "text" else None,
                 "signatures": sorted(signatures),
+                **({"tasks": {task: {"label_names": names} for task, names in tasks.items()}} if tasks else {}),
                 "config": config or {},
                 "history": history,
             })
@@ -188,6 +227,37 @@ def _image_shape(modality: str, image_size: Optional[Sequence[int]],
     if channels not in (1, 3):
         raise ConfigError("channels", channels, [1, 3])
     return int(image_size[0]), int(image_size[1]), int(channels)
+
+
+def _check_task_labels(model: keras.Model,
+                       task_label_names: Optional[dict[str, Sequence[str]]]) -> dict[str, list[str]]:
+    """{task: names} for a multi-task model (one name list per head, one name per output class), else {}."""
+    from tlpipe.models.multi_task import MultiTaskClassifier
+
+    if not isinstance(model, MultiTaskClassifier):
+        if task_label_names:
+            raise ConfigError("task_label_names", sorted(task_label_names), "none for a single-task model")
+        return {}
+    received = dict(task_label_names or {})
+    if sorted(received) != sorted(model.task_names):
+        raise ConfigError("task_label_names", sorted(received), f"label names for each task: {list(model.task_names)}")
+    tasks = {}
+    for head in model.heads:
+        names = [str(name) for name in received[head.name]]
+        _check_names(names)
+        if len(names) != head.num_classes:
+            raise ModelError(f"task {head.name!r} outputs {head.num_classes} classes but {len(names)} label names "
+                             f"were given ({names}); pass one name per output class")
+        tasks[head.name] = names
+    return tasks
+
+
+def _check_names(label_names: list[str]) -> None:
+    if len(label_names) < 2:
+        raise ConfigError("label_names", label_names, "at least two class names")
+    bad = [name for name in label_names if not name or "\n" in name or "\r" in name]
+    if bad:
+        raise ConfigError("label_names", bad[0], "non-empty names without line breaks")
 
 
 def _check_labels(model: keras.Model, label_names: list[str]) -> None:

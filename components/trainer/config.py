@@ -11,8 +11,9 @@ from typing import Literal, Optional
 
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.trainer.domain_config import DomainConfig
+from tlpipe.components.trainer.multi_task_config import TaskConfig, check_tasks
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-from tlpipe.components.trainer.strategies import CANDIDATE_STRATEGIES
+from tlpipe.components.trainer.strategies import CANDIDATE_STRATEGIES, MULTI_TASK
 from tlpipe.models.errors import ConfigError
 from tlpipe.models.regularization import Regularization
 
@@ -113,6 +114,7 @@ class TrainerConfig:
     regularization: RegularizationConfig = dataclasses.field(default_factory=RegularizationConfig)
     domain: DomainConfig = dataclasses.field(default_factory=DomainConfig)  # domain-adaptation strategies
     self_training: SelfTrainingConfig = dataclasses.field(default_factory=SelfTrainingConfig)
+    tasks: list[TaskConfig] = dataclasses.field(default_factory=list)  # the heads of `multi_task`
     batch_size: Optional[int] = None
     head_epochs: Optional[int] = None
     head_learning_rate: Optional[float] = None
@@ -136,6 +138,7 @@ class TrainerConfig:
                 raise ConfigError("strategies", strategy, CANDIDATE_STRATEGIES)
         if len(set(self.strategies)) != len(self.strategies):
             raise ConfigError("strategies", self.strategies, "each strategy at most once")
+        check_tasks(self.tasks, self.strategies, MULTI_TASK)
         if self.candidates:
             from tlpipe.components.rank.executor import SCORES
 

@@ -142,9 +142,11 @@ def _train(
     build: Callable[[TransformedData], keras.Model],
     fit: Callable[[keras.Model, TransformedData, Schedule], dict[str, Any]],
     data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None,
+    export_options: Optional[dict[str, Any]] = None,
 ) -> dict[str, Any]:
     """Load data (unless `data` is given: e.g. labels plus pseudo-labels), pick the schedule, build, fit,
-    export, and record settings and summary (with `extra`'s entries)."""
+    export (with `export_options`, e.g. a multi-task model's task label names), and record settings and
+    summary (with `extra`'s entries)."""
     validate_tree(config, "trainer")
     started = time.monotonic()
     data = data or load_transformed(transformed_dir)
@@ -172,6 +174,7 @@ def _train(
         image_size=data.image_shape[:2] if data.image_shape else None,
         channels=data.image_shape[2] if data.image_shape else None,
         config=effective, history=history, resize_method=data.resize_method, text_lowercase=data.text_lowercase,
+        **(export_options or {}),
     )
     finished = time.monotonic()
     best = history["best"]

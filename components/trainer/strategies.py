@@ -29,7 +29,10 @@ UNLABELED = "unlabeled"
 _EXECUTOR = "tlpipe.components.trainer.executor"
 _SELF_TRAINING = "tlpipe.components.trainer.self_training"
 _DOMAIN = "tlpipe.components.trainer.domain_adaptation"
+_MULTI_TASK = "tlpipe.components.trainer.multi_task"
 SOURCE_ONLY = "source_only"
+MULTI_TASK = "multi_task"
+MULTI_TASK_BASELINE = "multi_task_baseline"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +74,12 @@ _REGISTRY: dict[str, Strategy] = {
         Strategy(SOURCE_ONLY, f"{_DOMAIN}:train_domain_strategy", REFERENCE,
                  "trained on the source domain's labels, no adaptation: what domain adaptation must beat",
                  reference=SOURCE_ONLY, source_domain=True),
+        Strategy(MULTI_TASK, f"{_MULTI_TASK}:train_multi_task", CANDIDATE,
+                 "one shared base, a head per task (trainer.tasks), two-phase fit; a single-task model per head "
+                 "trains beside it", reference=MULTI_TASK_BASELINE),
+        Strategy(MULTI_TASK_BASELINE, f"{_MULTI_TASK}:train_multi_task_baseline", REFERENCE,
+                 "the same heads on a randomly initialised base, the baseline's budget",
+                 reference=MULTI_TASK_BASELINE),
     )
 }
 
