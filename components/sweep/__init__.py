@@ -1,0 +1,1 @@
+"""sweep component: data-efficiency grid points condensed and gathered into a learning curve."""
