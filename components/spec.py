@@ -33,12 +33,16 @@ class ArtifactSpec:
     """One input or output artifact folder of a step.
 
     A `many` input is a named group (e.g. every trained model): the graph gives
-    it a mapping, and each entry becomes an input of its own.
+    it a mapping, and each entry becomes an input of its own. A `collected`
+    group is one whose entries a fan-out makes (Kubeflow's ParallelFor): in a
+    kfp pipeline the graph gives it `dsl.Collected(...)`, one list input; the
+    executor sees it as a group either way (keyed by position under kfp).
     """
 
     name: str
     kind: ArtifactKind = "artifact"
     many: bool = False
+    collected: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

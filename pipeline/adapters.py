@@ -21,7 +21,7 @@ import importlib
 import json
 import linecache
 import os
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, List, Mapping, Optional
 
 from tlpipe.components.spec import GROUP_SEPARATOR, ComponentSpec, build_args, group_input_name, sections_to_json
 from tlpipe.models import progress
@@ -58,7 +58,9 @@ def flatten_inputs(spec: ComponentSpec, inputs: Mapping[str, Any]) -> dict[str, 
     flat: dict[str, Any] = {}
     for artifact in spec.inputs:
         given = inputs.get(artifact.name)
-        if artifact.many:
+        if artifact.collected and given is not None and not isinstance(given, Mapping):
+            flat[artifact.name] = given  # a kfp fan-in (dsl.Collected): one list input
+        elif artifact.many:
             for key, value in (given or {}).items():
                 flat[group_input_name(artifact.name, key)] = value
         elif given is None:
@@ -189,6 +191,7 @@ def kfp_function(spec: ComponentSpec, inputs: tuple[str, ...], parameters: tuple
     from kfp import dsl
 
     kinds = {artifact.name: artifact.kind for artifact in spec.inputs}
+    collected = {artifact.name for artifact in spec.inputs if artifact.collected}
     types = {p.name: p.type.__name__ for p in spec.parameters}
 
     def kind_of(input_name: str) -> str:
@@ -196,7 +199,14 @@ def kfp_function(spec: ComponentSpec, inputs: tuple[str, ...], parameters: tuple
 
     signature = ["step: str", "sections_json: str", "options_json: str", "work_root: str"]
     signature += [f"{name}: {types[name]}" for name in parameters]
-    signature += [f"{name}: Input[{kind_of(name)}]" for name in inputs]
+    signature += [f"{name}: Input[List[{kind_of(name)}]]" if name in collected else f"{name}: Input[{kind_of(name)}]"
+                  for name in inputs]
+
+    def input_path(name: str) -> str:  # a collected list becomes the entries of its group, keyed by position
+        if name in collected:
+            return f"**{{{name + GROUP_SEPARATOR!r} + str(i): a.path for i, a in enumerate({name})}}"
+        return f"{name!r}: {name}.path"
+
     signature += [f"{name}: str" for name in values]
     signature += [f"{artifact.name}: Output[{_KFP_TYPES[artifact.kind]}]" for artifact in spec.outputs]
     function_name = spec.name.replace("-", "_")
@@ -205,7 +215,7 @@ def kfp_function(spec: ComponentSpec, inputs: tuple[str, ...], parameters: tuple
         "    from tlpipe.pipeline.adapters import run_kfp_step",
         f"    return run_kfp_step({spec_reference(spec)!r}, step, sections_json, options_json, work_root,",
         f"        parameters={{{', '.join(f'{n!r}: {n}' for n in parameters)}}},",
-        f"        inputs={{{', '.join(f'{n!r}: {n}.path' for n in inputs)}}},",
+        f"        inputs={{{', '.join(input_path(n) for n in inputs)}}},",
         f"        values={{{', '.join(f'{n!r}: {n}' for n in values)}}},",
         f"        outputs={{{', '.join(f'{a.name!r}: {a.name}.path' for a in spec.outputs)}}})",
         "",
@@ -213,6 +223,6 @@ def kfp_function(spec: ComponentSpec, inputs: tuple[str, ...], parameters: tuple
     filename = f"<tlpipe component {spec.name} {abs(hash(source)):x}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     namespace: dict[str, Any] = {"Input": dsl.Input, "Output": dsl.Output, "Dataset": dsl.Dataset,
-                                 "Model": dsl.Model, "Artifact": dsl.Artifact}
+                                 "Model": dsl.Model, "Artifact": dsl.Artifact, "List": List}
     exec(compile(source, filename, "exec", dont_inherit=True), namespace)  # noqa: S102 - source generated above from the declaration
     return namespace[function_name]

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
+from tlpipe.pipeline import cli_sweep
 from tlpipe.pipeline.cron import CronSchedule, crontab_line, parse_cron
 from tlpipe.models.errors import TlpipeError
 
@@ -34,6 +35,12 @@ def register(commands: Any, add_config_arguments: Callable[[argparse.ArgumentPar
     compile_.add_argument("--output", "-o", required=True, metavar="FILE", help="the YAML package to write")
     compile_.add_argument("--source", action="store_true",
                           help="compile the source pre-training pipeline instead of the transfer pipeline")
+    compile_.add_argument("--sweep", action="store_true",
+                          help="compile the data-efficiency sweep: the --shots x --seeds grid in parallel, "
+                               "then the learning curve (see `tlpipe sweep`)")
+    cli_sweep.add_grid_arguments(compile_)
+    compile_.add_argument("--parallelism", type=int, default=0, metavar="N",
+                          help="with --sweep: at most N grid points at a time (default 0: all)")
     compile_.set_defaults(handler=_cmd_compile)
 
     submit = commands.add_parser("submit", help="start one run on a Kubeflow Pipelines cluster")
@@ -78,6 +85,10 @@ def _load(args: argparse.Namespace) -> PipelineConfig:
 def _cmd_compile(args: argparse.Namespace) -> int:
     from tlpipe.pipeline.kubeflow_runner import PipelinePackage, compile_pipeline
 
+    if args.sweep:
+        if args.source:
+            raise TlpipeError("--sweep: not with --source (the sweep runs the transfer pipeline)")
+        return cli_sweep.compile_sweep_from_args(args, _load(args))
     package = PipelinePackage.read(compile_pipeline(_load(args), args.output, source=args.source))
     print(f"compiled pipeline {package.name!r} ({package.task_count} steps) into {package.path}")
     if package.inputs:

@@ -108,11 +108,15 @@ def _check_package_suffix(path: str, option: str) -> None:
 
 def compile_pipeline(config: PipelineConfig, package_path: str, *, source: bool = False) -> str:
     """Compile the pipeline to Kubeflow's YAML at `package_path` (written atomically); returns its absolute path."""
+    return write_package(build_cluster_pipeline(config, source=source), package_path)
+
+
+def write_package(pipeline_function: Callable, package_path: str) -> str:
+    """Compile a kfp pipeline function to Kubeflow's YAML at `package_path` (written atomically); its absolute path."""
     from kfp import compiler
 
     _check_package_suffix(package_path, "--output")
     package_path = os.path.abspath(package_path)
-    pipeline_function = build_cluster_pipeline(config, source=source)
     folder = os.path.dirname(package_path)
     os.makedirs(folder, exist_ok=True)
     handle, tmp_path = tempfile.mkstemp(prefix=".tlpipe-", suffix=".yaml", dir=folder)

@@ -19,6 +19,7 @@ INGEST = ComponentSpec(
         ParameterSpec("source_uri", str, "ingest.source", unset=""),
         ParameterSpec("shots_per_class", int, "ingest.shots.train", unset=0),
         ParameterSpec("span", int, "ingest.span", unset=LATEST_SPAN),
+        ParameterSpec("seed", int, "ingest.seed", unset=-1),  # set per grid point by a sweep (pipeline/sweep.py)
     ),
     outputs=(ArtifactSpec(EXAMPLES, "dataset"),),
 )

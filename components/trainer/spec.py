@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tlpipe.components.spec import ArtifactSpec, ComponentSpec, StepArgs, import_function
+from tlpipe.components.spec import ArtifactSpec, ComponentSpec, ParameterSpec, StepArgs, import_function
 from tlpipe.components.trainer.config import SourceConfig, TrainerConfig
 from tlpipe.components.trainer.strategies import get_strategy
 from tlpipe.components.transform.spec import HANDLE_PARAMETER, TRANSFORMED
@@ -35,7 +35,7 @@ TRAIN = ComponentSpec(
     name="train",
     executor="tlpipe.components.trainer.spec:run_train",
     sections={"trainer": TrainerConfig},
-    parameters=(HANDLE_PARAMETER,),
+    parameters=(HANDLE_PARAMETER, ParameterSpec("seed", int, "trainer.seed", unset=-1)),  # seed: set by a sweep
     inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(TEACHERS, "model", many=True),
             ArtifactSpec(SOURCE_DOMAIN, "dataset", many=True)),
     outputs=(ArtifactSpec(MODEL, "model"),),
