@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+from tlpipe.components.evaluator.multi_task_config import TaskThresholds, check_task_thresholds
 from tlpipe.models.errors import ConfigError
 
 
@@ -42,6 +43,7 @@ class EvaluatorConfig:
     confidence_interval_method: Literal["jackknife", "poisson_bootstrap"] = "jackknife"
     seed: int = 0
     convergence_fraction: float = 0.9
+    tasks: dict[str, TaskThresholds] = dataclasses.field(default_factory=dict)  # multi-task models, per task
 
     def validate(self) -> None:
         if not 0.0 <= self.min_accuracy <= 1.0:
@@ -57,3 +59,4 @@ class EvaluatorConfig:
             raise ConfigError("top_k", self.top_k, "a list of distinct integers >= 1 (e.g. [2, 3])")
         if not 0.0 < self.convergence_fraction <= 1.0:
             raise ConfigError("convergence_fraction", self.convergence_fraction, "a number in (0, 1]")
+        check_task_thresholds(self.tasks)
