@@ -15,7 +15,7 @@ from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.spec import ArtifactSpec, ComponentSpec, StepArgs
 from tlpipe.components.trainer.spec import history_file, saved_model_dir
-from tlpipe.components.trainer.strategies import CANDIDATE, get_strategy
+from tlpipe.components.trainer.strategies import CANDIDATE, MULTI_TASK, get_strategy
 from tlpipe.components.transform.spec import TRANSFORMED
 
 EVALUATION = "evaluation"
@@ -44,6 +44,13 @@ def run(args: StepArgs) -> dict[str, Any]:
     references = {name: saved_model_dir(path) for name, path in models.items()
                   if get_strategy(name).role != CANDIDATE}
     production = ProductionModel.from_dict(args.values.get(PRODUCTION))
+    if MULTI_TASK in candidates:  # compared per task with its single-task models and multi-head baseline
+        from tlpipe.components.evaluator.multi_task import run_multi_task_evaluator
+
+        return run_multi_task_evaluator(
+            args.sections["evaluator"], args.inputs[TRANSFORMED], candidates, references, args.output,
+            production=production, histories={name: history_file(path) for name, path in models.items()},
+            beam_config=args.sections["beam"])
     return run_evaluator(
         args.sections["evaluator"], args.inputs[TRANSFORMED], candidates, references, args.output,
         production=production, histories={name: history_file(path) for name, path in models.items()},
