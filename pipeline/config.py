@@ -22,6 +22,7 @@ from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, UNLABEL
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.config_schema import from_dict, merge, to_dict
 from tlpipe.models.errors import ConfigError
+from tlpipe.models.example_format import MAIN_LABEL
 from tlpipe.pipeline.kubeflow_config import KubeflowConfig
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -115,6 +116,11 @@ class PipelineConfig:
             if UNLABELED in splits and not self.ingest.unlabeled:
                 raise ConfigError("ingest.unlabeled", self.ingest.unlabeled,
                                   f"true: strategy {strategy!r} learns from the unlabelled training images")
+        labels = [MAIN_LABEL, *self.ingest.label_tasks]
+        for index, task in enumerate(self.trainer.tasks):
+            if task.label not in labels:
+                raise ConfigError(f"trainer.tasks[{index}].label", task.label,
+                                  f"a label the ingest step writes: {labels} (add it to ingest.label_tasks)")
 
     @property
     def uses_source_module(self) -> bool:
