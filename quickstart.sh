@@ -58,6 +58,19 @@ python_env() {
   echo "$wanted" > "$STAMP"
 }
 
+# pytest-xdist workers: one per core, at most 4 (each runs TensorFlow); none when the caller chose (-n/-p).
+test_workers() {
+  local arg
+  for arg in "$@"; do
+    case "$arg" in -n|-n*|--numprocesses*|-p|--pdb) return 0 ;; esac
+  done
+  local cores
+  cores=$(nproc 2>/dev/null || echo 1)
+  [ "$cores" -gt 4 ] && cores=4
+  [ "$cores" -gt 1 ] && echo "-n $cores --dist loadgroup"
+  return 0
+}
+
 main() {
   local command=${1:-}
   case "$command" in
@@ -69,7 +82,7 @@ main() {
   if [ "$command" = run ]; then
     exec "$VENV/bin/tlpipe" run "$@"  # TensorFlow's start-up lines go to the run's kfp.log (`tlpipe -v` shows them)
   else
-    TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2} exec "$VENV/bin/python" -m pytest "$@"
+    TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2} exec "$VENV/bin/python" -m pytest $(test_workers "$@") "$@"
   fi
 }
 
