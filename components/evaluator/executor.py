@@ -12,6 +12,10 @@ and the most accurate passing one is blessed. Output folder, written atomically:
     report/index.html   tables and PNG plots (accuracy with intervals, per class,
                         confusion matrices, training curves, convergence)
     tfma/vs_<reference>/  TFMA's own output (tfma.load_eval_result reads it)
+    shift_report.json, shift_report.md
+                        only when domain-adaptation models were evaluated: the
+                        domain shift before and after each one's training beside
+                        its target test accuracy, and the verdict in words
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tlpipe.components.evaluator import inputs, report
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE, PRODUCTION_ROLE, decide_blessing
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.convergence import convergence_table, load_history
+from tlpipe.components.evaluator.shift import shift_report, write_shift_report
 from tlpipe.components.evaluator.spec import BLESSING_FILE, SUMMARY_JSON
 from tlpipe.components.evaluator.tfma_analysis import (
     ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
@@ -48,6 +53,7 @@ def run_evaluator(
     histories: Optional[dict[str, str]] = None,
     split: str = "test",
     beam_config: Optional[BeamConfig] = None,
+    shift_dirs: Optional[dict[str, str]] = None,
 ) -> dict[str, Any]:
     """Evaluate `candidates` against `baseline` (and production) on `split`; bless the best passing one.
 
@@ -55,7 +61,9 @@ def run_evaluator(
     (`tlpipe.models.export_for_serving`); `histories` maps model names to their
     `history.json`; `production` is the model in production the resolver
     found (recorded in the blessing, so the pusher can check that production
-    did not move meanwhile). Returns the summary (also written to `summary.json`), whose
+    did not move meanwhile); `shift_dirs` maps the domain-adaptation models to
+    their train folders (each holds the `shift.json` its trainer wrote), for
+    the shift report. Returns the summary (also written to `summary.json`), whose
     "blessing" entry is the blessing record.
     """
     config.validate()
@@ -106,12 +114,17 @@ def run_evaluator(
         summary = _summary(config, examples_dir, split, label_names, candidates, references, comparisons,
                            blessing, notes, top_ks, loaded_histories, paths)
         blessing.update(split=split, num_examples=summary["num_examples"])
+        if shift_dirs:
+            summary["domain_shift"] = shift_report(shift_dirs, summary)
+            write_shift_report(summary["domain_shift"], tmp_dir)
         write_json(os.path.join(tmp_dir, BLESSING_FILE), blessing)
         report.write_report(os.path.join(tmp_dir, report.REPORT_DIR), summary, loaded_histories)
         with open(os.path.join(tmp_dir, SUMMARY_MD), "w", encoding="utf-8") as handle:
             handle.write(report.render_markdown(summary))
         write_json(os.path.join(tmp_dir, SUMMARY_JSON), summary)
     log(f"evaluate: {report.headline(summary)}")
+    if shift_dirs:
+        log(f"evaluate: domain shift: {summary['domain_shift']['verdict']}")
     log(f"evaluate: report at {paths['report']}")
     return summary
 

@@ -3,8 +3,9 @@
 Both render the same tables, built once from the evaluation summary (see
 `tlpipe.components.evaluator.executor`): the verdict and its reasons, every
 model's test accuracy with its interval, the comparisons behind the blessing,
-per-class accuracy, and the convergence table (steps each strategy needed to
-reach its target eval accuracy, next to the baseline).
+per-class accuracy, the convergence table (steps each strategy needed to
+reach its target eval accuracy, next to the baseline) and, when
+domain-adaptation models were evaluated, the domain shift before and after.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from typing import Any
 
 from tlpipe.components.evaluator import plots
+from tlpipe.components.evaluator.shift import before_text, shift_table
 
 REPORT_DIR = "report"
 INDEX_FILE = "index.html"
@@ -175,6 +177,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
     if summary["convergence"]:
         parts += ["## Convergence", "", _markdown_table(convergence_table(summary)),
                   *[f"- {finding}" for finding in convergence_findings(summary)], ""]
+    if "domain_shift" in summary:
+        shift = summary["domain_shift"]
+        parts += ["## Domain shift", "", before_text(shift), "", _markdown_table(shift_table(shift)),
+                  shift["verdict"], ""]
     return "\n".join(parts)
 
 
@@ -210,6 +216,10 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
                  "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in convergence_findings(summary)) + "</ul>"]
     else:
         body.append("<p>No training histories were given: no training curves or convergence table.</p>")
+    if "domain_shift" in summary:
+        shift = summary["domain_shift"]
+        body += ["<h2>Domain shift</h2>", f"<p>{_esc(before_text(shift))}</p>", _html_table(shift_table(shift)),
+                 f"<p><strong>{_esc(shift['verdict'])}</strong></p>"]
     for file_name, title in figures:
         body.append(f'<h2>{_esc(title)}</h2><img src="{_esc(file_name)}" alt="{_esc(title)}">')
     links = [("blessing.json", "../blessing.json"), ("summary.json", "../summary.json"),

@@ -147,25 +147,39 @@ def write_shift_report(report: dict[str, Any], output_dir: str) -> str:
     return path
 
 
+def before_text(report: dict[str, Any]) -> str:
+    """The shift measured before training, in one sentence (empty when no model was trained)."""
+    before = report.get("before")
+    if not before:
+        return ""
+    return (f"Before training (the base's frozen features, {before['num_source']} source and "
+            f"{before['num_target']} target examples): proxy A-distance {before['proxy_a_distance']:.3f} "
+            f"({before['level']}), probe error {before['probe_error']:.3f}, MMD^2 {before['mmd2']:.4f}.")
+
+
+def shift_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """A row per model: the shift after its training, its target accuracy and its difference to the reference."""
+    header = ["model", "PAD after", "MMD^2 after", "target accuracy", f"vs {report.get('reference', REFERENCE)}"]
+    rows = []
+    for name, row in report.get("models", {}).items():
+        accuracy, diff = row.get("accuracy"), row.get("accuracy_diff")
+        rows.append([
+            name, f"{row['after']['proxy_a_distance']:.3f}", f"{row['after']['mmd2']:.4f}",
+            f"{accuracy['value']:.3f} [{accuracy['lower']:.3f}, {accuracy['upper']:.3f}]" if accuracy else "-",
+            f"{diff['value']:+.3f} [{diff['lower']:+.3f}, {diff['upper']:+.3f}]" if diff else "-",
+        ])
+    return header, rows
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as a short Markdown page: the shift before, a row per model, the verdict."""
     lines = ["# Domain shift", ""]
-    before = report.get("before")
-    if before:
-        lines += [f"Before training (the base's frozen features, {before['num_source']} source and "
-                  f"{before['num_target']} target examples): proxy A-distance **{before['proxy_a_distance']:.3f}** "
-                  f"({before['level']}), probe error {before['probe_error']:.3f}, MMD^2 {before['mmd2']:.4f}.", ""]
-    if report.get("models"):
-        lines += ["| model | PAD after | MMD^2 after | target accuracy | vs " + report.get("reference", REFERENCE) + " |",
-                  "| --- | --- | --- | --- | --- |"]
-        for name, row in report["models"].items():
-            accuracy = row.get("accuracy")
-            diff = row.get("accuracy_diff")
-            lines.append(
-                f"| {name} | {row['after']['proxy_a_distance']:.3f} | {row['after']['mmd2']:.4f} | "
-                + (f"{accuracy['value']:.3f} [{accuracy['lower']:.3f}, {accuracy['upper']:.3f}]" if accuracy else "-")
-                + " | "
-                + (f"{diff['value']:+.3f} [{diff['lower']:+.3f}, {diff['upper']:+.3f}]" if diff else "-") + " |")
+    if report.get("before"):
+        lines += [before_text(report), ""]
+    header, rows = shift_table(report)
+    if rows:
+        lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
         lines.append("")
     lines += [report["verdict"], ""]
     return "\n".join(lines)

@@ -55,4 +55,5 @@ def run(args: StepArgs) -> dict[str, Any]:
         args.sections["evaluator"], args.inputs[TRANSFORMED], candidates, references, args.output,
         production=production, histories={name: history_file(path) for name, path in models.items()},
         beam_config=args.sections["beam"],
+        shift_dirs={name: path for name, path in models.items() if get_strategy(name).source_domain} or None,
     )

@@ -2,6 +2,7 @@
 target, DANN trains, and the evaluator compares it with source_only (AdaBN needs a base with batch norm:
 tests/components/trainer/test_domain_adaptation.py)."""
 
+import html
 import os
 
 from tlpipe.models.artifacts import read_json
@@ -26,3 +27,19 @@ def test_domain_strategies_run_end_to_end_through_kfp_local(make_tiny_config, ti
     assert roles == {"domain_adaptation": "candidate", "source_only": "baseline"}
     dann = read_json(os.path.join(result.artifacts["domain_adaptation"], "summary.json"))
     assert dann["method"] == "dann" and "proxy_a_distance" in str(dann["shift"])
+
+    # The evaluate step reports the shift before and after each model's training beside its target accuracy.
+    evaluation = result.artifacts["evaluation"]
+    shift = read_json(os.path.join(evaluation, "shift_report.json"))
+    assert shift == summary["domain_shift"] and set(shift["models"]) == {"domain_adaptation", "source_only"}
+    trained = read_json(os.path.join(result.artifacts["domain_adaptation"], "shift.json"))
+    assert shift["before"] == trained["before"]
+    assert shift["models"]["domain_adaptation"]["after"] == trained["after"]
+    assert shift["models"]["domain_adaptation"]["accuracy"] == summary["models"]["domain_adaptation"]["accuracy"]
+    assert shift["models"]["domain_adaptation"]["accuracy_diff"] == \
+        summary["comparisons"]["source_only"]["candidates"]["domain_adaptation"]["accuracy_diff"]
+    for page in ("summary.md", "shift_report.md"):
+        text = open(os.path.join(evaluation, page), encoding="utf-8").read()
+        assert "Domain shift" in text and shift["verdict"] in text
+    index = open(os.path.join(evaluation, "report", "index.html"), encoding="utf-8").read()
+    assert "<h2>Domain shift</h2>" in index and html.escape(shift["verdict"]) in index
