@@ -441,11 +441,16 @@ class _EpochTracker(keras.callbacks.Callback):
             state.stopped_early = summary["stopped_early"] = True
             self.model.stop_training = True
         self.run.store.save_epoch(state, self.run.model, self.optimizer, phase.name, state.epoch, improved=improved)
-        self.tensorboard.write(state.step, {key: entry[key] for key in _SCALARS})
+        scalars = {key: entry[key] for key in _SCALARS}
+        for task, values in entry.get("tasks", {}).items():
+            scalars.update({f"{task}/{key}": value for key, value in values.items()})
+        self.tensorboard.write(state.step, scalars)
         self.run.write_history(state)
         log(f"{self.run.log_prefix}{phase.name} epoch {state.epoch}/{phase.epochs} step {state.step}: "
             f"loss {entry['loss']:.4f} accuracy {entry['accuracy']:.4f} val_loss {entry['val_loss']:.4f} "
             f"val_accuracy {entry['val_accuracy']:.4f} lr {learning_rate:.3g}"
+            + "".join(f" {task} val_accuracy {values['val_accuracy']:.4f}"
+                      for task, values in entry.get("tasks", {}).items())
             + (" (best)" if improved else "") + (", stopping early" if state.stopped_early else ""))
         if state.stopped_early or state.epoch >= phase.epochs:
             self.bar.finish(state.epoch, state.step, entry["accuracy"], entry["val_accuracy"],

@@ -25,13 +25,11 @@ from typing import Any, Optional
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE
 from tlpipe.components.evaluator.config import EvaluatorConfig
-from tlpipe.components.evaluator.multi_task_analysis import (
-    ACCURACY, EXAMPLE_COUNT, build_multi_task_eval_config, read_multi_task_output,
-)
+from tlpipe.components.evaluator.multi_task_analysis import build_multi_task_eval_config, read_multi_task_output
 from tlpipe.components.evaluator.multi_task_config import TaskThresholds
 from tlpipe.components.evaluator.report import INDEX_FILE, REPORT_DIR, _html_table, _markdown_table, headline
 from tlpipe.components.evaluator.spec import BLESSING_FILE, SUMMARY_JSON
-from tlpipe.components.evaluator.tfma_analysis import THRESHOLD_SLACK, run_tfma
+from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, THRESHOLD_SLACK, run_tfma
 from tlpipe.components.pusher.production import ProductionModel
 from tlpipe.components.trainer.multi_task import SINGLE_TASK_DIR
 from tlpipe.components.trainer.spec import MODEL_DIR
@@ -171,24 +169,23 @@ def _judge_task(config: EvaluatorConfig, name: str, task: str, accuracy: dict[st
         "single_task": _gate(config, vs_single, -thresholds.max_drop),
         "baseline": _gate(config, vs_baseline, config.min_improvement),
     }
-    interval = lambda d: f"{d['value']:+.3f} [{d['lower']:+.3f}, {d['upper']:+.3f}]"  # noqa: E731
     reasons = []
     if not checks["floor"]:
         reasons.append(f"task '{task}' of '{name}' reached {accuracy['value']:.3f} test accuracy, below its "
                        f"floor {floor:.3f} (evaluator.tasks.{task}.min_accuracy or evaluator.min_accuracy).")
     if not checks["single_task"]:
         reasons.append(f"task '{task}' of '{name}' is worse than its single-task model by more than the allowed "
-                       f"{thresholds.max_drop:.3f}: difference {interval(vs_single)}, its {read} is below "
+                       f"{thresholds.max_drop:.3f}: difference {_bounds(vs_single, True)}, its {read} is below "
                        f"{-thresholds.max_drop:+.3f} (evaluator.tasks.{task}.max_drop; evaluator.gate: {config.gate}).")
     if not checks["baseline"]:
         reasons.append(f"task '{task}' of '{name}' does not beat the from-scratch baseline '{reference}' by the "
-                       f"required {config.min_improvement:+.3f}: difference {interval(vs_baseline)}, judged by its "
+                       f"required {config.min_improvement:+.3f}: difference {_bounds(vs_baseline, True)}, judged by its "
                        f"{read} (evaluator.min_improvement; evaluator.gate: {config.gate}).")
     passed = all(checks.values())
     if passed:
         reasons.append(f"task '{task}' passed: {accuracy['value']:.3f} test accuracy (floor {floor:.3f}), "
-                       f"{interval(vs_single)} vs its single-task model (allowed drop {thresholds.max_drop:.3f}), "
-                       f"{interval(vs_baseline)} vs the from-scratch baseline.")
+                       f"{_bounds(vs_single, True)} vs its single-task model (allowed drop {thresholds.max_drop:.3f}), "
+                       f"{_bounds(vs_baseline, True)} vs the from-scratch baseline.")
     return {"passed": passed, "checks": checks, "floor": floor, "max_drop": thresholds.max_drop,
             "accuracy": accuracy, "vs_single_task": vs_single, "vs_baseline": vs_baseline, "reasons": reasons,
             "sharing_helped": vs_single["value"] > 0}

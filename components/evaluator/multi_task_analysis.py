@@ -16,9 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from tlpipe.components.evaluator.config import EvaluatorConfig
-from tlpipe.components.evaluator.tfma_analysis import (
-    ACCURACY, CONFUSION_MATRIX, EXAMPLE_COUNT, SIGNATURE, _confusion_matrix, _metric_value,
-)
+from tlpipe.components.evaluator.tfma_analysis import CONFUSION_MATRIX, SIGNATURE, _confusion_matrix, _metric_value
 from tlpipe.models.errors import DataError
 from tlpipe.models.serving import task_output_key
 
@@ -106,5 +104,3 @@ def _class_of_slice(slice_key: Any, label_key: str, num_classes: int) -> int | N
                         "label names")
     return class_id
 
-
-__all__ = ["ACCURACY", "EXAMPLE_COUNT", "build_multi_task_eval_config", "read_multi_task_output"]

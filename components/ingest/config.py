@@ -72,8 +72,9 @@ class IngestConfig:
     the span with the highest number is ingested unless `span` names one.
     `num_shards` is the number of TFRecord files written per split.
 
-    `label_tasks`: further labels derived from the main label through a
-    mapping of its classes (for multi-task heads; see label_tasks.py).
+    `label_tasks`: further labels (for multi-task heads; see label_tasks.py),
+    derived from the main label through a mapping of its classes, or read
+    from a further column (CSV) or feature (TFRecord).
     """
 
     source: str = "idx:/usr/share/datasets/fashion-mnist"
@@ -136,7 +137,7 @@ class IngestConfig:
         for key in ("image_feature", "text_feature", "label_feature", "id_feature"):
             if not getattr(self, key):
                 raise ConfigError(key, getattr(self, key), "a non-empty feature or column name")
-        check_label_tasks(self.label_tasks)
+        check_label_tasks(self.label_tasks, self.scheme)
 
     def _validate_splits(self) -> None:
         if not self.splits:

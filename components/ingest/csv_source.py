@@ -3,7 +3,8 @@
 An image source when the header has the column `image_feature` (paths of
 image files, relative to the CSV's folder or absolute), otherwise a text
 source when it has `text_feature`; `label_feature` holds class names or
-integer labels. The id is the `id_feature` column when present, otherwise the
+integer labels (and the `feature` columns of `label_tasks`, further
+labels). The id is the `id_feature` column when present, otherwise the
 image path as written, or `row-N` (N counting data rows from 1) for text.
 
 The file is read on the driver and checked row by row: text that is not UTF-8,
@@ -21,6 +22,7 @@ from typing import Any, Optional
 import apache_beam as beam
 
 from tlpipe.components.ingest.config import ALL_SPLIT, IngestConfig
+from tlpipe.components.ingest.label_tasks import feature_tasks
 from tlpipe.components.ingest.labels import LabelSet
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source, file_fingerprint, read_file_bytes, require_path
@@ -73,6 +75,10 @@ class CsvSource(Source):
             raise DataError(f"empty dataset: CSV file {location!r} has {'no header row' if not columns else 'a header but no rows'}")
         if config.label_feature not in columns:
             raise ConfigError("label_feature", config.label_feature, f"a column of {location}: {', '.join(columns)}")
+        task_columns = feature_tasks(config.label_tasks)
+        for task, column in task_columns.items():
+            if column not in columns:
+                raise ConfigError(f"label_tasks.{task}.feature", column, f"a column of {location}: {', '.join(columns)}")
         if config.image_feature in columns:
             self.modality, content_column = "image", config.image_feature
         elif config.text_feature in columns:
@@ -100,7 +106,12 @@ class CsvSource(Source):
                     missing.append(f"row {number}: {relative!r} (not readable by this user)")
             else:
                 payload, default_id = row[content_column], f"row-{number}"
-            self.records.append(SourceRecord(row.get(config.id_feature, "").strip() or default_id, ALL_SPLIT, label, payload))
+            values = tuple((task, row[column].strip()) for task, column in task_columns.items())
+            empty_tasks = [task_columns[task] for task, value in values if not value]
+            if empty_tasks:
+                raise DataError(f"CSV file {location!r}, data row {number}: empty {empty_tasks[0]!r} cell")
+            self.records.append(SourceRecord(row.get(config.id_feature, "").strip() or default_id, ALL_SPLIT, label,
+                                             payload, values))
         if missing:
             listed = "; ".join(missing[:_MAX_LISTED]) + ("; ..." if len(missing) > _MAX_LISTED else "")
             raise DataError(

@@ -13,7 +13,7 @@ data can reveal and the `metadata.json` that later components read:
     source_counts {source split: n}         examples read
     source, resolved_source, span, available_spans, fingerprint, source_label_names
     splits, shots, seed, num_shards         the config that produced them
-    label_tasks {task: {label_names, num_classes, derived_from, mapping, counts}}
+    label_tasks {task: {label_names, num_classes, derived_from + mapping or feature, counts}}
                                             the further labels (`ingest.label_tasks`), {} when none
 """
 
@@ -56,7 +56,7 @@ def build_metadata(
             f"{label_set.describe()} (fix the data or label_names)"
         )
     names = select_classes(label_set, config.classes).names
-    derived = resolve_label_tasks(config.label_tasks, names)
+    tasks = resolve_label_tasks(config.label_tasks, names)
     _check_splits(config, counts, names, source_counts)
     written = {split: {name: counts["written"][split].get(i, 0) for i, name in enumerate(names)} for split in config.splits}
     num_examples = {split: sum(per_class.values()) for split, per_class in written.items()}
@@ -86,7 +86,7 @@ def build_metadata(
         "shots": dict(config.shots),
         "seed": config.seed,
         "num_shards": config.num_shards,
-        "label_tasks": task_metadata(config.label_tasks, derived, written),
+        "label_tasks": task_metadata(config.label_tasks, tasks, counts, list(config.splits)),
     }
 
 

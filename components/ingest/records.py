@@ -25,6 +25,7 @@ class SourceRecord(NamedTuple):
     split: str
     label: Union[int, str]
     payload: Any
+    task_values: tuple[tuple[str, Union[int, str]], ...] = ()  # (task, source value) of label tasks read from the source
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

@@ -2,7 +2,8 @@
 
 The content is the bytes feature `image_feature` (an encoded image) or, when
 the records have no such feature, `text_feature` (UTF-8 text); the label is
-the int64 or bytes feature `label_feature`. The id is the bytes feature
+the int64 or bytes feature `label_feature` (and the `feature`s of
+`label_tasks`, further labels). The id is the bytes feature
 `id_feature` when records have it, otherwise a hash of the record's bytes
 (stable wherever the record is stored). A folder means every file in it.
 
@@ -25,6 +26,7 @@ from tensorflow.core.example import example_pb2
 from tlpipe.components.beam_errors import in_dofn
 from tlpipe.components.checked_tfrecords import read_records
 from tlpipe.components.ingest.config import ALL_SPLIT, IngestConfig
+from tlpipe.components.ingest.label_tasks import feature_tasks
 from tlpipe.components.ingest.labels import LabelSet, SourceLabel
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source, file_fingerprint, require_path
@@ -54,6 +56,7 @@ class TfRecordSource(Source):
             raise DataError(f"no TFRecord files match {location!r} (pattern {pattern!r}); give a glob such as '/data/*.tfrecord'")
         self.root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in self.files])
         self.label_feature = config.label_feature
+        self.task_features = feature_tasks(config.label_tasks)
         self.id_feature = config.id_feature
         self._label_set = LabelSet.from_names(config.label_names) if config.label_names else None
         first = _first_record(self.files)
@@ -63,6 +66,10 @@ class TfRecordSource(Source):
             present = example_pb2.Example.FromString(first).features.feature
         except DecodeError:
             raise DataError(f"the first record of {self.files[0]!r} is not a serialized tf.Example; {_FIX}") from None
+        for task, feature in self.task_features.items():
+            if feature not in present:
+                raise ConfigError(f"label_tasks.{task}.feature", feature,
+                                  f"an int64 or bytes feature of the records; the first record has: {', '.join(sorted(present))}")
         if config.image_feature in present:
             self.modality, self.content_feature = "image", config.image_feature
         elif config.text_feature in present:
@@ -109,16 +116,18 @@ class TfRecordSource(Source):
         content = features[self.content_feature].bytes_list.value if self.content_feature in features else []
         if len(content) != 1:
             raise DataError(f"{where}: example {example_id!r} has no single bytes feature {self.content_feature!r}; features: {', '.join(sorted(features))}")
-        return SourceRecord(example_id, split, self._label(features, f"{where}: example {example_id!r}"), content[0])
+        what = f"{where}: example {example_id!r}"
+        values = tuple((task, self._label(features, name, what)) for task, name in self.task_features.items())
+        return SourceRecord(example_id, split, self._label(features, self.label_feature, what), content[0], values)
 
-    def _label(self, features: Any, what: str) -> SourceLabel:
-        feature = features[self.label_feature] if self.label_feature in features else None
+    def _label(self, features: Any, name: str, what: str) -> SourceLabel:
+        feature = features[name] if name in features else None
         if feature is not None and len(feature.int64_list.value) == 1:
             return int(feature.int64_list.value[0])
         if feature is not None and len(feature.bytes_list.value) == 1:
             return feature.bytes_list.value[0].decode("utf-8")
         raise DataError(
-            f"{what} has no single int64 or bytes label feature {self.label_feature!r}; "
+            f"{what} has no single int64 or bytes label feature {name!r}; "
             f"features: {', '.join(sorted(features))}"
         )
 

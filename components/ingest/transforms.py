@@ -22,7 +22,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from tlpipe.components.ingest.config import IngestConfig
-from tlpipe.components.ingest.label_tasks import TaskLabeler
+from tlpipe.components.ingest.label_tasks import TaskLabeler, stat_kind
 from tlpipe.components.ingest.labels import LabelMap, LabelSet, select_classes
 from tlpipe.components.ingest.records import SourceRecord, serialize_example
 from tlpipe.components.ingest.sources import Source
@@ -109,7 +109,14 @@ class _SampleShots(beam.PTransform):
 def _to_example(item: Assigned, source: Source, content_key: str, labeler: TaskLabeler, label_set: LabelSet) -> bytes:
     _, label, name, record = item
     return serialize_example(content_key, source.load(record.payload), label, name, record.id,
-                             labeler.labels(name, label_set))
+                             labeler.labels(name, label_set, record))
+
+
+def _task_stats(item: Assigned, labeler: TaskLabeler, label_set: LabelSet) -> Iterator[tuple[str, str, int]]:
+    """One stats row per label task of a written example: (task's stat kind, split, task label)."""
+    split, _, name, record = item
+    for task, task_label, _ in labeler.labels(name, label_set, record):
+        yield stat_kind(task), split, task_label
 
 
 def _to_unlabeled_example(item: Assigned, source: Source, content_key: str) -> bytes:
@@ -181,6 +188,9 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
                 stats.append(_unlabeled(part, sampled, source, content_key, artifact_dir, config.num_shards))
             part = sampled
         stats.append(part | f"Stat written {split}" >> beam.Map(lambda item: ("written", item[0], item[1])))
+        if config.label_tasks:
+            stats.append(part | f"Stat tasks {split}" >> beam.FlatMap(_task_stats, labeler,
+                                                                      beam.pvalue.AsSingleton(label_set)))
         encode = beam.Map(_to_example, source, content_key, labeler, beam.pvalue.AsSingleton(label_set))
         _write(part | f"Encode {split}" >> encode, split, artifact_dir, config.num_shards)
     (

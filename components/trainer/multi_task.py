@@ -58,7 +58,10 @@ class TaskData:
 
     def only(self, task: str) -> "TaskData":
         """The same examples with one task's label."""
-        pick = lambda x, y: (x, {task: y[task]})  # noqa: E731
+
+        def pick(inputs: tf.Tensor, labels: dict[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+            return inputs, {task: labels[task]}
+
         data = dataclasses.replace(self.data, train=self.data.train.map(pick), eval=self.data.eval.map(pick))
         return TaskData(data, {task: self.label_names[task]}, {task: self.labels[task]})
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tlpipe.components.ingest.label_tasks import LabelTaskConfig
 from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.errors import ConfigError, DataError
 from tlpipe.pipeline.config import FASHION_MNIST_LABELS
 
 SPLITS = {"train": "train[:80%]", "eval": "train[80%:]", "test": "test"}
@@ -77,3 +77,56 @@ def test_bad_label_tasks_are_config_errors_naming_the_key(kit, tasks, key):
     with pytest.raises(ConfigError) as caught:
         kit.run("idx:/nowhere", label_tasks=tasks)
     assert caught.value.key == key
+
+
+def _write_csv(path: str, header: list[str], rows: list[list[str]]) -> str:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _task_labels(out: str, split: str, task: str) -> dict[str, tuple[int, str]]:
+    rows = {}
+    for path in fmt.split_files(out, split):
+        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            feature = tf.train.Example.FromString(record).features.feature
+            rows[feature[fmt.ID_KEY].bytes_list.value[0].decode()] = (
+                feature[fmt.task_label_key(task)].int64_list.value[0],
+                feature[fmt.task_label_name_key(task)].bytes_list.value[0].decode())
+    return rows
+
+
+def test_a_csv_column_is_read_as_a_further_label(kit):
+    path = _write_csv(kit.path("reviews.csv"), ["text", "label", "topic", "id"], [
+        ["good film", "positive", "film", "r1"], ["bad book", "negative", "book", "r2"],
+        ["fine book", "positive", "1", "r3"], ["dull film", "negative", "film", "r4"]])
+    metadata, out = kit.run(f"csv:{path}", splits={"all": "all"},
+                            label_tasks={"topic": LabelTaskConfig(feature="topic", label_names=["film", "book"])})
+
+    assert _task_labels(out, "all", "topic") == {"r1": (0, "film"), "r2": (1, "book"), "r3": (1, "book"),
+                                                 "r4": (0, "film")}
+    task = metadata["label_tasks"]["topic"]
+    assert task["feature"] == "topic" and task["counts"] == {"all": {"film": 2, "book": 2}}
+
+
+def test_a_tfrecord_feature_is_read_as_a_further_label_and_its_errors_name_it(kit):
+    examples = [{"text": f"t{i}", "label": i % 2, "colour": ["red", "blue"][i // 2], "id": f"e{i}"} for i in range(4)]
+    path = kit.tfrecord("data/a.tfrecord", examples)
+    colour = LabelTaskConfig(feature="colour", label_names=["blue", "red"])
+    metadata, out = kit.run(f"tfrecord:{path}", splits={"all": "all"}, label_tasks={"colour": colour})
+    assert _task_labels(out, "all", "colour") == {"e0": (1, "red"), "e1": (1, "red"), "e2": (0, "blue"),
+                                                  "e3": (0, "blue")}
+    assert metadata["label_tasks"]["colour"]["counts"]["all"] == {"blue": 2, "red": 2}
+
+    with pytest.raises(ConfigError, match=r"label_tasks\.size\.feature.*'size'.*colour, id, label, text"):
+        kit.run(f"tfrecord:{path}", "bad", splits={"all": "all"},
+                label_tasks={"size": LabelTaskConfig(feature="size", label_names=["s", "l"])})
+    with pytest.raises(DataError, match=r"label 'red' of task 'colour' is not one of class names 'blue', 'green'"):
+        kit.run(f"tfrecord:{path}", "bad2", splits={"all": "all"},
+                label_tasks={"colour": LabelTaskConfig(feature="colour", label_names=["blue", "green"])})
+    with pytest.raises(ConfigError, match=r"label_tasks\.colour\.feature"):
+        kit.run("idx:/nowhere", label_tasks={"colour": colour})
