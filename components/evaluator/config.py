@@ -32,6 +32,10 @@ class EvaluatorConfig:
     alike (intervals can still move a little between processes: Beam's element
     order is not fixed). `convergence_fraction` defines the report's "steps to converge": the first
     training step whose eval accuracy reaches that fraction of the final one.
+
+    `tasks`: per-task thresholds of a multi-task candidate (strategy
+    `multi_task`; see multi_task_config.py): each task's floor and how far
+    below its single-task model it may fall.
     """
 
     min_accuracy: float = 0.0

@@ -101,7 +101,8 @@ class TrainerConfig:
     for the head phase (ignored when `augment` is on). `candidates` (presets,
     module folders or hub handles) instead of `handle`/`preset`: a rank step
     scores each on the labelled target examples and the trainers build on the
-    one with the best `select` score (see `tlpipe rank`).
+    one with the best `select` score (see `tlpipe rank`). `tasks` are the heads
+    of strategy `multi_task` (see multi_task_config.py).
     """
 
     handle: str = ""
