@@ -1,16 +1,26 @@
 """Benchmark: the frozen phase with the base's features cached vs computed every epoch.
 
-Builds a transfer model on a freshly made hub module (the small CNN tlpipe
-pre-trains, 28x28x1 input), then runs the same feature-extraction fit twice on
-synthetic images: once with `cache_frozen_features=True` (the base runs once)
-and once without. Prints wall time of each and the speed-up.
+Publishes a base as a TF-Hub module with random weights (speed does not depend
+on the values), builds a transfer model on it, and runs the same
+feature-extraction fit twice on synthetic images: once with
+`cache_frozen_features=True` (the base runs once over the training and eval
+images, the head trains on the stored features) and once without (the base
+runs every epoch). Prints and writes the wall time of each and the speed-up.
 
-    .venv/bin/python bench/bench_feature_cache.py [--examples 2000] [--epochs 10]
+Bases: `small_cnn` (the CNN tlpipe pre-trains, 28x28x1) and `mobilenet_v2`
+(Keras' MobileNetV2 architecture, alpha 1.0, 2.3 M parameters, at 96x96x3: a
+realistically sized module).
+
+    .venv/bin/python bench/bench_feature_cache.py --base mobilenet_v2 --examples 1000 --epochs 20 \
+        --json bench/results/feature_cache.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import tempfile
 import time
 
@@ -20,31 +30,73 @@ import tensorflow as tf
 
 from tlpipe.models import build_small_cnn, build_transfer_model, export_hub_module, make_schedule, two_phase_fit
 
+BASES = {
+    "small_cnn": ((28, 28, 1), lambda shape: build_small_cnn(shape)),
+    "mobilenet_v2": ((96, 96, 3), lambda shape: keras.applications.MobileNetV2(
+        input_shape=shape, weights=None, include_top=False, pooling="avg")),
+}
+NUM_CLASSES = 5
+EVAL_EXAMPLES = 200
+
+
+def _breakdown(history: dict, total_s: float) -> dict[str, float]:
+    """Where a fit's time went: inside Keras' epochs (training steps and eval), the rest of the phase
+    (computing the cached features, compiling, and after every epoch the checkpoint of the whole
+    model, history and TensorBoard files), and outside the phase (building, setting up)."""
+    epochs = [entry["seconds"] for entry in history["entries"]]
+    phase_s = sum(info["seconds"] for info in history["phases"].values())
+    return {"epochs": len(epochs), "inside_epochs_s": round(sum(epochs), 1),
+            "rest_of_phase_s": round(phase_s - sum(epochs), 1), "outside_phase_s": round(total_s - phase_s, 1)}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", choices=sorted(BASES), default="small_cnn")
     parser.add_argument("--examples", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--json", metavar="FILE", help="also write the result as JSON")
     args = parser.parse_args()
 
+    shape, build = BASES[args.base]
     rng = np.random.default_rng(0)
-    images = rng.random((args.examples, 28, 28, 1), dtype=np.float32)
-    labels = rng.integers(0, 5, args.examples)
+    images = rng.random((args.examples, *shape), dtype=np.float32)
+    labels = rng.integers(0, NUM_CLASSES, args.examples)
     data = tf.data.Dataset.from_tensor_slices((images, labels))
-    schedule = make_schedule(args.examples, 5, batch_size=32, head_epochs=args.epochs)
+    schedule = make_schedule(args.examples, NUM_CLASSES, batch_size=32, head_epochs=args.epochs)
     with tempfile.TemporaryDirectory() as folder:
-        module = export_hub_module(build_small_cnn((28, 28, 1)), f"{folder}/module")
-        timings = {}
+        keras.utils.set_random_seed(0)
+        base = build(shape)
+        module = export_hub_module(base, f"{folder}/module")
+        timings, breakdown = {}, {}
         for cached in (True, False):
             keras.utils.set_random_seed(0)
-            model = build_transfer_model(module, 5)
+            model = build_transfer_model(module, NUM_CLASSES)
             started = time.perf_counter()
-            two_phase_fit(model, data, data.take(200), strategy="feature_extraction", schedule=schedule,
+            two_phase_fit(model, data, data.take(EVAL_EXAMPLES), strategy="feature_extraction", schedule=schedule,
                           output_dir=f"{folder}/run-{cached}", cache_frozen_features=cached,
                           early_stopping_patience=args.epochs)
             timings[cached] = time.perf_counter() - started
-    print(f"{args.examples} examples, {args.epochs} head epochs: cached {timings[True]:.1f}s, "
-          f"uncached {timings[False]:.1f}s, speed-up x{timings[False] / timings[True]:.1f}")
+            with open(f"{folder}/run-{cached}/history.json", encoding="utf-8") as handle:
+                history = json.load(handle)
+            breakdown[cached] = _breakdown(history, timings[cached])
+        started = time.perf_counter()
+        model.save_weights(f"{folder}/probe.weights.h5")  # what each epoch's checkpoint writes, at least
+        save_weights_s = time.perf_counter() - started
+    result = {
+        "base": args.base, "input_shape": list(shape), "base_parameters": int(base.count_params()),
+        "examples": args.examples, "eval_examples": EVAL_EXAMPLES, "head_epochs": args.epochs,
+        "cached_s": round(timings[True], 1), "uncached_s": round(timings[False], 1),
+        "speed_up": round(timings[False] / timings[True], 1),
+        "breakdown": {"cached": breakdown[True], "uncached": breakdown[False]},
+        "save_weights_of_whole_model_s": round(save_weights_s, 2),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), TensorFlow {tf.__version__}",
+    }
+    print(f"{args.base} {shape}, {args.examples} examples, {args.epochs} head epochs: cached {timings[True]:.1f}s, "
+          f"uncached {timings[False]:.1f}s, speed-up x{result['speed_up']}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+            handle.write("\n")
 
 
 if __name__ == "__main__":
