@@ -240,7 +240,8 @@ def _summary(config: EvaluatorConfig, examples_dir: str, split: str, name: str, 
                        "gate": config.gate, "compare_with_production": config.compare_with_production,
                        "tasks": {task: {"min_accuracy": v["floor"], "max_drop": v["max_drop"]}
                                  for task, v in verdicts.items()}},
-        "candidates": {name: {"model_dir": model_dir, "passed": not failing, "tasks": verdicts}},
+        "candidates": {name: {"model_dir": model_dir, "passed": not failing, "tasks": verdicts,
+                              "accuracy": {task: verdict["accuracy"] for task, verdict in verdicts.items()}}},
         "references": {reference: {"role": BASELINE_ROLE, "model_dir": reference_dir},
                        **{f"{SINGLE_ROLE}_{task}": {"role": SINGLE_ROLE, "model_dir": path}
                           for task, path in singles.items()}},
