@@ -103,11 +103,16 @@ def loop_way(folder: str) -> dict[str, float]:
 
 
 def digest(transformed_dir: str) -> tuple[int, str]:
-    """(number of transformed records, digest of their sorted digests): equal digests, equal examples."""
+    """(number of transformed records, digest of their sorted digests): equal digests, equal examples.
+
+    Each record is parsed and serialized again deterministically: protobuf does not fix the byte order of
+    a map's entries (the features), and Beam's worker processes write them in another order than this one.
+    """
     import tensorflow as tf
 
     files = sorted(glob.glob(os.path.join(transformed_dir, "*", "*.tfrecord*")))
-    digests = sorted(hashlib.sha256(r.numpy()).hexdigest() for r in tf.data.TFRecordDataset(files))
+    digests = sorted(hashlib.sha256(tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True))
+                     .hexdigest() for r in tf.data.TFRecordDataset(files))
     return len(digests), hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
