@@ -15,8 +15,9 @@
   exactly those values). A main class the mapping does not cover is a
   ConfigError naming the class (before reading when the classes are
   declared, after it when they are discovered);
-- or is *read* from the source: `feature` names a column (CSV) or an int64 /
-  bytes feature (TFRecord) holding the label, as a class name of
+- or is *read* from the source: `feature` names a column (CSV), an int64 /
+  bytes feature (TFRecord) or a ClassLabel / integer / Text feature (TFDS)
+  holding the label, as a class name of
   `label_names` (required: the task's classes, in order) or an integer
   0..N-1. A source without that column or feature is a ConfigError naming it;
   an example without the value, or with a value outside `label_names`, a
@@ -38,7 +39,7 @@ from tlpipe.components.ingest.labels import LabelSet, SourceLabel
 from tlpipe.models.errors import ConfigError, DataError
 
 TASK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-FEATURE_SCHEMES = ("csv", "tfrecord")
+FEATURE_SCHEMES = ("csv", "tfrecord", "tfds")
 # A task's label of one example: (task, label, class name).
 TaskLabel = tuple[str, int, str]
 

@@ -20,10 +20,24 @@ import tensorflow_datasets as tfds
 
 from tlpipe.components.beam_errors import in_dofn
 from tlpipe.components.ingest.config import IngestConfig
-from tlpipe.components.ingest.labels import LabelSet
+from tlpipe.components.ingest.label_tasks import feature_tasks
+from tlpipe.components.ingest.labels import LabelSet, SourceLabel
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source
 from tlpipe.models.errors import ConfigError, DataError
+
+
+def _is_label_feature(feature: Any) -> bool:
+    """A feature that can hold a label task's label: a ClassLabel, a scalar integer, or a Text."""
+    if isinstance(feature, (tfds.features.ClassLabel, tfds.features.Text)):
+        return True
+    return isinstance(feature, tfds.features.Tensor) and feature.shape == () and np.issubdtype(feature.np_dtype,
+                                                                                               np.integer)
+
+
+def _label_value(value: Any) -> SourceLabel:
+    """An example's value of a label task's feature: an integer label or a decoded class name."""
+    return value.decode("utf-8") if isinstance(value, bytes) else int(value)
 
 
 class TfdsSource(Source):
@@ -67,6 +81,12 @@ class TfdsSource(Source):
                 "label_names", config.label_names,
                 f"{len(source_names)} names (one per class of {info.full_name}), or an empty list to use its names",
             )
+        self.task_features = feature_tasks(config.label_tasks)
+        for task, name in self.task_features.items():
+            if not _is_label_feature(features.get(name)):
+                raise ConfigError(f"label_tasks.{task}.feature", name,
+                                  f"the name of a ClassLabel, integer or Text feature of {info.full_name}; "
+                                  f"its features: {feature_list}")
         names = config.label_names or source_names
         self._label_set = LabelSet.from_names(names) if names else None
         self._splits = tuple(info.splits.keys())
@@ -114,7 +134,9 @@ class TfdsSource(Source):
             )
             for example in tfds.as_numpy(dataset):
                 last_id = example["tfds_id"].decode("utf-8")
-                yield SourceRecord(last_id, split, int(example[self.label_feature]), bytes(example[self.content_feature]))
+                values = tuple((task, _label_value(example[name])) for task, name in self.task_features.items())
+                yield SourceRecord(last_id, split, int(example[self.label_feature]), bytes(example[self.content_feature]),
+                                   values)
         except (tf.errors.OpError, OSError) as error:
             after = f" after example {last_id!r}" if last_id else " before its first example"
             reason = getattr(error, "message", None) or str(error)

@@ -130,3 +130,23 @@ def test_a_tfrecord_feature_is_read_as_a_further_label_and_its_errors_name_it(ki
                 label_tasks={"colour": LabelTaskConfig(feature="colour", label_names=["blue", "green"])})
     with pytest.raises(ConfigError, match=r"label_tasks\.colour\.feature"):
         kit.run("idx:/nowhere", label_tasks={"colour": colour})
+
+
+def test_a_tfds_feature_is_read_as_a_further_label(kit, tmp_path):
+    import tensorflow_datasets as tfds
+
+    from .test_ingest_tfds import MOCK_EXAMPLES, _write_metadata
+
+    data_dir = str(tmp_path / "tfds")
+    _write_metadata(data_dir, "mnist", {"train": MOCK_EXAMPLES, "test": MOCK_EXAMPLES})
+    digits = [str(i) for i in range(10)]
+    with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES, data_dir=data_dir,
+                                policy=tfds.testing.MockPolicy.USE_FILES):
+        metadata, out = kit.run("tfds:mnist", data_dir=data_dir, splits={"test": "test"},
+                                label_tasks={"digit": LabelTaskConfig(feature="label", label_names=digits)})
+        with pytest.raises(ConfigError, match=r"label_tasks\.colour\.feature.*'colour'.*label \(ClassLabel\)"):
+            kit.run("tfds:mnist", "bad", data_dir=data_dir, splits={"test": "test"},
+                    label_tasks={"colour": LabelTaskConfig(feature="colour", label_names=["a", "b"])})
+    rows = {row["id"]: row["label"] for row in kit.read(out, "test")}
+    assert {k: v[0] for k, v in _task_labels(out, "test", "digit").items()} == rows
+    assert sum(metadata["label_tasks"]["digit"]["counts"]["test"].values()) == MOCK_EXAMPLES
