@@ -64,9 +64,9 @@ def _models(work: str) -> dict[str, str]:
     x = keras.layers.Conv2D(32, 3, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     models = {
-        "cnn": keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x)),
+        "cnn": keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="classifier")(x)),
         "linear": keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                                    keras.layers.Dense(10, activation="softmax")]),
+                                    keras.layers.Dense(10, activation="softmax", name="classifier")]),
     }
     paths = {}
     for name, model in models.items():
