@@ -43,3 +43,21 @@ def test_a_task_reading_a_label_ingest_does_not_write_is_a_config_error(tmp_path
     with pytest.raises(ConfigError, match=r"trainer\.tasks\[1\]\.label.*'colour'"):
         make_tiny_config("bad", trainer={"strategies": ["multi_task"],
                                          "tasks": [{"name": "a"}, {"name": "b", "label": "colour"}]})
+
+
+def test_the_example_compiles_for_kubeflow_with_its_tasks(tmp_path):
+    import json
+
+    from tlpipe.pipeline.cli import main
+
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "multi_task.yaml")
+    package = tmp_path / "pipeline.yaml"
+    assert main(["-q", "compile", "--config", example, "--set", "pipeline.root=/mnt/tlpipe", "-o", str(package)]) == 0
+    spec = yaml.safe_load(package.read_text())
+    tasks = {task["taskInfo"]["name"]: task for task in spec["root"]["dag"]["tasks"].values()}
+    assert {"train-multi_task", "train-multi_task_baseline", "evaluate"} <= set(tasks)
+    assert "train-baseline" not in tasks
+    sections = json.loads(tasks["train-multi_task"]["inputs"]["parameters"]["sections_json"]["runtimeValue"]["constant"])
+    assert [task["name"] for task in sections["trainer"]["tasks"]] == ["item", "group"]
+    ingest = json.loads(tasks["ingest-target"]["inputs"]["parameters"]["sections_json"]["runtimeValue"]["constant"])
+    assert ingest["ingest"]["label_tasks"]["group"]["mapping"]["Bag"] == "bags"
