@@ -45,11 +45,6 @@ SINGLE_ROLE = "single_task"
 CANDIDATE_ROLE = "candidate"
 
 
-def is_multi_task_model(model_dir: str) -> bool:
-    """Whether an exported model serves one output group per task."""
-    return bool(load_serving_metadata(model_dir).get("tasks"))
-
-
 def model_tasks(model_dir: str) -> dict[str, dict[str, Any]]:
     """{task: {"label": its label ('label' or a label task), "label_names": [...]}} of an exported multi-task model."""
     metadata = load_serving_metadata(model_dir)

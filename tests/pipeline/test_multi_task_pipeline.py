@@ -8,7 +8,6 @@ import yaml
 
 from tlpipe.models.artifacts import read_json
 from tlpipe.models.errors import ConfigError
-from tlpipe.pipeline.config import load_config
 from tlpipe.pipeline.local_runner import run_local
 
 SHADES = {"dark": "dim", "grey": "dim", "light": "bright"}
@@ -39,7 +38,7 @@ def test_multi_task_runs_end_to_end_with_a_derived_task(make_tiny_config):
     assert push["pushed"] == blessing["blessed"], blessing["reason"]
 
 
-def test_a_task_reading_a_label_ingest_does_not_write_is_a_config_error(tmp_path, make_tiny_config):
+def test_a_task_reading_a_label_ingest_does_not_write_is_a_config_error(make_tiny_config):
     with pytest.raises(ConfigError, match=r"trainer\.tasks\[1\]\.label.*'colour'"):
         make_tiny_config("bad", trainer={"strategies": ["multi_task"],
                                          "tasks": [{"name": "a"}, {"name": "b", "label": "colour"}]})
