@@ -121,6 +121,10 @@ class PipelineConfig:
             if task.label not in labels:
                 raise ConfigError(f"trainer.tasks[{index}].label", task.label,
                                   f"a label the ingest step writes: {labels} (add it to ingest.label_tasks)")
+        heads = [task.name for task in self.trainer.tasks]
+        for name in self.evaluator.tasks:
+            if name not in heads:
+                raise ConfigError(f"evaluator.tasks.{name}", name, f"a task of trainer.tasks: {heads}")
 
     @property
     def uses_source_module(self) -> bool:

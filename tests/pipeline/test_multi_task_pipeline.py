@@ -42,6 +42,10 @@ def test_a_task_reading_a_label_ingest_does_not_write_is_a_config_error(make_tin
     with pytest.raises(ConfigError, match=r"trainer\.tasks\[1\]\.label.*'colour'"):
         make_tiny_config("bad", trainer={"strategies": ["multi_task"],
                                          "tasks": [{"name": "a"}, {"name": "b", "label": "colour"}]})
+    with pytest.raises(ConfigError, match=r"evaluator\.tasks\.c.*\['a', 'b'\]"):
+        make_tiny_config("bad2", ingest={"label_tasks": {"g": {"mapping": SHADES}}},
+                         trainer={"strategies": ["multi_task"], "tasks": [{"name": "a"}, {"name": "b", "label": "g"}]},
+                         evaluator={"tasks": {"c": {"max_drop": 0.1}}})
 
 
 def test_the_example_compiles_for_kubeflow_with_its_tasks(tmp_path):
