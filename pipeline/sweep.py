@@ -148,6 +148,8 @@ class PointOutcome:
 
 @dataclasses.dataclass
 class SweepResult:
+    """The sweep's folder, its report folder, how each point was obtained, and the curve (curve.json)."""
+
     output_dir: str
     report_dir: str
     outcomes: list[PointOutcome]
