@@ -31,6 +31,7 @@ from typing import Any
 
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, THRESHOLD_SLACK
+from tlpipe.components.trainer.strategies import SOURCE_ONLY
 
 BASELINE_ROLE = "baseline"
 PRODUCTION_ROLE = "production"
@@ -171,6 +172,8 @@ def _shortfall(config: EvaluatorConfig, name: str, accuracy: dict[str, float], r
 
 
 def _describe(ref: str, reference: dict[str, Any]) -> str:
+    if reference["role"] == BASELINE_ROLE and ref == SOURCE_ONLY:
+        return f"the reference '{ref}' (trained on the source domain's labels, no adaptation)"
     if reference["role"] == BASELINE_ROLE:
         return f"the from-scratch baseline '{ref}'"
     return f"the model in production ({reference['model_dir']})"

@@ -54,6 +54,15 @@ def test_interval_entirely_above_the_margin_passes_both_gates():
     assert _decide("point", diff)["blessed"]
 
 
+def test_a_source_only_reference_is_not_called_a_from_scratch_baseline():
+    comparisons = {"source_only": _comparisons({"value": 0.05, "lower": 0.031, "upper": 0.069}, False)["baseline"]}
+    comparisons["source_only"]["models"]["source_only"] = comparisons["source_only"]["models"].pop("baseline")
+    blessing = decide_blessing(EvaluatorConfig(min_improvement=0.03), {"fine_tune_all": "/m/fta"},
+                               {"source_only": {"role": "baseline", "model_dir": "/m/so"}}, comparisons)
+    assert blessing["blessed"] and "from-scratch" not in blessing["reason"]
+    assert "the reference 'source_only' (trained on the source domain's labels, no adaptation)" in blessing["reason"]
+
+
 def test_point_below_the_margin_fails_both_gates_and_says_which_bound_decided():
     diff = {"value": 0.02, "lower": -0.01, "upper": 0.05}  # straddles the margin from below
     point = _decide("point", diff, point_failed=True)
