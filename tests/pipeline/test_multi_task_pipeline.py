@@ -1,4 +1,4 @@
-"""multi_task end to end (in process): a derived label task, the shared-base model, its single-task models and
+"""multi_task end to end (through kfp.local): a derived label task, the shared-base model, its single-task models and
 its from-scratch baseline, evaluated per task, pushed when every task passes."""
 
 import os
@@ -16,7 +16,7 @@ TASKS = [{"name": "shade", "label": "label"}, {"name": "brightness", "label": "b
 
 def test_multi_task_runs_end_to_end_with_a_derived_task(make_tiny_config):
     config = make_tiny_config(
-        "multi", pipeline={"mode": "in_process"},
+        "multi",
         ingest={"label_tasks": {"brightness": {"mapping": SHADES}}},
         trainer={"strategies": ["multi_task"], "tasks": TASKS, "fine_tune_epochs": 2, "head_epochs": 10},
         evaluator={"compare_with_production": False, "tasks": {"brightness": {"max_drop": 1.0}, "shade": {"max_drop": 1.0}}},
