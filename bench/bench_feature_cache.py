@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlpipe.models import build_small_cnn, build_transfer_model, export_hub_module, make_schedule, two_phase_fit
+from tlpipe.models.artifacts import write_json
 
 BASES = {
     "small_cnn": ((28, 28, 1), lambda shape: build_small_cnn(shape)),
@@ -94,9 +95,7 @@ def main() -> None:
     print(f"{args.base} {shape}, {args.examples} examples, {args.epochs} head epochs: cached {timings[True]:.1f}s, "
           f"uncached {timings[False]:.1f}s, speed-up x{result['speed_up']}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
-            handle.write("\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

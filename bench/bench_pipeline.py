@@ -27,6 +27,8 @@ import sys
 import time
 from typing import Any
 
+from tlpipe.models.artifacts import write_json
+
 BENCH = os.path.dirname(os.path.abspath(__file__))
 TLPIPE = os.path.join(os.path.dirname(sys.executable), "tlpipe")
 MODULE = os.path.join("modules", "fashion-source")
@@ -91,9 +93,7 @@ def main() -> None:
     result["ratio_first_run"] = round(result["pipeline_first"]["wall_s"] / result["handwritten"]["wall_s"], 2)
     print(json.dumps(result, indent=2))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
-            handle.write("\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any
 
+from tlpipe.models.artifacts import write_json
 from tlpipe.pipeline.config import SOURCE_CLASSES, TARGET_CLASSES
 
 TLPIPE = os.path.join(os.path.dirname(sys.executable), "tlpipe")
@@ -72,9 +73,7 @@ def main() -> None:
                           "report": os.path.join(root, "sweep", "report", "index.html"), **_compact(curve)}
         print(json.dumps({split: results[split]}, indent=2), flush=True)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
-            handle.write("\n")
+        write_json(args.json, results)
 
 
 if __name__ == "__main__":

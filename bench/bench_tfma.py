@@ -32,6 +32,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.executor import run_ingest
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import run_transform
+from tlpipe.models.artifacts import write_json
 from tlpipe.pipeline.config import FASHION_MNIST_DIR, FASHION_MNIST_LABELS
 
 TRAIN_IMAGES = 10_000
@@ -122,9 +123,7 @@ def main() -> None:
     }
     print(json.dumps(result, indent=2))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
-            handle.write("\n")
+        write_json(args.json, result)
 
 
 if __name__ == "__main__":
