@@ -103,6 +103,19 @@ def _model_input(input_dtype: str, input_size: Sequence[int] | None, source: str
     return keras.Input(shape=_require_size(input_size, source), dtype="float32", name="image")
 
 
+def base_on_input(base: keras.layers.Layer, input_dtype: str, input_shape: Sequence[int] | None,
+                  source: str) -> tuple[Any, Any]:
+    """(model input, the base's features on it) for a model built over `base`; ModelError naming `source`
+    when the base does not accept that input."""
+    inputs = _model_input(input_dtype, input_shape, source)
+    try:
+        return inputs, base(inputs)
+    except (ValueError, TypeError) as error:
+        raise ModelError(
+            f"the base of {source!r} does not accept {inputs.dtype} inputs of shape {tuple(inputs.shape)}: {error}"
+        ) from error
+
+
 @keras.saving.register_keras_serializable(package="tlpipe")
 class Classifier(keras.Model):
     """A base network and a new classification head on its features.
@@ -117,14 +130,7 @@ class Classifier(keras.Model):
                  input_shape: Sequence[int] | None = None, dropout: float = 0.2,
                  hidden_units: Sequence[int] = (), **kwargs: Any):
         _check_head(num_classes, dropout, hidden_units)
-        source = kwargs.get("name") or base.name
-        inputs = _model_input(input_dtype, input_shape, source)
-        try:
-            features = base(inputs)
-        except (ValueError, TypeError) as error:
-            raise ModelError(
-                f"the base of {source!r} does not accept {inputs.dtype} inputs of shape {tuple(inputs.shape)}: {error}"
-            ) from error
+        inputs, features = base_on_input(base, input_dtype, input_shape, kwargs.get("name") or base.name)
         outputs = _head(features, num_classes, dropout, hidden_units)
         super().__init__(inputs, outputs, **kwargs)
         self.base = base

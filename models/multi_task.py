@@ -24,7 +24,7 @@ from typing import Any, Literal, Sequence
 
 import keras
 
-from tlpipe.models.builders import _model_input, baseline_network, hub_base
+from tlpipe.models.builders import base_on_input, baseline_network, hub_base
 from tlpipe.models.errors import ModelError
 from tlpipe.models.progress import log
 
@@ -91,14 +91,7 @@ class MultiTaskClassifier(keras.Model):
             raise ModelError(f"task names must be distinct; received {names}")
         for head in heads:
             head.check()
-        source = kwargs.get("name") or base.name
-        inputs = _model_input(input_dtype, input_shape, source)
-        try:
-            features = base(inputs)
-        except (ValueError, TypeError) as error:
-            raise ModelError(
-                f"the base of {source!r} does not accept {inputs.dtype} inputs of shape {tuple(inputs.shape)}: {error}"
-            ) from error
+        inputs, features = base_on_input(base, input_dtype, input_shape, kwargs.get("name") or base.name)
         outputs = {head.name: _task_head(features, head) for head in heads}
         super().__init__(inputs, outputs, **kwargs)
         self.base = base
