@@ -30,7 +30,9 @@ def grey_hub_module(tmp_path_factory: pytest.TempPathFactory) -> str:
     return export_hub_module(keras.Model(inputs, outputs), str(tmp_path_factory.mktemp("hub") / "grey_cnn"))
 
 
-def write_split(directory: str, split: str, pixels: np.ndarray, labels: np.ndarray) -> None:
+def write_split(directory: str, split: str, pixels: np.ndarray, labels: np.ndarray,
+                extra_labels: dict[str, list[int]] | None = None) -> None:
+    """One transformed split; `extra_labels` maps a further label task to the label it gives each class."""
     os.makedirs(fmt.split_dir(directory, split), exist_ok=True)
     path = f"{fmt.shard_prefix(directory, split)}-00000-of-00001{fmt.SHARD_SUFFIX}"
     with tf.io.TFRecordWriter(path) as writer:
@@ -43,6 +45,9 @@ def write_split(directory: str, split: str, pixels: np.ndarray, labels: np.ndarr
                     bytes_list=tf.train.BytesList(value=[LABEL_NAMES[label].encode()])),
                 fmt.ID_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"{split}-{index}".encode()])),
             }
+            for task, label_of_class in (extra_labels or {}).items():
+                feature[fmt.task_label_key(task)] = tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=[label_of_class[label]]))
             writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
 

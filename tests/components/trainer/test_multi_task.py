@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from .conftest import IMAGE_SHAPE, LABEL_NAMES, class_images
+from .conftest import IMAGE_SHAPE, LABEL_NAMES, class_images, write_split
 from tlpipe.components.config_schema import from_dict
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
 from tlpipe.components.trainer.multi_task import single_task_dir, train_multi_task, train_multi_task_baseline
@@ -24,24 +24,11 @@ GROUP_OF = [0, 0, 1]  # Sandal, Sneaker -> footwear; Bag -> bags
 TASKS = [TaskConfig(name="item", label="label"), TaskConfig(name="group", label="group", loss_weight=0.5)]
 
 
-def write_task_split(directory: str, split: str, pixels: np.ndarray, labels: np.ndarray) -> None:
-    """A transformed split whose examples also carry the derived `group` label."""
-    os.makedirs(fmt.split_dir(directory, split), exist_ok=True)
-    with tf.io.TFRecordWriter(f"{fmt.shard_prefix(directory, split)}-00000-of-00001{fmt.SHARD_SUFFIX}") as writer:
-        for index, (image, label) in enumerate(zip(pixels, labels)):
-            ints = {fmt.IMAGE_SHAPE_KEY: list(image.shape), fmt.LABEL_KEY: [int(label)],
-                    fmt.task_label_key("group"): [GROUP_OF[label]]}
-            feature = {key: tf.train.Feature(int64_list=tf.train.Int64List(value=v)) for key, v in ints.items()}
-            feature[fmt.IMAGE_RAW_KEY] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[image.tobytes()]))
-            feature[fmt.ID_KEY] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"{split}-{index}".encode()]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
-
-
 @pytest.fixture
 def task_dir(tmp_path) -> str:
     directory = str(tmp_path / "transformed")
-    write_task_split(directory, "train", *class_images(6, seed=0))
-    write_task_split(directory, "eval", *class_images(3, seed=1))
+    write_split(directory, "train", *class_images(6, seed=0), extra_labels={"group": GROUP_OF})
+    write_split(directory, "eval", *class_images(3, seed=1), extra_labels={"group": GROUP_OF})
     write_json(os.path.join(directory, fmt.METADATA_FILE), {
         "label_names": LABEL_NAMES, "num_classes": 3, "modality": "image",
         "label_tasks": {"group": {"label_names": GROUPS, "num_classes": 2}},
