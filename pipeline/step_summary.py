@@ -55,7 +55,9 @@ def artifact_summary(folder: str) -> str:
         if summary is not None and "blessing" in summary:
             return _evaluation(summary)
         if summary is not None and summary.get("eval_accuracy") is not None:
-            return f"eval accuracy {summary['eval_accuracy']:.3f}"
+            # kfp.local names trainer tasks train, train-2, ...: the strategy says which model it was
+            strategy = f"{summary['strategy']}: " if summary.get("strategy") else ""
+            return f"{strategy}eval accuracy {summary['eval_accuracy']:.3f}"
     return ""
 
 

@@ -31,6 +31,8 @@ def test_a_run_shows_step_lines_and_a_few_bar_lines_and_logs_everything_else(two
     assert {"ingest", "transform", "evaluate", "push"} <= set(started) and sorted(started) == sorted(ended)
     assert re.search(r"ingest\s+done in \d+ s  \d+ examples", terminal)
     assert re.search(r"evaluate\s+done in \d+ s  (blessed: \w+|not blessed)", terminal)
+    for strategy in ("feature_extraction", "baseline"):  # kfp's task names (train, train-2) do not say which
+        assert re.search(rf"train\S*\s+done in \d+ s  {strategy}: eval accuracy \d\.\d{{3}}", terminal), strategy
     bars = [line for line in terminal.splitlines() if "]  epoch " in line]
     phases = {line.split("  [")[0] for line in bars}
     assert phases and all(sum(line.startswith(p + "  [") for line in bars) <= 4 for p in phases), bars
