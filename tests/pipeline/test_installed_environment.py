@@ -1,6 +1,7 @@
 """What the README's installation gives a user's own scripts, checked in a fresh interpreter."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -27,8 +28,6 @@ def test_the_suite_keeps_each_test_file_on_one_xdist_worker(tmp_path):
     # ./quickstart.sh test runs `-n N --dist loadgroup` with tests/conftest.py's one group per file, so a
     # file's module fixtures (minutes of kfp.local) are built once; pytest >= 9.2 silently breaks that
     # grouping with the xdist releases there are (pytest-dev/pytest-xdist#1386), hence setup.cfg's pin.
-    import shutil
-
     shutil.copy(os.path.join(os.path.dirname(__file__), "..", "conftest.py"), tmp_path / "conftest.py")
     for name in ("test_one.py", "test_two.py"):
         (tmp_path / name).write_text(
