@@ -243,6 +243,40 @@ def source_schedule(num_train_examples: int, num_classes: int, *, batch_size: in
     return dataclasses.replace(schedule, baseline_min_epochs=min(chosen, SOURCE_MIN_EPOCHS))
 
 
+# A self-training student learns from thousands of pseudo-labels: noisy, but
+# plentiful, so a few passes suffice and its size tier's budget (10,000
+# fine-tuning steps for 24,000 examples) would only repeat the labeller's
+# mistakes for longer. Measured on the embedded default (seed 0, 24,009
+# propagated labels): 200 head steps at 1e-2, then 800 fine-tuning steps at
+# 9e-4, batch 128 -> 0.913 test accuracy in 91 s on two cores. The
+# from-scratch student gets as many steps at the large tier's baseline rate.
+STUDENT_MIN_EXAMPLES = 1_000  # smaller pseudo-labelled sets keep the size tiers
+STUDENT_BATCH_SIZE = 128
+STUDENT_HEAD_STEPS = 200
+STUDENT_FINE_TUNE_STEPS = 800
+STUDENT_HEAD_LEARNING_RATE = 1e-2
+STUDENT_FINE_TUNE_LEARNING_RATE = 9e-4
+STUDENT_BASELINE_LEARNING_RATE = 2e-3
+
+
+def student_settings(num_train_examples: int) -> dict[str, Any]:
+    """Schedule settings for a pseudo-labelled student (TrainerConfig field names); {} below STUDENT_MIN_EXAMPLES.
+
+    Only fields the user left null are meant to be filled with these.
+    """
+    if num_train_examples < STUDENT_MIN_EXAMPLES:
+        return {}
+    steps_per_epoch = math.ceil(num_train_examples / STUDENT_BATCH_SIZE)
+    head_epochs = _epochs(None, STUDENT_HEAD_STEPS, steps_per_epoch)
+    fine_tune_epochs = _epochs(None, STUDENT_FINE_TUNE_STEPS, steps_per_epoch)
+    return {
+        "batch_size": STUDENT_BATCH_SIZE,
+        "head_epochs": head_epochs, "head_learning_rate": STUDENT_HEAD_LEARNING_RATE,
+        "fine_tune_epochs": fine_tune_epochs, "fine_tune_learning_rate": STUDENT_FINE_TUNE_LEARNING_RATE,
+        "baseline_epochs": head_epochs + fine_tune_epochs, "baseline_learning_rate": STUDENT_BASELINE_LEARNING_RATE,
+    }
+
+
 def _epochs(configured: Optional[int], target_steps: int, steps_per_epoch: int) -> int:
     if configured is not None:
         return configured

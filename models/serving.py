@@ -39,6 +39,11 @@ TASK_LABEL_NAMES_FILE = "label_names_{task}.txt"
 DEFAULT_SIGNATURE = "serving_default"
 IMAGE_BYTES_SIGNATURE = "serving_image_bytes"
 TEXT_SIGNATURE = "serving_text"
+# The penultimate features of a single-task Classifier, over serialized examples:
+# what label propagation (self-training), drift checks or a nearest-neighbour
+# search need from a served model besides its predictions.
+FEATURES_SIGNATURE = "serving_features"
+FEATURES_OUTPUT = "features"
 RESIZE_METHODS = ("bilinear", "nearest", "area", "bicubic")
 
 
@@ -82,6 +87,10 @@ class _ServingModule(tf.Module):
             self.serving_functions[IMAGE_BYTES_SIGNATURE] = _string_signature(self._serve_image_bytes, "images")
         else:
             self.serving_functions[TEXT_SIGNATURE] = _string_signature(self._serve_texts, "texts")
+        features = getattr(model, "features", None)
+        if features is not None and not self.task_tables:
+            self.feature_model = keras.Model(model.inputs, features, name="features")
+            self.serving_functions[FEATURES_SIGNATURE] = _string_signature(self._serve_features, "examples")
 
     def _outputs(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         predictions = self.model(inputs, training=False)
@@ -105,6 +114,10 @@ class _ServingModule(tf.Module):
     def _serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         inputs, _ = decode_examples(examples, self._modality, self._image_shape)
         return self._outputs(inputs)
+
+    def _serve_features(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        inputs, _ = decode_examples(examples, self._modality, self._image_shape)
+        return {FEATURES_OUTPUT: tf.cast(self.feature_model(inputs, training=False), tf.float32)}
 
     def _serve_image_bytes(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         height, width, channels = self._image_shape

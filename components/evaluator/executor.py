@@ -30,6 +30,7 @@ from tlpipe.components.evaluator import inputs, report
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE, PRODUCTION_ROLE, decide_blessing
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.convergence import convergence_table, load_history
+from tlpipe.components.evaluator.training_data import describe_training_data
 from tlpipe.components.evaluator.shift import shift_report, write_shift_report
 from tlpipe.components.evaluator.spec import BLESSING_FILE, SUMMARY_JSON
 from tlpipe.components.evaluator.tfma_analysis import (
@@ -139,6 +140,7 @@ def _model_summary(result: dict[str, Any], role: str, model_dir: str, label_name
         "accuracy": overall[ACCURACY],
         "top_k": {str(k): overall[top_k_metric(k)] for k in top_ks},
         "example_count": overall[EXAMPLE_COUNT],
+        "trained_on": describe_training_data(model_dir),
         "per_class": {
             label_names[class_id]: {"accuracy": metrics[ACCURACY], "example_count": metrics[EXAMPLE_COUNT]}
             for class_id, metrics in sorted(result["per_class"].items())

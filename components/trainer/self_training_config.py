@@ -1,32 +1,69 @@
-"""The `trainer.self_training` section: how a teacher's pseudo-labels join the labelled set."""
+"""The `trainer.self_training` section: who labels the unlabelled examples, and which labels join the student's set."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal, Optional
 
 from tlpipe.models.errors import ConfigError
+
+TEACHER = "teacher"
+PROPAGATION = "propagation"
+LABELERS = (TEACHER, PROPAGATION)
+
+# Per labeler, (threshold, max_per_class) when the config leaves them null.
+# The teacher's own probabilities are over-confident, so only its most sure
+# predictions, few per class, are taken. Propagated scores are spread over the
+# classes; measured on the embedded default (seed 0), 23,187 of 23,959
+# unlabelled images reach 0.5, and taking all of them (not the most confident
+# few, which sit next to the labelled examples and teach the student nothing
+# new) is what lifted the student from 0.788 (500 per class) to 0.913.
+LABELER_DEFAULTS = {TEACHER: (0.9, 100), PROPAGATION: (0.5, 100_000)}
 
 
 @dataclasses.dataclass
 class SelfTrainingConfig:
     """Pseudo-labelling of the `unlabeled` split (needs `ingest.unlabeled: true`).
 
-    The teacher labels every unlabelled example; those whose top probability is
-    at least `threshold` are candidates, and per class at most `max_per_class`
-    of them (the most confident) join the labelled training set, so that no
-    class floods the student. `rounds` students are trained in turn, each the
-    next one's teacher. The eval split (early stopping) and the test split are
-    never pseudo-labelled.
+    `labeler` "propagation" (the default) spreads the labelled examples' labels
+    over a nearest-neighbour graph of all training images (the teacher's
+    features beside the images' `raw_components` principal components);
+    "teacher" takes the teacher's own predictions. Those whose top score is at
+    least `threshold` are candidates, and per class at most `max_per_class` of
+    them (the highest scores) join the labelled training set, so that no class
+    floods the student (null: the labeler's default, `LABELER_DEFAULTS`).
+    `rounds` students are trained in turn, each the next one's teacher. The
+    eval split (early stopping) and the test split are never pseudo-labelled
+    and never part of the graph.
     """
 
-    threshold: float = 0.9
-    max_per_class: int = 100
+    labeler: Literal["teacher", "propagation"] = PROPAGATION
+    threshold: Optional[float] = None
+    max_per_class: Optional[int] = None
     rounds: int = 1
+    neighbors: int = 10
+    alpha: float = 0.99
+    raw_components: int = 100  # 0: the graph sees the teacher's features only
 
     def validate(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ConfigError("threshold", self.threshold, "a number in (0, 1): the teacher's minimum confidence")
-        if self.max_per_class < 1:
-            raise ConfigError("max_per_class", self.max_per_class, "an integer >= 1")
+        if self.labeler not in LABELERS:
+            raise ConfigError("labeler", self.labeler, " or ".join(LABELERS))
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
+            raise ConfigError("threshold", self.threshold,
+                              "null (the labeler's default) or a number in (0, 1): the minimum top score")
+        if self.max_per_class is not None and self.max_per_class < 1:
+            raise ConfigError("max_per_class", self.max_per_class, "null (the labeler's default) or an integer >= 1")
         if self.rounds < 1:
             raise ConfigError("rounds", self.rounds, "an integer >= 1")
+        if self.neighbors < 1:
+            raise ConfigError("neighbors", self.neighbors, "an integer >= 1")
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError("alpha", self.alpha, "a number in (0, 1): how far labels spread (0.99 in the paper)")
+        if self.raw_components < 0:
+            raise ConfigError("raw_components", self.raw_components, "an integer >= 0 (0: no raw-input view)")
+
+    def selection(self) -> tuple[float, int]:
+        """(threshold, max_per_class) with the labeler's defaults filled in."""
+        threshold, max_per_class = LABELER_DEFAULTS[self.labeler]
+        return (threshold if self.threshold is None else self.threshold,
+                max_per_class if self.max_per_class is None else self.max_per_class)

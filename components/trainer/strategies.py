@@ -60,7 +60,7 @@ _REGISTRY: dict[str, Strategy] = {
         Strategy(BASELINE, f"{_EXECUTOR}:train_baseline", REFERENCE,
                  "the same head on a randomly initialised network, its own tuned budget"),
         Strategy(SELF_TRAINING, f"{_SELF_TRAINING}:train_self_training", CANDIDATE,
-                 "the fine-tuned model pseudo-labels the unlabelled images; a student learns from both",
+                 "labels spread from the few labels over the unlabelled images (the fine-tuned model's features); a student learns from all",
                  requires_splits=(UNLABELED,), teacher="fine_tune_all"),
         Strategy(BASELINE_SELF_TRAINING, f"{_SELF_TRAINING}:train_baseline_self_training", REFERENCE,
                  "the from-scratch baseline with the same unlabelled images (trainer.baseline.self_training)",

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tlpipe.models.hyperrule import Schedule, batch_norm_settle_steps, make_schedule
+from tlpipe.models.hyperrule import Schedule, batch_norm_settle_steps, make_schedule, student_settings
 from tlpipe.models.errors import ConfigError, DataError
 
 
@@ -117,3 +117,14 @@ def test_source_schedule_caps_steps_and_epochs_and_may_stop_after_the_minimum():
     assert source_schedule(60, 3, batch_size=8, learning_rate=1e-3).baseline_epochs == SOURCE_MAX_EPOCHS
     given = source_schedule(60, 3, batch_size=8, learning_rate=1e-3, epochs=2)
     assert given.baseline_epochs == given.baseline_min_epochs == 2
+
+
+def test_a_large_pseudo_labelled_student_gets_a_fixed_step_budget_and_small_ones_keep_the_tiers():
+    assert student_settings(999) == {}
+    settings = student_settings(24_009)  # 188 steps per epoch at batch 128
+    assert settings["batch_size"] == 128
+    assert (settings["head_epochs"], settings["fine_tune_epochs"]) == (2, 5)  # >= 200 and >= 800 steps
+    assert settings["baseline_epochs"] == 7
+    assert settings["fine_tune_learning_rate"] < settings["head_learning_rate"]
+    schedule = make_schedule(24_009, 5, **{k: v for k, v in settings.items()})
+    assert schedule.fine_tune_steps == 5 * 188 and schedule.tier == "large"

@@ -73,7 +73,10 @@ def test_serving_default_answers_transformed_examples_like_the_model(image_model
 
 def test_signatures_declare_their_inputs_and_outputs(image_export):
     _, loaded = image_export
-    assert set(loaded.signatures) == {"serving_default", "serving_image_bytes"}
+    assert set(loaded.signatures) == {"serving_default", "serving_image_bytes", "serving_features"}
+    features = loaded.signatures["serving_features"]
+    assert features.structured_input_signature[1]["examples"] == tf.TensorSpec([None], tf.string, "examples")
+    assert features.structured_outputs["features"].dtype == tf.float32
     default = loaded.signatures["serving_default"]
     assert default.structured_input_signature[1]["examples"] == tf.TensorSpec([None], tf.string, "examples")
     outputs = default.structured_outputs
@@ -107,7 +110,16 @@ def test_label_names_config_and_history_travel_with_the_model(image_export):
     assert (metadata["modality"], metadata["image_size"], metadata["channels"]) == ("image", [16, 16], 3)
     assert metadata["config"] == {"strategy": "fine_tune_all"}
     assert metadata["history"] == {"entries": [{"step": 3}]}
-    assert metadata["signatures"] == ["serving_default", "serving_image_bytes"]
+    assert metadata["signatures"] == ["serving_default", "serving_features", "serving_image_bytes"]
+
+
+def test_serving_features_returns_the_classifier_base_features(image_model, image_export, pixels):
+    _, loaded = image_export
+    served = loaded.signatures["serving_features"](
+        examples=tf.constant([transformed_image_example(p) for p in pixels]))["features"].numpy()
+    expected = keras.Model(image_model.inputs, image_model.features)(pixels.astype(np.float32) / 255.0).numpy()
+    assert served.shape == expected.shape and served.shape[0] == len(pixels)
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_an_example_of_the_wrong_geometry_is_rejected(image_export):
@@ -130,7 +142,7 @@ def test_text_model_serves_examples_and_raw_texts(text_hub_module, tmp_path):
     # raw texts are normalised like the transform did: lower case, one space, no padding
     by_text = loaded.signatures["serving_text"](texts=tf.constant(["  GOOD \t movie ", "Awful  FILM"]))
     np.testing.assert_allclose(by_text["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
-    assert set(loaded.signatures) == {"serving_default", "serving_text"}
+    assert set(loaded.signatures) == {"serving_default", "serving_text", "serving_features"}
     assert load_serving_metadata(path)["image_size"] is None
 
 

@@ -24,8 +24,18 @@ def test_defaults_are_the_embedded_fashion_mnist_transfer():
     assert config.ingest.classes == FASHION_MNIST_LABELS[5:]
     assert config.source.ingest.classes == FASHION_MNIST_LABELS[:5]
     assert config.ingest.shots == {"train": 10, "eval": 10}
+    assert config.ingest.unlabeled and config.trainer.self_training.labeler == "propagation"
+    assert config.trainer.strategies == ["feature_extraction", "fine_tune_all", "self_training"]
     assert config.uses_source_module
     assert config.beam.runner == "in_process"
+
+
+def test_other_target_data_starts_without_self_training(tmp_path):
+    config = load_config(overrides=["ingest.source=image_folder:/data/flowers"])
+    assert config.trainer.strategies == ["feature_extraction", "fine_tune_all"] and not config.ingest.unlabeled
+    chosen = load_config(overrides=["ingest.source=image_folder:/data/flowers", "ingest.unlabeled=true",
+                                    "ingest.shots.train=5", "trainer.strategies=[self_training]"])
+    assert chosen.trainer.strategies == ["self_training"]
 
 
 def test_file_overrides_defaults_and_set_overrides_file(tmp_path):

@@ -98,6 +98,37 @@ def test_self_training_pseudo_labels_only_the_unlabeled_split(with_unlabeled, gr
         assert json.load(handle)["model_dir"] == final["teacher"]
 
 
+def test_propagation_labels_the_unlabeled_split_by_its_neighbourhoods(with_unlabeled, grey_hub_module, tmp_path):
+    transformed_dir, unlabeled_ids = with_unlabeled
+    _, truth = class_images(8, seed=7)  # the labels the unlabeled split was written without
+    train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="fine_tune_all",
+                   handle=grey_hub_module)
+    output = str(tmp_path / "self_training")
+    summary = train_self_training(_config(neighbors=3, raw_components=8), transformed_dir, output,
+                                  handle=grey_hub_module, teacher_model_dir=str(tmp_path / "teacher"))
+    seen = summary["self_training"]
+    assert seen["labeler"].startswith("label propagation") and "8 principal components" in seen["labeler"]
+    assert (seen["threshold"], seen["max_per_class"]) == (0.5, 100_000)  # the propagation labeler's defaults
+    assert seen["student_schedule"] == {}  # 18 + 24 examples: the size tiers apply
+    with open(os.path.join(output, PSEUDO_LABELS_FILE)) as handle:
+        examples = json.load(handle)["examples"]
+    assert examples and {example["id"] for example in examples} <= set(unlabeled_ids)
+    by_id = dict(zip(unlabeled_ids, truth.tolist()))
+    right = sum(example["label"] == by_id[example["id"]] for example in examples)
+    assert right / len(examples) >= 0.9, examples
+
+
+def test_teacher_labeler_takes_the_teacher_predictions(with_unlabeled, grey_hub_module, tmp_path):
+    transformed_dir, _ = with_unlabeled
+    train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="fine_tune_all",
+                   handle=grey_hub_module)
+    summary = train_self_training(_config(labeler="teacher", threshold=0.34, max_per_class=2), transformed_dir,
+                                  str(tmp_path / "out"), handle=grey_hub_module,
+                                  teacher_model_dir=str(tmp_path / "teacher"))
+    seen = summary["self_training"]
+    assert seen["labeler"] == "the teacher's own predictions" and seen["pseudo_labelled"] <= 6
+
+
 def test_scratch_baseline_self_trains_from_a_scratch_teacher(with_unlabeled, grey_hub_module, tmp_path):
     transformed_dir, _ = with_unlabeled
     train_baseline(_config(), transformed_dir, str(tmp_path / "baseline"), handle=grey_hub_module)
@@ -119,3 +150,6 @@ def test_self_training_errors_name_what_is_missing(transformed_dir, grey_hub_mod
     with pytest.raises(ConfigError) as error:
         SelfTrainingConfig(threshold=1.0).validate()
     assert error.value.key == "threshold"
+    with pytest.raises(ConfigError) as error:
+        SelfTrainingConfig(labeler="oracle").validate()
+    assert error.value.key == "labeler"

@@ -93,7 +93,7 @@ def test_text_models_train_and_serve_raw_texts(text_hub_module, text_transformed
     summary = train_transfer(small_config(batch_size=2, head_epochs=1), text_transformed_dir, str(tmp_path / "text"),
                              strategy="feature_extraction", handle=text_hub_module)
     loaded = tf.saved_model.load(summary["model_dir"])
-    assert set(loaded.signatures) == {"serving_default", "serving_text"}
+    assert set(loaded.signatures) == {"serving_default", "serving_text", "serving_features"}
     outputs = loaded.signatures["serving_text"](texts=tf.constant(["Good  CAST", "dull film"]))
     assert outputs["probabilities"].shape == (2, 2)
     assert {name.decode() for name in outputs["class_names"].numpy()} <= {"positive", "negative"}
