@@ -28,7 +28,9 @@ def _read(folder: str, name: str) -> Optional[dict[str, Any]]:
 def _examples(metadata: dict[str, Any]) -> str:
     counts = {split: sum(per_class.values()) for split, per_class in metadata.get("counts", {}).items()}
     splits = ", ".join(f"{split} {count}" for split, count in counts.items())
-    return f"{sum(counts.values())} examples ({splits}), {metadata.get('num_classes', '?')} classes"
+    unlabeled = (metadata.get("unlabeled") or {}).get("num_examples")
+    pool = f" + {unlabeled} unlabelled" if unlabeled else ""
+    return f"{sum(counts.values())} examples ({splits}){pool}, {metadata.get('num_classes', '?')} classes"
 
 
 def _evaluation(summary: dict[str, Any]) -> str:

@@ -1,0 +1,20 @@
+"""A step's end line: what its output folder holds, in a few words."""
+
+from tlpipe.models.artifacts import write_json
+from tlpipe.pipeline.step_summary import artifact_summary
+
+
+def test_an_examples_folder_counts_its_splits_and_its_unlabelled_pool(tmp_path):
+    counts = {"train": {"a": 10, "b": 10}, "eval": {"a": 5, "b": 5}}
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "pool").mkdir()
+    write_json(str(tmp_path / "plain" / "metadata.json"), {"counts": counts, "num_classes": 2})
+    assert artifact_summary(str(tmp_path / "plain")) == "30 examples (eval 10, train 20), 2 classes"
+    write_json(str(tmp_path / "pool" / "metadata.json"),
+               {"counts": counts, "num_classes": 2, "unlabeled": {"num_examples": 700, "split": "unlabeled"}})
+    assert artifact_summary(str(tmp_path / "pool")) == "30 examples (eval 10, train 20) + 700 unlabelled, 2 classes"
+
+
+def test_a_trainer_folder_names_its_strategy_and_eval_accuracy(tmp_path):
+    write_json(str(tmp_path / "summary.json"), {"strategy": "self_training", "eval_accuracy": 0.92})
+    assert artifact_summary(str(tmp_path)) == "self_training: eval accuracy 0.920"
