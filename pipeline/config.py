@@ -183,8 +183,10 @@ def _defaults_for(user: dict[str, Any]) -> dict[str, Any]:
     """The defaults under the user's settings: the embedded example's only where its data is used.
 
     An ingest section whose `source` the user changed gets generic defaults
-    (and the target's, the generic strategies), and so does the published source module's folder when the source task's
-    data changed (the embedded module would otherwise be reused for other data).
+    (and a changed target, the generic strategies: without an unlabeled split,
+    no self_training), and so does the published source module's folder when
+    the source task's data changed (the embedded module would otherwise be
+    reused for other data).
     """
     defaults = to_dict(PipelineConfig())
     for path in INGEST_SECTIONS:
