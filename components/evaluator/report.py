@@ -79,10 +79,13 @@ def models_table(summary: dict[str, Any]) -> Table:
     return header, rows
 
 
+def trained_on(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """(model, what data it learnt from) for the models whose trainer summary says so."""
+    return [(name, model["trained_on"]) for name, model in summary["models"].items() if model.get("trained_on")]
+
+
 def _trained_on_lines(summary: dict[str, Any]) -> list[str]:
-    """Markdown lines: what data each model learnt from (trainer summaries), when known."""
-    lines = [f"- `{name}` trained on {model['trained_on']}" for name, model in summary["models"].items()
-             if model.get("trained_on")]
+    lines = [f"- `{name}` trained on {data}" for name, data in trained_on(summary)]
     return ["Training data:", "", *lines, ""] if lines else []
 
 
@@ -209,8 +212,8 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         f"<h2>{_esc(headline(summary))}</h2><ul>{reasons}</ul></div>",
         f"<ul>{notes}</ul>" if notes else "",
         "<h2>Models</h2>", _html_table(models_table(summary)),
-        "<ul>" + "".join(f"<li><code>{_esc(name)}</code> trained on {_esc(model['trained_on'])}</li>"
-                         for name, model in summary["models"].items() if model.get("trained_on")) + "</ul>",
+        "<ul>" + "".join(f"<li><code>{_esc(name)}</code> trained on {_esc(data)}</li>"
+                         for name, data in trained_on(summary)) + "</ul>",
         "<h2>Comparisons behind the blessing</h2>",
         f"<p>Thresholds: test accuracy at least {summary['thresholds']['min_accuracy']:.3f}; "
         f"improvement over each reference at least {summary['thresholds']['min_improvement']:+.3f} "

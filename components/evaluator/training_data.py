@@ -10,15 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from tlpipe.components.trainer.spec import SUMMARY_FILE
 from tlpipe.models.artifacts import read_json
-
-TRAINER_SUMMARY = "summary.json"
 
 
 def describe_training_data(model_dir: str) -> Optional[str]:
     """e.g. "50 labelled + 21,345 pseudo-labelled (label propagation ...) of 23,959 unlabelled; 50 eval (early
     stopping)"; None when the model does not come from a tlpipe trainer (no summary.json beside it)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(model_dir)), TRAINER_SUMMARY)
+    path = os.path.join(os.path.dirname(os.path.abspath(model_dir)), SUMMARY_FILE)
     if not os.path.isfile(path):
         return None
     summary: dict[str, Any] = read_json(path)

@@ -65,7 +65,7 @@ from tlpipe.models.errors import DataError, ModelError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.hyperrule import student_settings
 from tlpipe.models.propagation import join_views, principal_components, propagate_labels
-from tlpipe.models.serving import FEATURES_OUTPUT, FEATURES_SIGNATURE
+from tlpipe.models.serving import DEFAULT_SIGNATURE, FEATURES_OUTPUT, FEATURES_SIGNATURE
 from tlpipe.models.progress import log
 
 PSEUDO_LABELS_FILE = "pseudo_labels.json"
@@ -172,8 +172,8 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
                                  for example_id, label in zip(_ids(chosen), labels)],
         })
         round_work = os.path.join(work_dir, f"round-{round_index}") if work_dir else None
-        student_config = _student_config(config, data.num_train)
-        extra = {"self_training": {**seen, "student_schedule": _changed(config, student_config)}}
+        student_config, student_schedule = _student_config(config, data.num_train)
+        extra = {"self_training": {**seen, "student_schedule": student_schedule}}
         if scratch:
             summary = _train_baseline(student_config, transformed_dir, round_dir, handle=handle, strategy=strategy,
                                       work_dir=round_work, data=data, extra=extra)
@@ -213,28 +213,18 @@ def _describe_labeler(settings: SelfTrainingConfig, modality: str) -> str:
             f"of the train and unlabeled splits ({views}; alpha {settings.alpha})")
 
 
-def _student_config(config: TrainerConfig, num_train: int) -> TrainerConfig:
-    """`config` with the student's schedule (`student_settings`) wherever the user left the value null."""
-    chosen = student_settings(num_train)
-    baseline = {key.removeprefix("baseline_"): value for key, value in chosen.items() if key.startswith("baseline_")}
-    top = {key: value for key, value in chosen.items() if not key.startswith("baseline_")}
-    return dataclasses.replace(
-        config,
-        **{key: value for key, value in top.items() if getattr(config, key) is None},
-        baseline=dataclasses.replace(
-            config.baseline, **{key: value for key, value in baseline.items() if getattr(config.baseline, key) is None}),
-    )
-
-
-def _changed(config: TrainerConfig, student: TrainerConfig) -> dict[str, Any]:
-    """The schedule settings the student got from `student_settings` (empty when the size tiers apply)."""
-    changed = {key: getattr(student, key) for key in ("batch_size", "head_epochs", "head_learning_rate",
-                                                      "fine_tune_epochs", "fine_tune_learning_rate")
-               if getattr(student, key) != getattr(config, key)}
-    for key in ("epochs", "learning_rate"):
-        if getattr(student.baseline, key) != getattr(config.baseline, key):
-            changed[f"baseline_{key}"] = getattr(student.baseline, key)
-    return changed
+def _student_config(config: TrainerConfig, num_train: int) -> tuple[TrainerConfig, dict[str, Any]]:
+    """`config` with the student's schedule (`student_settings`) wherever the user left the value null,
+    and the settings so applied (empty when the size tiers apply)."""
+    applied: dict[str, Any] = {}
+    top, baseline = {}, {}
+    for key, value in student_settings(num_train).items():
+        field = key.removeprefix("baseline_")
+        section, target = (config.baseline, baseline) if field != key else (config, top)
+        if getattr(section, field) is None:
+            target[field] = applied[key] = value
+    student = dataclasses.replace(config, **top, baseline=dataclasses.replace(config.baseline, **baseline))
+    return student, applied
 
 
 def _split_records(transformed_dir: str, split: str) -> list[bytes]:
@@ -254,10 +244,8 @@ def _serving_model_dir(path: str) -> str:
 
 def _predict(model_dir: str, records: list[bytes], num_classes: int) -> np.ndarray:
     """The teacher's class probabilities [N, K] through its `serving_default` over serialized examples."""
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    batches = [serve(examples=tf.constant(records[start:start + _PREDICT_BATCH]))["probabilities"].numpy()
-               for start in range(0, len(records), _PREDICT_BATCH)]
-    probabilities = np.concatenate(batches)
+    serve = tf.saved_model.load(model_dir).signatures[DEFAULT_SIGNATURE]
+    probabilities = _in_batches(serve, records, "probabilities")
     if probabilities.shape[1] != num_classes:
         raise ModelError(f"teacher {model_dir!r} predicts {probabilities.shape[1]} classes; the data has {num_classes}")
     return probabilities
@@ -272,8 +260,12 @@ def _features(model_dir: str, records: list[bytes]) -> np.ndarray:
             "label propagation needs the features of a single-task model exported by this version of tlpipe: "
             "retrain the teacher, or set trainer.self_training.labeler: teacher"
         )
-    serve = signatures[FEATURES_SIGNATURE]
-    return np.concatenate([serve(examples=tf.constant(records[start:start + _PREDICT_BATCH]))[FEATURES_OUTPUT].numpy()
+    return _in_batches(signatures[FEATURES_SIGNATURE], records, FEATURES_OUTPUT)
+
+
+def _in_batches(serve: Any, records: list[bytes], output: str) -> np.ndarray:
+    """One output of a serving signature over serialized examples, `_PREDICT_BATCH` at a time."""
+    return np.concatenate([serve(examples=tf.constant(records[start:start + _PREDICT_BATCH]))[output].numpy()
                            for start in range(0, len(records), _PREDICT_BATCH)])
 
 
