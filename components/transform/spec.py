@@ -29,14 +29,24 @@ TRANSFORM = ComponentSpec(
 
 
 def image_geometry(config: TransformConfig, options: dict[str, Any]) -> tuple[Optional[tuple[int, int]], Optional[int]]:
-    """Image size and channels the model expects: the config's, the options', else the module's own."""
-    if config.image_size:
-        return tuple(config.image_size), config.channels
-    if options.get("image_size"):
+    """Image size and channels the model expects: the config's, the options', else the module's own.
+
+    A configured `image_size` with `channels` null still takes the module's
+    channels (an RGB module fed grey images needs them turned into RGB).
+    """
+    if not config.image_size and options.get("image_size"):
         return tuple(options["image_size"]), options.get("channels")
-    handle = options.get("handle")
+    if config.image_size and config.channels is not None:
+        return tuple(config.image_size), config.channels
+    module_size, module_channels = _module_geometry(options.get("handle"))
+    size = tuple(config.image_size) if config.image_size else module_size
+    return size, config.channels or module_channels
+
+
+def _module_geometry(handle: Optional[str]) -> tuple[Optional[tuple[int, int]], Optional[int]]:
+    """(height, width) and channels the trainer's preset or hub module declares; Nones when unknown."""
     if not handle:
-        return None, config.channels
+        return None, None
     from tlpipe.models.presets import PRESETS
 
     if handle in PRESETS:
@@ -47,9 +57,9 @@ def image_geometry(config: TransformConfig, options: dict[str, Any]) -> tuple[Op
 
     input_size = HubFeatureVector(handle).input_size
     if input_size is None:
-        return None, config.channels
+        return None, None
     height, width, channels = input_size
-    return (height, width), config.channels or channels
+    return (height, width), channels
 
 
 def run(args: StepArgs) -> dict[str, Any]:
