@@ -226,17 +226,29 @@ def _same_architecture(metadata: dict, input_shape: Sequence[int] | None) -> ker
 
 
 def _configured_network(
-    input_dtype: str, input_size: Sequence[int] | None, cnn_filters: Sequence[int], source: str
+    input_dtype: str, input_size: Sequence[int] | None, cnn_filters: Sequence[int], source: str,
+    resize_to: Sequence[int] | None = None,
 ) -> tuple[keras.Model, str, str]:
-    """The configured from-scratch network: (network, its kind, a description)."""
+    """The configured from-scratch network: (network, its kind, a description).
+
+    `resize_to` (height, width) makes the small CNN see the images resized
+    (area-averaged) to that size inside the model, which still takes the data's size.
+    """
     if input_dtype == "string":
         network = keras.Sequential(
             [keras.Input(shape=(), dtype="string"), HashedEmbeddingBag(TEXT_BAG_BUCKETS, TEXT_BAG_DIM)],
             name=BASE_LAYER_NAME,
         )
         return network, "embedding_bag", f"a hashed embedding bag ({TEXT_BAG_BUCKETS} buckets, {TEXT_BAG_DIM}-d)"
-    network = build_small_cnn(_require_size(input_size, source), cnn_filters, name=BASE_LAYER_NAME)
-    return network, "small_cnn", f"a small CNN with filters {list(cnn_filters)}"
+    shape = _require_size(input_size, source)
+    description = f"a small CNN with filters {list(cnn_filters)}"
+    if resize_to is None or tuple(resize_to) == tuple(shape[:2]):
+        return build_small_cnn(shape, cnn_filters, name=BASE_LAYER_NAME), "small_cnn", description
+    inputs = keras.Input(shape=shape, name="image")
+    resized = keras.layers.Resizing(*resize_to, interpolation="area", name="resize")(inputs)
+    cnn = build_small_cnn((*resize_to, shape[-1]), cnn_filters, name="small_cnn")
+    network = keras.Model(inputs, cnn(resized), name=BASE_LAYER_NAME)
+    return network, "small_cnn", f"{description} on the images resized to {list(resize_to)}"
 
 
 def build_baseline_model(
@@ -249,17 +261,20 @@ def build_baseline_model(
     hidden_units: Sequence[int] = (),
     input_shape: Sequence[int] | None = None,
     name: str | None = None,
+    resize_to: Sequence[int] | None = None,
 ) -> keras.Model:
     """The from-scratch competitor of `build_transfer_model(handle_or_preset, ...)`: same head, random base.
 
     architecture "same" rebuilds the module's own network when its config is
     recorded (modules published by `export_hub_module`) and rebuildable here;
     otherwise, and for "small_cnn", images get `build_small_cnn(cnn_filters)`
-    and text a hashed embedding bag.
+    and text a hashed embedding bag; `resize_to` (height, width) has the small
+    CNN see the images resized to that size inside the model.
     """
     _check_head(num_classes, dropout, hidden_units)
     network, input_dtype, used, reason = baseline_network(handle_or_preset, architecture=architecture,
-                                                          cnn_filters=cnn_filters, input_shape=input_shape)
+                                                          cnn_filters=cnn_filters, input_shape=input_shape,
+                                                          resize_to=resize_to)
     model = Classifier(network, num_classes, input_dtype=input_dtype, input_shape=tuple(network.inputs[0].shape[1:]),
                        dropout=dropout, hidden_units=hidden_units, name=name or "baseline")
     model.baseline_architecture = used
@@ -271,6 +286,7 @@ def build_baseline_model(
 def baseline_network(
     handle_or_preset: str, *, architecture: Literal["same", "small_cnn"] = "same",
     cnn_filters: Sequence[int] = (32, 64, 128), input_shape: Sequence[int] | None = None,
+    resize_to: Sequence[int] | None = None,
 ) -> tuple[keras.Model, str, str, str]:
     """The randomly initialised `feature_extractor` of a baseline: (network, input dtype, kind used, why)."""
     if architecture not in BASELINE_ARCHITECTURES:
@@ -288,6 +304,7 @@ def baseline_network(
         except (TypeError, ValueError) as error:  # e.g. a custom layer not importable here
             reason = f"the architecture recorded in {handle_or_preset!r} cannot be rebuilt here ({error})"
     if network is None:
-        network, used, description = _configured_network(input_dtype, input_size, cnn_filters, handle_or_preset)
+        network, used, description = _configured_network(input_dtype, input_size, cnn_filters, handle_or_preset,
+                                                         resize_to)
         reason = f"{reason}: using {description}"
     return network, input_dtype, used, reason

@@ -23,7 +23,7 @@ from tlpipe.components.pusher.spec import PUSH, PUSHED, RESOLVE_PRODUCTION
 from tlpipe.components.rank.spec import RANK
 from tlpipe.components.trainer.spec import PRETRAIN, SELECTED, SOURCE_DOMAIN, TEACHERS, TRAIN
 from tlpipe.components.trainer.strategies import (
-    BASELINE_SELF_TRAINING, get_strategy, needs_source_domain, strategies_to_run,
+    BASELINE_SELF_TRAINING, get_strategy, needs_source_domain, strategies_to_run, teacher_of,
 )
 from tlpipe.components.transform.spec import TRANSFORM, TRANSFORMED
 from tlpipe.pipeline.config import PipelineConfig
@@ -57,9 +57,10 @@ def transfer_graph(ops: Any, config: PipelineConfig, locations: Locations, handl
     models: dict[str, Any] = {}
     for name in train_steps(config):
         strategy = get_strategy(name)
+        teacher = teacher_of(name, config.trainer.teachers())
         models[name] = ops.run(TRAIN, f"train-{name}", options={"strategy": name, "handle": handle}, values=selection,
                                inputs={TRANSFORMED: transformed,
-                                       TEACHERS: {strategy.teacher: models[strategy.teacher]} if strategy.teacher else {},
+                                       TEACHERS: {teacher: models[teacher]} if teacher else {},
                                        SOURCE_DOMAIN: source_domain if strategy.source_domain else {}})
     production = ops.run(RESOLVE_PRODUCTION, "resolve", options={
         "serving_dir": locations.serving_dir, "compare_with_production": config.evaluator.compare_with_production})
@@ -89,7 +90,7 @@ def transfer_output_names(config: PipelineConfig) -> list[str]:
 def train_steps(config: PipelineConfig) -> list[str]:
     """The strategies a run trains, teachers first: the configured candidates, the baseline(s)."""
     references = (BASELINE_SELF_TRAINING,) if config.trainer.baseline.self_training else ()
-    return strategies_to_run(config.trainer.strategies, references)
+    return strategies_to_run(config.trainer.strategies, references, config.trainer.teachers())
 
 
 def _outputs_type(names: list[str], artifact_type: Any) -> type:

@@ -13,7 +13,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.trainer.domain_config import DomainConfig
 from tlpipe.components.trainer.multi_task_config import TaskConfig, check_tasks
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-from tlpipe.components.trainer.strategies import CANDIDATE_STRATEGIES, MULTI_TASK
+from tlpipe.components.trainer.strategies import CANDIDATE_STRATEGIES, MULTI_TASK, SELF_TRAINING
 from tlpipe.models.errors import ConfigError
 from tlpipe.models.regularization import Regularization
 
@@ -64,11 +64,15 @@ class BaselineConfig:
     known; 'small_cnn' uses a configured small CNN. `self_training` gives the
     baseline the same unlabelled data as the `self_training` strategy (a
     from-scratch teacher pseudo-labels it for a from-scratch student), for an
-    apples-to-apples comparison.
+    apples-to-apples comparison. `input_size` [height, width] has the small
+    CNN see the images resized to that size inside the model (null: the
+    transformed size): a network trained from scratch on 28x28 images does
+    better at 28x28 than on the same images upsampled for a pre-trained module.
     """
 
     architecture: Literal["same", "small_cnn"] = "same"
     cnn_filters: list[int] = dataclasses.field(default_factory=lambda: [32, 64, 128])
+    input_size: Optional[list[int]] = None
     learning_rate: Optional[float] = None
     epochs: Optional[int] = None
     self_training: bool = False
@@ -78,6 +82,8 @@ class BaselineConfig:
             raise ConfigError("cnn_filters", self.cnn_filters, "a non-empty list of integers >= 1")
         _check_optional_positive(self, ("epochs",), integer=True)
         _check_optional_positive(self, ("learning_rate",), integer=False)
+        if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) < 8):
+            raise ConfigError("input_size", self.input_size, "null or [height, width], both >= 8")
 
 
 def _check_optional_positive(section: object, names: tuple[str, ...], *, integer: bool) -> None:
@@ -130,6 +136,10 @@ class TrainerConfig:
     cache_frozen_features: bool = True
     seed: int = 0
     distribution: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+
+    def teachers(self) -> dict[str, str]:
+        """Strategy -> the strategy that teaches it, where the config chooses (self-training's teacher)."""
+        return {SELF_TRAINING: self.self_training.teacher}
 
     def validate(self) -> None:
         if not self.strategies:

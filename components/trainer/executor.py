@@ -102,6 +102,7 @@ def _train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str
             handle, data.num_classes, architecture=config.baseline.architecture,
             cnn_filters=config.baseline.cnn_filters, dropout=config.head.dropout,
             hidden_units=config.head.hidden_units, input_shape=data.image_shape, name="baseline",
+            resize_to=config.baseline.input_size,
         )
 
     def fit(model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 The few labels of a k-shot target leave most of its training images unused;
 ingest writes them, labels removed, as the `unlabeled` split
-(`ingest.unlabeled: true`). A teacher (the fine-tuned model, as exported by
-the trainer) is trained first. Its labeler (`trainer.self_training.labeler`):
+(`ingest.unlabeled: true`). A teacher (`trainer.self_training.teacher`: the
+fine-tuned model by default, or the frozen `feature_extraction` model, as
+exported by the trainer) is trained first, in its own step. Its labeler (`trainer.self_training.labeler`):
 
 - "propagation" (the default): the labelled train examples' labels are spread
   over a nearest-neighbour graph of the train and unlabeled examples, built on
@@ -16,7 +17,9 @@ the trainer) is trained first. Its labeler (`trainer.self_training.labeler`):
   pseudo-label self-training).
 
 The pseudo-labelled examples join the labelled training set and a student is
-trained from the pre-trained module again with the two-phase fit (a student
+trained from the pre-trained module again (`trainer.self_training.student`:
+the two-phase fit of `fine_tune_all` by default, or a head on the frozen
+module's features, `feature_extraction`; a student
 set of a thousand examples or more gets the hyper-rule's `student_settings`
 budget instead of its size tier's). For `rounds` > 1 each student is the next
 round's teacher.
@@ -70,8 +73,11 @@ from tlpipe.models.progress import log
 
 PSEUDO_LABELS_FILE = "pseudo_labels.json"
 ROUNDS_DIR = "rounds"
-STUDENT_FIT = "fine_tune_all"  # how the transfer student is fitted: two-phase, the whole base fine-tuned
 _PREDICT_BATCH = 512
+# The raw-pixel view of the graph sees images area-averaged to at most this side: principal components cost
+# O(N * D^2) in the number of input values D, and upsampled images (28x28 Fashion-MNIST fed to a 96x96 module)
+# carry no more than their native resolution anyway.
+RAW_VIEW_SIDE = 32
 
 
 def train_self_training(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
@@ -178,7 +184,7 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
             summary = _train_baseline(student_config, transformed_dir, round_dir, handle=handle, strategy=strategy,
                                       work_dir=round_work, data=data, extra=extra)
         else:
-            summary = _train_transfer(student_config, transformed_dir, round_dir, strategy=STUDENT_FIT,
+            summary = _train_transfer(student_config, transformed_dir, round_dir, strategy=settings.student,
                                       handle=handle, work_dir=round_work, name=strategy, data=data, extra=extra)
         teacher = summary["model_dir"]
     return summary
@@ -195,12 +201,24 @@ def _label_scores(settings: SelfTrainingConfig, teacher: str, transformed_dir: s
                                       with_label=True)
     views = [_features(teacher, everything)]
     if labelled.modality == "image" and settings.raw_components:
-        pixels, _ = decode_examples(tf.constant(everything), labelled.modality, labelled.image_shape)
-        views.append(principal_components(pixels.numpy(), settings.raw_components))
+        views.append(principal_components(_raw_view(everything, labelled), settings.raw_components))
     seeds = np.concatenate([train_labels.numpy().astype(np.int64), np.full(len(records), -1, np.int64)])
     scores = propagate_labels(join_views(views), seeds, labelled.num_classes,
                               neighbors=min(settings.neighbors, len(seeds) - 1), alpha=settings.alpha)
     return scores[len(train_records):]
+
+
+def _raw_view(records: list[bytes], labelled: TransformedData) -> np.ndarray:
+    """The images of `records`, area-averaged to at most RAW_VIEW_SIDE a side, flattened, in batches."""
+    height, width = labelled.image_shape[:2]
+    scale = RAW_VIEW_SIDE / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale))) if scale < 1 else (height, width)
+    views = []
+    for start in range(0, len(records), _PREDICT_BATCH):
+        pixels, _ = decode_examples(tf.constant(records[start:start + _PREDICT_BATCH]), labelled.modality,
+                                    labelled.image_shape)
+        views.append(tf.image.resize(pixels, size, method="area").numpy().reshape(len(pixels), -1))
+    return np.concatenate(views)
 
 
 def _describe_labeler(settings: SelfTrainingConfig, modality: str) -> str:
@@ -208,7 +226,8 @@ def _describe_labeler(settings: SelfTrainingConfig, modality: str) -> str:
         return "the teacher's own predictions"
     views = "the teacher's features"
     if modality == "image" and settings.raw_components:
-        views += f" and the images' first {settings.raw_components} principal components"
+        views += (f" and the first {settings.raw_components} principal components of the images "
+                  f"(at most {RAW_VIEW_SIDE}x{RAW_VIEW_SIDE})")
     return (f"label propagation from the labelled train split over a {settings.neighbors}-nearest-neighbour graph "
             f"of the train and unlabeled splits ({views}; alpha {settings.alpha})")
 

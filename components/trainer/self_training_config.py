@@ -21,6 +21,12 @@ LABELERS = (TEACHER, PROPAGATION)
 # pipeline) to 0.920.
 LABELER_DEFAULTS = {TEACHER: (0.9, 100), PROPAGATION: (0.5, 100_000)}
 
+# The strategies whose model may teach (its features build the graph, or its predictions label), and how the
+# transferred student may be fitted. A strong pre-trained module (ImageNet) teaches well frozen, and its
+# frozen student is cheap; a weak one (a small home-made source) needs fine-tuning for both.
+TEACHERS = ("fine_tune_all", "fine_tune_top", "feature_extraction")
+STUDENT_FITS = ("fine_tune_all", "fine_tune_top", "feature_extraction")
+
 
 @dataclasses.dataclass
 class SelfTrainingConfig:
@@ -35,7 +41,10 @@ class SelfTrainingConfig:
     floods the student (null: the labeler's default, `LABELER_DEFAULTS`).
     `rounds` students are trained in turn, each the next one's teacher. The
     eval split (early stopping) and the test split are never pseudo-labelled
-    and never part of the graph.
+    and never part of the graph. `teacher` is the strategy whose model teaches
+    the first round (it trains first, in its own step); `student` is how the
+    transferred student is fitted (`feature_extraction`: a head on the frozen
+    module, its features computed once).
     """
 
     labeler: Literal["teacher", "propagation"] = PROPAGATION
@@ -45,6 +54,8 @@ class SelfTrainingConfig:
     neighbors: int = 10
     alpha: float = 0.99
     raw_components: int = 100  # 0: the graph sees the teacher's features only
+    teacher: Literal["fine_tune_all", "fine_tune_top", "feature_extraction"] = "fine_tune_all"
+    student: Literal["fine_tune_all", "fine_tune_top", "feature_extraction"] = "fine_tune_all"
 
     def validate(self) -> None:
         if self.labeler not in LABELERS:
@@ -60,6 +71,10 @@ class SelfTrainingConfig:
             raise ConfigError("neighbors", self.neighbors, "an integer >= 1")
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError("alpha", self.alpha, "a number in (0, 1): how far labels spread (0.99 in the paper)")
+        if self.teacher not in TEACHERS:
+            raise ConfigError("teacher", self.teacher, TEACHERS)
+        if self.student not in STUDENT_FITS:
+            raise ConfigError("student", self.student, STUDENT_FITS)
         if self.raw_components < 0:
             raise ConfigError("raw_components", self.raw_components, "an integer >= 0 (0: no raw-input view)")
 

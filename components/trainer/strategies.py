@@ -16,7 +16,8 @@ for strategies that have one.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from types import MappingProxyType
+from typing import Literal, Mapping, Optional
 
 CANDIDATE = "candidate"
 REFERENCE = "reference"
@@ -61,7 +62,7 @@ _REGISTRY: dict[str, Strategy] = {
                  "the same head on a randomly initialised network, its own tuned budget"),
         Strategy(SELF_TRAINING, f"{_SELF_TRAINING}:train_self_training", CANDIDATE,
                  "labels spread from the few labels over the unlabelled images (the fine-tuned model's features); a student learns from all",
-                 requires_splits=(UNLABELED,), teacher="fine_tune_all"),
+                 requires_splits=(UNLABELED,), teacher="fine_tune_all"),  # or trainer.self_training.teacher
         Strategy(BASELINE_SELF_TRAINING, f"{_SELF_TRAINING}:train_baseline_self_training", REFERENCE,
                  "the from-scratch baseline with the same unlabelled images (trainer.baseline.self_training)",
                  requires_splits=(UNLABELED,), teacher=BASELINE),
@@ -105,13 +106,20 @@ def get_strategy(name: str) -> Strategy:
         raise KeyError(f"unknown strategy {name!r}; known: {', '.join(_REGISTRY)}") from None
 
 
-def strategies_to_run(candidates: list[str], references: tuple[str, ...] = ()) -> list[str]:
+def teacher_of(name: str, teachers: Mapping[str, str]) -> Optional[str]:
+    """The strategy whose model teaches `name`: the configured one in `teachers`, else the registry's."""
+    return teachers.get(name, get_strategy(name).teacher)
+
+
+def strategies_to_run(candidates: list[str], references: tuple[str, ...] = (),
+                      teachers: Mapping[str, str] = MappingProxyType({})) -> list[str]:
     """The train steps of a run: each teacher before its students, then the candidates' references
-    (the from-scratch baseline, or source_only for domain adaptation) and `references`."""
+    (the from-scratch baseline, or source_only for domain adaptation) and `references`. `teachers`
+    overrides the registry's teacher of a strategy (`trainer.self_training.teacher`)."""
     compared_with = list(dict.fromkeys(get_strategy(name).reference for name in candidates))
     ordered: list[str] = []
     for name in [*candidates, *compared_with, *references]:
-        teacher = get_strategy(name).teacher
+        teacher = teacher_of(name, teachers)
         if teacher and teacher not in ordered:
             ordered.append(teacher)
         if name not in ordered:

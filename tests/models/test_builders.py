@@ -103,6 +103,20 @@ def test_baseline_small_cnn_on_request(keras_hub_module):
         build_baseline_model(keras_hub_module, 3, architecture="deep")
 
 
+def test_baseline_small_cnn_sees_the_images_resized_inside_the_model(keras_hub_module, tiny_images):
+    model = build_baseline_model(keras_hub_module, 3, architecture="small_cnn", cnn_filters=(4,), resize_to=(8, 8))
+    assert tuple(model.inputs[0].shape) == (None, 16, 16, 3)  # it still takes the data's size
+    network = model.get_layer("feature_extractor")
+    assert tuple(network.get_layer("small_cnn").inputs[0].shape) == (None, 8, 8, 3)
+    assert model.baseline_reason.endswith("on the images resized to [8, 8]")
+    # The resize is area averaging: a 2x2-constant image resized to half its size keeps its values.
+    probe = keras.Model(network.inputs, network.get_layer("resize").output)
+    blocks = np.kron(tiny_images[0][:2, ::2, ::2], np.ones((1, 2, 2, 1), "float32"))
+    np.testing.assert_allclose(probe(blocks).numpy(), tiny_images[0][:2, ::2, ::2], atol=1e-6)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(*tiny_images, epochs=1, verbose=0)
+
+
 def test_text_baselines_train_on_strings(text_hub_module, tiny_texts):
     same = build_baseline_model(text_hub_module, 2)
     assert same.baseline_architecture == "same" and same.inputs[0].dtype == "string"

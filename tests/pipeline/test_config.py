@@ -25,14 +25,32 @@ def test_defaults_are_the_embedded_fashion_mnist_transfer():
     assert config.source.ingest.classes == FASHION_MNIST_LABELS[:5]
     assert config.ingest.shots == {"train": 10, "eval": 10}
     assert config.ingest.unlabeled and config.trainer.self_training.labeler == "propagation"
-    assert config.trainer.strategies == ["feature_extraction", "fine_tune_all", "self_training"]
-    assert config.uses_source_module
+    assert config.trainer.strategies == ["feature_extraction", "self_training"]
+    assert config.trainer.preset == "efficientnet_lite0" and config.transform.image_size == [64, 64]
+    assert config.trainer.self_training.teacher == config.trainer.self_training.student == "feature_extraction"
+    assert not config.uses_source_module
     assert config.beam.runner == "in_process"
+
+
+def test_home_made_source_module_is_one_setting_away():
+    config = load_config(overrides=["trainer.preset=null"])
+    assert config.uses_source_module and config.source.ingest.classes == FASHION_MNIST_LABELS[:5]
+    # The input size and the frozen teacher were chosen for the embedded module, not for this one.
+    assert config.transform.image_size is None and config.trainer.self_training.teacher == "fine_tune_all"
+
+
+def test_own_module_replaces_the_embedded_preset():
+    config = load_config(overrides=["trainer.handle=/modules/mine"])
+    assert config.trainer.preset is None and config.trainer.handle == "/modules/mine"
+    assert config.transform.image_size is None
+    kept = load_config(overrides=["trainer.preset=efficientnet_lite0", "trainer.strategies=[fine_tune_all]"])
+    assert kept.transform.image_size == [64, 64]
 
 
 def test_other_target_data_starts_without_self_training(tmp_path):
     config = load_config(overrides=["ingest.source=image_folder:/data/flowers"])
     assert config.trainer.strategies == ["feature_extraction", "fine_tune_all"] and not config.ingest.unlabeled
+    assert config.transform.image_size is None and config.trainer.self_training.teacher == "fine_tune_all"
     chosen = load_config(overrides=["ingest.source=image_folder:/data/flowers", "ingest.unlabeled=true",
                                     "ingest.shots.train=5", "trainer.strategies=[self_training]"])
     assert chosen.trainer.strategies == ["self_training"]
