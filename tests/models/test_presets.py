@@ -13,6 +13,9 @@ from tlpipe.models.presets import import_required_packages
 from tlpipe.models.errors import ModelError
 
 EXPECTED_FAMILIES = {
+    "efficientnet_lite0": "/tensorflow/efficientnet/lite0/feature-vector/",
+    "efficientnet_lite1": "/tensorflow/efficientnet/lite1/feature-vector/",
+    "efficientnet_lite2": "/tensorflow/efficientnet/lite2/feature-vector/",
     "mobilenet_v2_100_224": "/google/imagenet/mobilenet_v2_100_224/feature_vector/",
     "mobilenet_v3_small_100_224": "/google/imagenet/mobilenet_v3_small_100_224/feature_vector/",
     "mobilenet_v3_large_100_224": "/google/imagenet/mobilenet_v3_large_100_224/feature_vector/",
@@ -34,6 +37,10 @@ def test_table_holds_the_well_known_feature_vectors():
         assert fragment in PRESETS[name].handle, name
     assert PRESETS["inception_v3"].input_size == (299, 299)
     assert PRESETS["mobilenet_v2_100_224"].input_size == (224, 224)
+    # The offline builds: the variant of the same name, at tfhub.dev's input size for it.
+    assert [(p.offline, p.input_size) for p in (PRESETS[f"efficientnet_lite{i}"] for i in range(3))] == [
+        ("efficientnet_lite0", (224, 224)), ("efficientnet_lite1", (240, 240)), ("efficientnet_lite2", (260, 260))]
+    assert sum(preset.offline is not None for preset in PRESETS.values()) == 3
 
 
 def test_every_preset_is_consistent():

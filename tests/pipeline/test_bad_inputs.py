@@ -96,7 +96,8 @@ def test_folders_that_cannot_be_written_are_refused_before_any_work(capsys, base
     for key in ("pipeline.root", "pusher.serving_dir"):
         _fails(capsys, ["run", "--config", config, "--set", f"{key}={blocker}/sub"],
                key, f"{blocker}/sub", "a folder this user can write", f"{str(blocker)!r} on its path is a file")
-    _fails(capsys, ["run", "--config", config, "--set", "trainer.handle=", "--set", f"source.module_dir={blocker}"],
+    _fails(capsys, ["run", "--config", config, "--set", "trainer.handle=", "--set", "trainer.preset=null",
+                    "--set", f"source.module_dir={blocker}"],
            "source.module_dir", "a folder this user can write; it is a file")
     assert not root.exists() and blocker.read_text() == "in the way"
 

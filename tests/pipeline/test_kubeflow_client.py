@@ -143,7 +143,7 @@ def test_submit_without_package_compiles_the_config(kfp_api, config_file):
     images = {executor["container"]["image"] for executor in spec["deploymentSpec"]["executors"].values()}
     assert images == {"registry.example/tlpipe:2.0"}
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    assert inputs["hub_handle"]["defaultValue"] == "/mnt/tlpipe/modules/fashion-source"
+    assert inputs["hub_handle"]["defaultValue"] == "efficientnet_lite0"
     assert [call["body"]["display_name"] for call in kfp_api.calls("POST", f"{API}/experiments")] == ["tlpipe"]
 
 

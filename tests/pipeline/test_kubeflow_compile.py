@@ -91,7 +91,7 @@ def test_run_time_inputs_and_their_defaults(compiled):
     inputs = compiled["root"]["inputDefinitions"]["parameters"]
     assert {name: (spec["parameterType"], spec["defaultValue"]) for name, spec in inputs.items()} == {
         "source_uri": ("STRING", "idx:/data/shoes/{SPAN}"),
-        "hub_handle": ("STRING", "/mnt/tlpipe/modules/fashion-source"),
+        "hub_handle": ("STRING", "efficientnet_lite0"),  # the embedded default's preset
         "shots_per_class": ("NUMBER_INTEGER", 7),
         "span": ("NUMBER_INTEGER", 2),
     }
@@ -121,10 +121,12 @@ def test_source_pipeline_compiles_with_its_pretraining_step(tmp_path, capsys):
 
 
 def test_cluster_paths_follow_the_config():
-    config = load_config(None, ["pipeline.root=gs://bucket/tlpipe", "pusher.serving_dir=/gcs/bucket/serving"])
+    config = load_config(None, ["pipeline.root=gs://bucket/tlpipe", "pusher.serving_dir=/gcs/bucket/serving",
+                                "trainer.preset=null"])
     assert ClusterPaths.from_config(config) == ClusterPaths(
         serving_dir="/gcs/bucket/serving", hub_handle="gs://bucket/tlpipe/modules/fashion-source",
         module_dir="gs://bucket/tlpipe/modules/fashion-source")
+    assert ClusterPaths.from_config(load_config(None, ["pipeline.root=/mnt/x"])).hub_handle == ""  # the preset
     with_handle = load_config(None, ["pipeline.root=/mnt/x", "trainer.handle=https://tfhub.dev/some/module/1"])
     assert ClusterPaths.from_config(with_handle) == ClusterPaths(
         serving_dir="/mnt/x/serving", hub_handle="", module_dir="/mnt/x/modules/fashion-source")

@@ -114,7 +114,7 @@ def test_cli_run_publishes_the_source_module_once_and_prints_the_headline(make_t
     config = make_tiny_config(
         "with_source",
         pipeline={"mode": "in_process"},
-        trainer={"handle": "", "baseline": {"architecture": "same", "epochs": 20}},
+        trainer={"handle": "", "preset": None, "baseline": {"architecture": "same", "epochs": 20}},
         source={"ingest": source_ingest, "image_size": [12, 12], "channels": 1, "conv_filters": [4],
                 "epochs": 2, "batch_size": 8},
     )
