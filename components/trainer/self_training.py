@@ -237,7 +237,8 @@ def _student_config(config: TrainerConfig, num_train: int) -> tuple[TrainerConfi
     and the settings so applied (empty when the size tiers apply)."""
     applied: dict[str, Any] = {}
     top, baseline = {}, {}
-    for key, value in student_settings(num_train).items():
+    frozen = config.self_training.student == "feature_extraction"
+    for key, value in student_settings(num_train, frozen_base=frozen).items():
         field = key.removeprefix("baseline_")
         section, target = (config.baseline, baseline) if field != key else (config, top)
         if getattr(section, field) is None:

@@ -126,5 +126,8 @@ def test_a_large_pseudo_labelled_student_gets_a_fixed_step_budget_and_small_ones
     assert (settings["head_epochs"], settings["fine_tune_epochs"]) == (2, 5)  # >= 200 and >= 800 steps
     assert settings["baseline_epochs"] == 7
     assert settings["fine_tune_learning_rate"] < settings["head_learning_rate"]
+    frozen = student_settings(24_009, frozen_base=True)  # the head phase is the whole fit: both phases' steps
+    assert frozen["head_epochs"] == 7 and {k: v for k, v in frozen.items() if k != "head_epochs"} == {
+        k: v for k, v in settings.items() if k != "head_epochs"}
     schedule = make_schedule(24_009, 5, **{k: v for k, v in settings.items()})
     assert schedule.fine_tune_steps == 5 * 188 and schedule.tier == "large"
