@@ -113,6 +113,7 @@ def two_phase_fit(
     checkpoint_dir: Optional[str] = None,
     log_prefix: str = "",
     regularization: Optional[Regularization] = None,
+    keep_last_epoch: bool = False,
 ) -> dict[str, Any]:
     """Train a transfer model with `strategy` ('feature_extraction', 'fine_tune_top', 'fine_tune_all').
 
@@ -125,7 +126,10 @@ def two_phase_fit(
     accuracy, val_loss, val_accuracy, learning_rate, seconds}, the best epoch,
     and per-phase summaries. `regularization` (L2-SP or BSS) adds its penalty
     to the loss of the phases it can influence; their entries then also carry
-    `penalty` (the loss includes it).
+    `penalty` (the loss includes it). `keep_last_epoch` trains every planned
+    epoch and keeps the last weights instead of the best eval epoch's (no early
+    stopping): for a student of thousands of pseudo-labels, whose few labelled
+    eval examples cannot rank epochs that differ by one image.
     """
     if strategy not in TRANSFER_FITS:
         raise ConfigError("strategy", strategy, TRANSFER_FITS)
@@ -149,7 +153,7 @@ def two_phase_fit(
         "kind": "transfer", "strategy": strategy, "schedule": schedule.to_dict(),
         "top_n": top_n if strategy == "fine_tune_top" else None,
         "pattern": pattern if strategy == "fine_tune_top" else None,
-        "augment": augment is not None, "seed": seed,
+        "augment": augment is not None, "seed": seed, **({"keep_last_epoch": True} if keep_last_epoch else {}),
     }
     if regularization is not None and regularization.active:
         regularization.validate()
@@ -157,7 +161,7 @@ def two_phase_fit(
     return _TrainingRun(
         model, phases, train_data, eval_data, strategy=strategy, schedule=schedule, output_dir=output_dir,
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
-        checkpoint_dir=checkpoint_dir, regularization=regularization,
+        checkpoint_dir=checkpoint_dir, regularization=regularization, keep_last_epoch=keep_last_epoch,
     ).run(fingerprint)
 
 
@@ -174,8 +178,10 @@ def fit_baseline(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     checkpoint_dir: Optional[str] = None,
     log_prefix: str = "",
+    keep_last_epoch: bool = False,
 ) -> dict[str, Any]:
-    """Train a from-scratch model end to end with the schedule's baseline budget; same history as `two_phase_fit`."""
+    """Train a from-scratch model end to end with the schedule's baseline budget; same history as `two_phase_fit`
+    (`keep_last_epoch` as there)."""
 
     def make_all_trainable() -> list[str]:
         model.trainable = True
@@ -186,11 +192,12 @@ def fit_baseline(
         learning_rate=schedule.baseline_learning_rate, warmup_steps=schedule.baseline_warmup_steps,
         cosine_decay=True, prepare=make_all_trainable,
     )
-    fingerprint = {"kind": "baseline", "schedule": schedule.to_dict(), "augment": augment is not None, "seed": seed}
+    fingerprint = {"kind": "baseline", "schedule": schedule.to_dict(), "augment": augment is not None, "seed": seed,
+                   **({"keep_last_epoch": True} if keep_last_epoch else {})}
     return _TrainingRun(
         model, [phase], train_data, eval_data, strategy=BASELINE, schedule=schedule, output_dir=output_dir,
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
-        checkpoint_dir=checkpoint_dir,
+        checkpoint_dir=checkpoint_dir, keep_last_epoch=keep_last_epoch,
     ).run(fingerprint)
 
 
@@ -215,7 +222,8 @@ class _TrainingRun:
                  eval_data: tf.data.Dataset, *, strategy: str, schedule: Schedule, output_dir: str,
                  augment: Optional[Augment],
                  patience: int, seed: int, callbacks: Sequence[keras.callbacks.Callback], log_prefix: str,
-                 checkpoint_dir: Optional[str] = None, regularization: Optional[Regularization] = None):
+                 checkpoint_dir: Optional[str] = None, regularization: Optional[Regularization] = None,
+                 keep_last_epoch: bool = False):
         if patience < 1:
             raise ConfigError("early_stopping_patience", patience, "an integer >= 1")
         self.model = model
@@ -227,6 +235,7 @@ class _TrainingRun:
         self.output_dir = output_dir
         self.augment = augment
         self.patience = patience
+        self.keep_last_epoch = keep_last_epoch
         self.seed = seed
         self.callbacks = list(callbacks)
         self.log_prefix = log_prefix
@@ -428,7 +437,7 @@ class _EpochTracker(keras.callbacks.Callback):
             entry["tasks"] = {task: {key: float(logs[f"{prefix}{task}_{metric}"]) for key, prefix, metric in _TASK_KEYS}
                               for task in self.run.model.task_names}
         state.entries.append(entry)
-        improved = state.best is None or (entry["val_accuracy"], -entry["val_loss"]) > (
+        improved = self.run.keep_last_epoch or state.best is None or (entry["val_accuracy"], -entry["val_loss"]) > (
             state.best["val_accuracy"], -state.best["val_loss"])
         if improved:
             state.best = {key: entry[key] for key in ("phase", "epoch", "step", "val_accuracy", "val_loss")}

@@ -59,9 +59,11 @@ def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str,
 
 def _train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str, *, strategy: str, handle: str,
                     work_dir: Optional[str] = None, name: Optional[str] = None,
-                    data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+                    data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None,
+                    keep_last_epoch: bool = False) -> dict[str, Any]:
     """`train_transfer`, reusable: `name` labels the model when it differs from its fit `strategy`
-    (self-training's students), `data` replaces the transform artifact's, `extra` joins the summary."""
+    (self-training's students), `data` replaces the transform artifact's, `extra` joins the summary,
+    `keep_last_epoch` is `two_phase_fit`'s."""
     if strategy not in TRANSFER_FITS:
         raise ConfigError("strategy", strategy, TRANSFER_FITS)
     name = name or strategy
@@ -79,7 +81,7 @@ def _train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str
             top_n=top_n, pattern=pattern, augment=_augmentation(config, data),
             cache_frozen_features=config.cache_frozen_features, regularization=config.regularization.to_regularization(),
             early_stopping_patience=config.early_stopping_patience, seed=config.seed,
-            log_prefix=f"trainer [{name}] ", checkpoint_dir=_checkpoint_dir(work_dir),
+            log_prefix=f"trainer [{name}] ", checkpoint_dir=_checkpoint_dir(work_dir), keep_last_epoch=keep_last_epoch,
         )
 
     return _train(config, transformed_dir, output_dir, kind="transfer", strategy=name, handle=handle,
@@ -94,8 +96,10 @@ def train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str,
 
 def _train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
                     strategy: str = BASELINE, work_dir: Optional[str] = None,
-                    data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """`train_baseline`, reusable: `data` replaces the transform artifact's, `extra` joins the summary."""
+                    data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None,
+                    keep_last_epoch: bool = False) -> dict[str, Any]:
+    """`train_baseline`, reusable: `data` replaces the transform artifact's, `extra` joins the summary,
+    `keep_last_epoch` is `fit_baseline`'s."""
 
     def build(data: TransformedData) -> keras.Model:
         return build_baseline_model(
@@ -110,6 +114,7 @@ def _train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str
             model, data.train, data.eval, schedule=schedule, output_dir=output_dir,
             augment=_augmentation(config, data), early_stopping_patience=config.early_stopping_patience,
             seed=config.seed, log_prefix=f"trainer [{strategy}] ", checkpoint_dir=_checkpoint_dir(work_dir),
+            keep_last_epoch=keep_last_epoch,
         )
 
     return _train(config, transformed_dir, output_dir, kind="baseline", strategy=strategy, handle=handle,

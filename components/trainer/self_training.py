@@ -60,7 +60,7 @@ import tensorflow as tf
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TRAIN_SPLIT, TransformedData, load_transformed
 from tlpipe.components.trainer.executor import MODEL_DIR, _train_baseline, _train_transfer
-from tlpipe.components.trainer.self_training_config import TEACHER, SelfTrainingConfig
+from tlpipe.components.trainer.self_training_config import LAST_EPOCH, TEACHER, SelfTrainingConfig
 from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, SELF_TRAINING
 from tlpipe.models import example_format as fmt
 from tlpipe.models.artifacts import write_json
@@ -180,12 +180,14 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
         round_work = os.path.join(work_dir, f"round-{round_index}") if work_dir else None
         student_config, student_schedule = _student_config(config, data.num_train)
         extra = {"self_training": {**seen, "student_schedule": student_schedule}}
+        keep_last = settings.student_epoch == LAST_EPOCH
         if scratch:
             summary = _train_baseline(student_config, transformed_dir, round_dir, handle=handle, strategy=strategy,
-                                      work_dir=round_work, data=data, extra=extra)
+                                      work_dir=round_work, data=data, extra=extra, keep_last_epoch=keep_last)
         else:
             summary = _train_transfer(student_config, transformed_dir, round_dir, strategy=settings.student,
-                                      handle=handle, work_dir=round_work, name=strategy, data=data, extra=extra)
+                                      handle=handle, work_dir=round_work, name=strategy, data=data, extra=extra,
+                                      keep_last_epoch=keep_last)
         teacher = summary["model_dir"]
     return summary
 

@@ -26,6 +26,9 @@ LABELER_DEFAULTS = {TEACHER: (0.9, 100), PROPAGATION: (0.5, 100_000)}
 # frozen student is cheap; a weak one (a small home-made source) needs fine-tuning for both.
 TEACHERS = ("fine_tune_all", "fine_tune_top", "feature_extraction")
 STUDENT_FITS = ("fine_tune_all", "fine_tune_top", "feature_extraction")
+# Which epoch of the student is kept: the best on the labelled eval split, or the last of its fixed budget.
+BEST_EPOCH, LAST_EPOCH = "best", "last"
+STUDENT_EPOCHS = (BEST_EPOCH, LAST_EPOCH)
 
 
 @dataclasses.dataclass
@@ -44,7 +47,12 @@ class SelfTrainingConfig:
     and never part of the graph. `teacher` is the strategy whose model teaches
     the first round (it trains first, in its own step); `student` is how the
     transferred student is fitted (`feature_extraction`: a head on the frozen
-    module, its features computed once).
+    module, its features computed once). `student_epoch` "best" keeps the
+    student's epoch with the best eval accuracy (early stopping as for any
+    fit); "last" trains its whole budget and keeps the last epoch, since ten
+    eval labels per class cannot rank epochs of a student of thousands of
+    pseudo-labels (the from-scratch student of `baseline_self_training` follows
+    the same rule).
     """
 
     labeler: Literal["teacher", "propagation"] = PROPAGATION
@@ -56,6 +64,7 @@ class SelfTrainingConfig:
     raw_components: int = 100  # 0: the graph sees the teacher's features only
     teacher: Literal["fine_tune_all", "fine_tune_top", "feature_extraction"] = "fine_tune_all"
     student: Literal["fine_tune_all", "fine_tune_top", "feature_extraction"] = "fine_tune_all"
+    student_epoch: Literal["best", "last"] = BEST_EPOCH
 
     def validate(self) -> None:
         if self.labeler not in LABELERS:
@@ -75,6 +84,8 @@ class SelfTrainingConfig:
             raise ConfigError("teacher", self.teacher, TEACHERS)
         if self.student not in STUDENT_FITS:
             raise ConfigError("student", self.student, STUDENT_FITS)
+        if self.student_epoch not in STUDENT_EPOCHS:
+            raise ConfigError("student_epoch", self.student_epoch, STUDENT_EPOCHS)
         if self.raw_components < 0:
             raise ConfigError("raw_components", self.raw_components, "an integer >= 0 (0: no raw-input view)")
 
