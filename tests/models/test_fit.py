@@ -266,6 +266,32 @@ def test_early_stopping_restores_the_best_weights(keras_hub_module, learnable, t
     assert np.mean(probabilities.argmax(axis=1) == contradicting) == pytest.approx(best["val_accuracy"])
 
 
+@pytest.mark.parametrize("fit", ["transfer", "baseline"])
+def test_keep_last_epoch_trains_the_whole_budget_and_keeps_the_last_weights(keras_hub_module, learnable, tmp_path,
+                                                                             fit):
+    images, labels = learnable
+    contradicting = (labels + 1) % 3  # as above: every epoch looks worse on the eval split
+    data = (tf.data.Dataset.from_tensor_slices((images, labels)),
+            tf.data.Dataset.from_tensor_slices((images, contradicting)))
+    schedule = make_schedule(24, 3, batch_size=8, head_epochs=8, head_learning_rate=0.1, baseline_epochs=8)
+    if fit == "transfer":
+        model = transfer_model(keras_hub_module)
+        history = two_phase_fit(model, *data, strategy="feature_extraction", schedule=schedule,
+                                output_dir=str(tmp_path), early_stopping_patience=1, keep_last_epoch=True)
+    else:
+        keras.utils.set_random_seed(0)
+        model = build_baseline_model(keras_hub_module, 3, architecture="small_cnn", cnn_filters=(4,))
+        history = fit_baseline(model, *data, schedule=schedule, output_dir=str(tmp_path), early_stopping_patience=1,
+                               keep_last_epoch=True)
+    phase = next(iter(history["phases"].values()))
+    last = history["entries"][-1]
+    assert not phase["stopped_early"] and phase["epochs_run"] == 8
+    assert history["best"]["epoch"] == last["epoch"] == 8
+    probabilities = model.predict(images, verbose=0)
+    kept_loss = float(np.mean(keras.losses.sparse_categorical_crossentropy(contradicting, probabilities)))
+    assert kept_loss == pytest.approx(last["val_loss"], rel=1e-4)
+
+
 def test_fit_baseline_trains_everything_including_batch_norm(keras_hub_module, datasets, tmp_path):
     keras.utils.set_random_seed(0)
     model = build_baseline_model(keras_hub_module, 3, dropout=0.0)

@@ -118,6 +118,29 @@ def test_propagation_labels_the_unlabeled_split_by_its_neighbourhoods(with_unlab
     assert right / len(examples) >= 0.9, examples
 
 
+def test_frozen_teacher_and_student_keep_the_module_and_the_last_epoch(with_unlabeled, grey_hub_module, tmp_path):
+    transformed_dir, _ = with_unlabeled
+    train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="feature_extraction",
+                   handle=grey_hub_module)
+    settings = dict(teacher="feature_extraction", student="feature_extraction", student_epoch="last",
+                    neighbors=3, raw_components=8)
+    output = str(tmp_path / "self_training")
+    summary = train_self_training(_config(**settings), transformed_dir, output, handle=grey_hub_module,
+                                  teacher_model_dir=str(tmp_path / "teacher"))
+    with open(os.path.join(output, "history.json")) as handle:
+        history = json.load(handle)
+    # One phase, the head on the frozen module, trained to its last planned epoch, which is what is kept.
+    assert list(history["phases"]) == ["head"] and history["phases"]["head"]["trainable_base_variables"] == []
+    assert history["best"]["epoch"] == history["entries"][-1]["epoch"] == 2
+    assert summary["strategy"] == "self_training"
+    with pytest.raises(ConfigError) as error:
+        SelfTrainingConfig(student_epoch="middle").validate()
+    assert error.value.key == "student_epoch"
+    with pytest.raises(ConfigError) as error:
+        SelfTrainingConfig(teacher="baseline").validate()
+    assert error.value.key == "teacher"
+
+
 def test_teacher_labeler_takes_the_teacher_predictions(with_unlabeled, grey_hub_module, tmp_path):
     transformed_dir, _ = with_unlabeled
     train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="fine_tune_all",
