@@ -5,7 +5,7 @@ Candidates (each published as a hub module that takes the default's 64x64 RGB im
 - `lite0-random`: EfficientNet-Lite0's architecture with random weights (batch-norm statistics re-estimated
   on Fashion-MNIST source images, as for the home-made module);
 - `src5-small-cnn`: the home-made module (`bench_transferability.py`'s src5-wide-3ep: a small CNN pre-trained
-  on the five source classes) behind an input adapter (area resize to 28x28, mean of the channels).
+  on the five source classes) behind an input adapter (antialiased resize to 28x28, mean of the channels).
 
 On the default's transformed target (10 labels per class; `--transformed`, e.g. a folder that
 `bench_default_strategies.py` wrote), `rank_candidates` scores all five, then each is fine-tuned
@@ -56,7 +56,8 @@ def _adapted_small_cnn(folder: str, source_images: np.ndarray, source_labels: np
     published = publish(CANDIDATES[0], source_images, source_labels, 2000, os.path.join(folder, "raw"))
     inner = HubFeatureVector(published["module"], trainable=True, name="small_cnn")
     inputs = keras.Input(SIZE, name="image")
-    small = keras.layers.Resizing(28, 28, interpolation="area", name="resize")(inputs)
+    # bilinear with antialiasing: an area resize has no gradient, and fine-tuning differentiates through the module
+    small = keras.layers.Resizing(28, 28, interpolation="bilinear", antialias=True, name="resize")(inputs)
     grey = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer=keras.initializers.Constant(1 / 3),
                                trainable=False, name="channel_mean")(small)
     return export_hub_module(keras.Model(inputs, inner(grey), name="src5_adapted"), os.path.join(folder, "module"))
