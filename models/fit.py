@@ -114,6 +114,7 @@ def two_phase_fit(
     log_prefix: str = "",
     regularization: Optional[Regularization] = None,
     keep_last_epoch: bool = False,
+    train_features: Optional[np.ndarray] = None,
 ) -> dict[str, Any]:
     """Train a transfer model with `strategy` ('feature_extraction', 'fine_tune_top', 'fine_tune_all').
 
@@ -130,6 +131,9 @@ def two_phase_fit(
     epoch and keeps the last weights instead of the best eval epoch's (no early
     stopping): for a student of thousands of pseudo-labels, whose few labelled
     eval examples cannot rank epochs that differ by one image.
+    `train_features`, the frozen base's outputs for `train_data` in its order,
+    spare the cached head phase from running the base over the training data
+    when the caller computed them already (self-training's frozen teacher).
     """
     if strategy not in TRANSFER_FITS:
         raise ConfigError("strategy", strategy, TRANSFER_FITS)
@@ -162,6 +166,7 @@ def two_phase_fit(
         model, phases, train_data, eval_data, strategy=strategy, schedule=schedule, output_dir=output_dir,
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
         checkpoint_dir=checkpoint_dir, regularization=regularization, keep_last_epoch=keep_last_epoch,
+        train_features=train_features,
     ).run(fingerprint)
 
 
@@ -223,7 +228,7 @@ class _TrainingRun:
                  augment: Optional[Augment],
                  patience: int, seed: int, callbacks: Sequence[keras.callbacks.Callback], log_prefix: str,
                  checkpoint_dir: Optional[str] = None, regularization: Optional[Regularization] = None,
-                 keep_last_epoch: bool = False):
+                 keep_last_epoch: bool = False, train_features: Optional[np.ndarray] = None):
         if patience < 1:
             raise ConfigError("early_stopping_patience", patience, "an integer >= 1")
         self.model = model
@@ -236,6 +241,7 @@ class _TrainingRun:
         self.augment = augment
         self.patience = patience
         self.keep_last_epoch = keep_last_epoch
+        self.train_features = train_features
         self.seed = seed
         self.callbacks = list(callbacks)
         self.log_prefix = log_prefix
@@ -362,15 +368,19 @@ class _TrainingRun:
         return self._batched(self.train_data, self.eval_data, self.augment, start_epoch)
 
     def _cached_datasets(self, start_epoch: int) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-        """The frozen base's outputs for train and eval, computed once, as (features, label) datasets."""
+        """The frozen base's outputs for train and eval, computed once (or given for train), as (features,
+        label) datasets."""
         extractor = feature_model(self.model)
         cached = []
-        for name, data in (("train", self.train_data), ("eval", self.eval_data)):
+        for name, data, given in (("train", self.train_data, self.train_features), ("eval", self.eval_data, None)):
             label_batches = list(data.map(lambda x, y: y).batch(4096).as_numpy_iterator())
             if not label_batches:
                 raise DataError(f"the {name} data is empty: no examples to train or evaluate on")
             labels = np.concatenate(label_batches)
-            features = extractor.predict(data.map(lambda x, y: x).batch(self.schedule.batch_size), verbose=0)
+            if given is not None and len(given) != len(labels):
+                raise ModelError(f"{len(given)} precomputed train features for {len(labels)} training examples")
+            features = given if given is not None else extractor.predict(
+                data.map(lambda x, y: x).batch(self.schedule.batch_size), verbose=0)
             cached.append(tf.data.Dataset.from_tensor_slices((features, labels)))
         return self._batched(cached[0], cached[1], None, start_epoch)
 

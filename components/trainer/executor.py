@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable, Optional
 
 import keras
+import numpy as np
 
 from tlpipe.models.artifacts import write_json
 from tlpipe.models.progress import log
@@ -60,10 +61,10 @@ def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str,
 def _train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str, *, strategy: str, handle: str,
                     work_dir: Optional[str] = None, name: Optional[str] = None,
                     data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None,
-                    keep_last_epoch: bool = False) -> dict[str, Any]:
+                    keep_last_epoch: bool = False, train_features: Optional[np.ndarray] = None) -> dict[str, Any]:
     """`train_transfer`, reusable: `name` labels the model when it differs from its fit `strategy`
     (self-training's students), `data` replaces the transform artifact's, `extra` joins the summary,
-    `keep_last_epoch` is `two_phase_fit`'s."""
+    `keep_last_epoch` and `train_features` are `two_phase_fit`'s."""
     if strategy not in TRANSFER_FITS:
         raise ConfigError("strategy", strategy, TRANSFER_FITS)
     name = name or strategy
@@ -82,6 +83,7 @@ def _train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str
             cache_frozen_features=config.cache_frozen_features, regularization=config.regularization.to_regularization(),
             early_stopping_patience=config.early_stopping_patience, seed=config.seed,
             log_prefix=f"trainer [{name}] ", checkpoint_dir=_checkpoint_dir(work_dir), keep_last_epoch=keep_last_epoch,
+            train_features=train_features,
         )
 
     return _train(config, transformed_dir, output_dir, kind="transfer", strategy=name, handle=handle,

@@ -60,7 +60,9 @@ import tensorflow as tf
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TRAIN_SPLIT, TransformedData, load_transformed
 from tlpipe.components.trainer.executor import MODEL_DIR, _train_baseline, _train_transfer
-from tlpipe.components.trainer.self_training_config import LAST_EPOCH, TEACHER, SelfTrainingConfig
+from tlpipe.components.trainer.self_training_config import (
+    FEATURE_EXTRACTION, LAST_EPOCH, TEACHER, SelfTrainingConfig,
+)
 from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, SELF_TRAINING
 from tlpipe.models import example_format as fmt
 from tlpipe.models.artifacts import write_json
@@ -143,7 +145,7 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
     for round_index in range(1, settings.rounds + 1):
         final = round_index == settings.rounds
         round_dir = output_dir if final else os.path.join(output_dir, ROUNDS_DIR, f"round-{round_index}")
-        scores = _label_scores(settings, teacher, transformed_dir, records, labelled)
+        scores, teacher_features = _label_scores(settings, teacher, transformed_dir, records, labelled)
         indices, labels = select_pseudo_labels(scores, threshold, max_per_class)
         if not len(indices):
             raise DataError(
@@ -185,29 +187,52 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
             summary = _train_baseline(student_config, transformed_dir, round_dir, handle=handle, strategy=strategy,
                                       work_dir=round_work, data=data, extra=extra, keep_last_epoch=keep_last)
         else:
+            shared = _student_features(config, round_index, teacher_features, labelled.num_train, indices)
+            if shared is not None:
+                log(f"trainer [{strategy}]: the frozen student reuses the teacher's features of its {len(shared)} "
+                    "training examples (the module runs once over the unlabelled pool)")
             summary = _train_transfer(student_config, transformed_dir, round_dir, strategy=settings.student,
                                       handle=handle, work_dir=round_work, name=strategy, data=data, extra=extra,
-                                      keep_last_epoch=keep_last)
+                                      keep_last_epoch=keep_last, train_features=shared)
         teacher = summary["model_dir"]
     return summary
 
 
 def _label_scores(settings: SelfTrainingConfig, teacher: str, transformed_dir: str, records: list[bytes],
-                  labelled: TransformedData) -> np.ndarray:
-    """Class scores [N, K] of the unlabelled `records`: the teacher's probabilities, or propagated labels."""
+                  labelled: TransformedData) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Class scores [N, K] of the unlabelled `records` (the teacher's probabilities, or propagated labels),
+    and the teacher's features of the train split then `records` when the graph was built on them."""
     if settings.labeler == TEACHER:
-        return _predict(teacher, records, labelled.num_classes)
+        return _predict(teacher, records, labelled.num_classes), None
     train_records = _split_records(transformed_dir, TRAIN_SPLIT)
     everything = train_records + records
     _, train_labels = decode_examples(tf.constant(train_records), labelled.modality, labelled.image_shape,
                                       with_label=True)
-    views = [_features(teacher, everything)]
+    features = _features(teacher, everything)
+    views = [features]
     if labelled.modality == "image" and settings.raw_components:
         views.append(principal_components(_raw_view(everything, labelled), settings.raw_components))
     seeds = np.concatenate([train_labels.numpy().astype(np.int64), np.full(len(records), -1, np.int64)])
     scores = propagate_labels(join_views(views), seeds, labelled.num_classes,
                               neighbors=min(settings.neighbors, len(seeds) - 1), alpha=settings.alpha)
-    return scores[len(train_records):]
+    return scores[len(train_records):], features
+
+
+def _student_features(config: TrainerConfig, round_index: int, teacher_features: Optional[np.ndarray],
+                      num_train: int, indices: np.ndarray) -> Optional[np.ndarray]:
+    """The frozen student's training features (the train split, then the chosen unlabelled examples), taken
+    from the teacher's when they are the same computation, else None (the student computes its own).
+
+    They are when the teacher is the module frozen under a plain head (feature_extraction, no hidden
+    layer: its penultimate features are the module's outputs) and so is the student, without
+    augmentation: then the module runs once over the unlabelled pool instead of twice.
+    """
+    settings = config.self_training
+    frozen_teacher = settings.teacher == FEATURE_EXTRACTION if round_index == 1 else True  # later: a student
+    if (teacher_features is None or not frozen_teacher or settings.student != FEATURE_EXTRACTION
+            or config.head.hidden_units or config.augment or not config.cache_frozen_features):
+        return None
+    return np.concatenate([teacher_features[:num_train], teacher_features[num_train:][indices]])
 
 
 def _raw_view(records: list[bytes], labelled: TransformedData) -> np.ndarray:
@@ -239,7 +264,7 @@ def _student_config(config: TrainerConfig, num_train: int) -> tuple[TrainerConfi
     and the settings so applied (empty when the size tiers apply)."""
     applied: dict[str, Any] = {}
     top, baseline = {}, {}
-    frozen = config.self_training.student == "feature_extraction"
+    frozen = config.self_training.student == FEATURE_EXTRACTION
     for key, value in student_settings(num_train, frozen_base=frozen).items():
         field = key.removeprefix("baseline_")
         section, target = (config.baseline, baseline) if field != key else (config, top)

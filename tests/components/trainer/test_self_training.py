@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
+from tlpipe.components.trainer import self_training
 from tlpipe.components.trainer.executor import train_baseline, train_transfer
 from tlpipe.components.trainer.self_training import (
     PSEUDO_LABELS_FILE, load_unlabeled, select_pseudo_labels, train_baseline_self_training, train_self_training,
@@ -118,21 +119,36 @@ def test_propagation_labels_the_unlabeled_split_by_its_neighbourhoods(with_unlab
     assert right / len(examples) >= 0.9, examples
 
 
-def test_frozen_teacher_and_student_keep_the_module_and_the_last_epoch(with_unlabeled, grey_hub_module, tmp_path):
+def test_frozen_teacher_and_student_keep_the_module_and_the_last_epoch(with_unlabeled, grey_hub_module, tmp_path,
+                                                                      monkeypatch):
     transformed_dir, _ = with_unlabeled
     train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="feature_extraction",
                    handle=grey_hub_module)
     settings = dict(teacher="feature_extraction", student="feature_extraction", student_epoch="last",
                     neighbors=3, raw_components=8)
-    output = str(tmp_path / "self_training")
-    summary = train_self_training(_config(**settings), transformed_dir, output, handle=grey_hub_module,
-                                  teacher_model_dir=str(tmp_path / "teacher"))
-    with open(os.path.join(output, "history.json")) as handle:
-        history = json.load(handle)
+    shared = []
+    real = self_training._student_features
+    monkeypatch.setattr(self_training, "_student_features", lambda *args: shared.append(real(*args)) or shared[-1])
+
+    def run(name: str) -> dict:
+        train_self_training(_config(**settings), transformed_dir, str(tmp_path / name), handle=grey_hub_module,
+                            teacher_model_dir=str(tmp_path / "teacher"))
+        with open(tmp_path / name / "history.json") as handle:
+            return json.load(handle)
+
+    history = run("self_training")
     # One phase, the head on the frozen module, trained to its last planned epoch, which is what is kept.
     assert list(history["phases"]) == ["head"] and history["phases"]["head"]["trainable_base_variables"] == []
     assert history["best"]["epoch"] == history["entries"][-1]["epoch"] == 2
-    assert summary["strategy"] == "self_training"
+    # The student took the teacher's features of its training examples instead of running the module again...
+    with open(tmp_path / "self_training" / "summary.json") as handle:
+        assert shared[0] is not None and len(shared[0]) == json.load(handle)["num_train"]
+    # ...and trains exactly as when it computes them itself.
+    monkeypatch.setattr(self_training, "_student_features", lambda *args: None)
+    recomputed = run("recomputed")
+    for key in ("loss", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose([e[key] for e in history["entries"]], [e[key] for e in recomputed["entries"]],
+                                   rtol=1e-4, atol=1e-6)
     with pytest.raises(ConfigError) as error:
         SelfTrainingConfig(student_epoch="middle").validate()
     assert error.value.key == "student_epoch"
