@@ -15,7 +15,7 @@ from tlpipe.models._tfhub import hub
 from tlpipe.models.efficientnet_lite import imagenet_model
 from tlpipe.models.errors import ModelError
 from tlpipe.models.offline_modules import CACHE_DIR_ENV, module_dir, offline_module
-from tlpipe.models.presets import PRESETS, from_preset, loadable_handle
+from tlpipe.models.presets import PRESETS, from_preset, loadable_handle, prepare_module
 from tlpipe.models.publish import SOURCE_SIGNATURE, source_probabilities_function
 
 VARIANT = "efficientnet_lite0"
@@ -112,6 +112,17 @@ def test_preset_falls_back_to_the_offline_build(lite0_module, monkeypatch, tmp_p
     assert layer.input_size == (48, 48, 3)
     np.testing.assert_allclose(layer(images).numpy(), hub.load(lite0_module)(images).numpy(), atol=1e-6)
     assert loadable_handle(PRESETS["mobilenet_v2_100_224"]) == PRESETS["mobilenet_v2_100_224"].handle
+
+
+def test_prepare_module_builds_an_offline_preset_before_use(monkeypatch, tmp_path):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub"))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    prepare_module("mobilenet_v2_100_224")  # no offline build: nothing is fetched or built now
+    prepare_module(str(tmp_path / "some-module"))
+    assert not os.path.exists(tmp_path / "cache")
+    prepare_module(VARIANT)
+    assert os.path.isfile(os.path.join(module_dir(VARIANT), "saved_model.pb"))
 
 
 def test_no_handle_and_no_weights_gives_both_reasons(monkeypatch, tmp_path):
