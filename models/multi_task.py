@@ -159,10 +159,13 @@ def build_multi_task_transfer_model(
 def build_multi_task_baseline_model(
     handle_or_preset: str, heads: Sequence[TaskHead], *, architecture: Literal["same", "small_cnn"] = "same",
     cnn_filters: Sequence[int] = (32, 64, 128), input_shape: Sequence[int] | None = None, name: str | None = None,
+    resize_to: Sequence[int] | None = None,
 ) -> MultiTaskClassifier:
-    """The from-scratch competitor: the same heads on a randomly initialised base (see `baseline_network`)."""
+    """The from-scratch competitor: the same heads on a randomly initialised base (see `baseline_network`;
+    `resize_to` as in `build_baseline_model`)."""
     network, input_dtype, used, reason = baseline_network(handle_or_preset, architecture=architecture,
-                                                          cnn_filters=cnn_filters, input_shape=input_shape)
+                                                          cnn_filters=cnn_filters, input_shape=input_shape,
+                                                          resize_to=resize_to)
     model = MultiTaskClassifier(network, heads, input_dtype=input_dtype,
                                 input_shape=tuple(network.inputs[0].shape[1:]), name=name or "multi_task_baseline")
     model.baseline_architecture = used

@@ -171,7 +171,7 @@ def train_multi_task_baseline(config: TrainerConfig, transformed_dir: str, outpu
     def build(data: TransformedData) -> keras.Model:
         return build_multi_task_baseline_model(
             handle, heads, architecture=config.baseline.architecture, cnn_filters=config.baseline.cnn_filters,
-            input_shape=data.image_shape, name=strategy)
+            input_shape=data.image_shape, name=strategy, resize_to=config.baseline.input_size)
 
     def fit(model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
         return fit_baseline(

@@ -118,6 +118,10 @@ def test_the_baseline_puts_the_same_heads_on_a_random_base(keras_hub_module):
     model = build_multi_task_baseline_model(keras_hub_module, HEADS, architecture="small_cnn", cnn_filters=[4])
     assert model.task_names == ("fine", "coarse") and model.baseline_architecture == "small_cnn"
     assert model.base.name == "feature_extractor"
+    resized = build_multi_task_baseline_model(keras_hub_module, HEADS, architecture="small_cnn", cnn_filters=[4],
+                                              resize_to=(8, 8))
+    assert tuple(resized.base.get_layer("small_cnn").inputs[0].shape) == (None, 8, 8, 3)
+    assert resized.baseline_reason.endswith("on the images resized to [8, 8]")
 
 
 def _example(pixels: np.ndarray) -> bytes:
