@@ -168,20 +168,6 @@ def loadable_handle(preset: Preset) -> str:
             ) from build_error
 
 
-def prepare_module(handle_or_preset: str) -> None:
-    """Fetch or build a preset's module now, before a trainer seeds its random generators.
-
-    Building the offline module draws random numbers (its layers are initialised
-    before the weights are loaded), so building it inside a seeded fit would make
-    a machine's first run train differently from every later one (measured: the
-    default's feature_extraction 0.823 on a first run against 0.851 after). A
-    handle, or a preset without an offline build, is left to load when used.
-    """
-    preset = get_preset(handle_or_preset)
-    if preset is not None and preset.offline is not None:
-        loadable_handle(preset)
-
-
 def from_preset(name: str, /, **layer_kwargs: Any) -> "HubFeatureVector":
     """A `HubFeatureVector` over the preset `name`; `layer_kwargs` override the preset's settings."""
     preset = require_preset(name)

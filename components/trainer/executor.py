@@ -41,7 +41,6 @@ from tlpipe.components.trainer.strategies import BASELINE
 from tlpipe.models.fit import TRANSFER_FITS, fit_baseline, two_phase_fit
 from tlpipe.models.layout import CHECKPOINT_DIR
 from tlpipe.models.hyperrule import Schedule, make_schedule
-from tlpipe.models.presets import prepare_module
 from tlpipe.models.serving import export_for_serving
 from tlpipe.components.config_schema import to_dict, validate_tree
 from tlpipe.models.errors import ConfigError
@@ -169,7 +168,6 @@ def _train(
     }
     write_json(os.path.join(output_dir, CONFIG_FILE), effective)
 
-    prepare_module(handle)  # a first build of the offline module must not consume the seeded random numbers
     make_deterministic(config.seed)  # same seeds, same model in any fresh process
     distribution = make_strategy(config.distribution)
     log(f"trainer [{strategy}]: {type(distribution).__name__} with {distribution.num_replicas_in_sync} replica(s)")

@@ -61,7 +61,7 @@ _REGISTRY: dict[str, Strategy] = {
         Strategy(BASELINE, f"{_EXECUTOR}:train_baseline", REFERENCE,
                  "the same head on a randomly initialised network, its own tuned budget"),
         Strategy(SELF_TRAINING, f"{_SELF_TRAINING}:train_self_training", CANDIDATE,
-                 "labels spread from the few labels over the unlabelled images (the fine-tuned model's features); a student learns from all",
+                 "labels spread from the few labels over the unlabelled images (the teacher model's features); a student learns from all",
                  requires_splits=(UNLABELED,), teacher="fine_tune_all"),  # or trainer.self_training.teacher
         Strategy(BASELINE_SELF_TRAINING, f"{_SELF_TRAINING}:train_baseline_self_training", REFERENCE,
                  "the from-scratch baseline with the same unlabelled images (trainer.baseline.self_training)",

@@ -4,6 +4,7 @@ frozen / unfrozen / re-frozen in the hub layer, cached once, and the preset's fa
 from __future__ import annotations
 
 import os
+import random
 
 import keras
 import numpy as np
@@ -14,8 +15,8 @@ from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models._tfhub import hub
 from tlpipe.models.efficientnet_lite import imagenet_model
 from tlpipe.models.errors import ModelError
-from tlpipe.models.offline_modules import CACHE_DIR_ENV, module_dir, offline_module
-from tlpipe.models.presets import PRESETS, from_preset, loadable_handle, prepare_module
+from tlpipe.models.offline_modules import CACHE_DIR_ENV, module_dir, offline_module, publish_imagenet_module
+from tlpipe.models.presets import PRESETS, from_preset, loadable_handle
 from tlpipe.models.publish import SOURCE_SIGNATURE, source_probabilities_function
 
 VARIANT = "efficientnet_lite0"
@@ -114,15 +115,13 @@ def test_preset_falls_back_to_the_offline_build(lite0_module, monkeypatch, tmp_p
     assert loadable_handle(PRESETS["mobilenet_v2_100_224"]) == PRESETS["mobilenet_v2_100_224"].handle
 
 
-def test_prepare_module_builds_an_offline_preset_before_use(monkeypatch, tmp_path):
-    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "hub"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
-    prepare_module("mobilenet_v2_100_224")  # no offline build: nothing is fetched or built now
-    prepare_module(str(tmp_path / "some-module"))
-    assert not os.path.exists(tmp_path / "cache")
-    prepare_module(VARIANT)
-    assert os.path.isfile(os.path.join(module_dir(VARIANT), "saved_model.pb"))
+def test_building_the_module_leaves_the_callers_random_state(tmp_path):
+    # A seeded trainer that builds the module on a machine's first run must draw what it draws after a cached one.
+    keras.utils.set_random_seed(0)
+    expected = [random.random() for _ in range(3)]
+    keras.utils.set_random_seed(0)
+    publish_imagenet_module(VARIANT, str(tmp_path / "module"))
+    assert [random.random() for _ in range(3)] == expected
 
 
 def test_no_handle_and_no_weights_gives_both_reasons(monkeypatch, tmp_path):
