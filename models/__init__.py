@@ -1,5 +1,11 @@
 """tlpipe.models: Keras 3 models over TF-Hub feature vectors.
 
+The lowest layer: nothing here imports `tlpipe.components` or
+`tlpipe.pipeline` (tests/models/test_layering.py checks it). Besides the hub
+layer, builders, fits and export, it holds what every layer shares: errors
+(`errors.py`), the example format (`example_format.py`), atomic artifact I/O
+(`artifacts.py`) and what a person sees while tlpipe works (`progress.py`).
+
 The public API is imported lazily, so `import tlpipe.models` stays cheap and
 TensorFlow loads only when a model is actually built.
 

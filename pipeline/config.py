@@ -93,7 +93,7 @@ def _target_trainer() -> TrainerConfig:
 
 def _target_transform() -> TransformConfig:
     # 64x64: Fashion-MNIST's 28x28 images upsampled; measured, 96x96 gave the same
-    # accuracy at about half the speed (README).
+    # accuracy at about half the speed (bench/README.md).
     return TransformConfig(image_size=list(EMBEDDED_IMAGE_SIZE))
 
 

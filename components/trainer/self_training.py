@@ -41,7 +41,7 @@ teacher (seed 0: 0.801 vs 0.832 test accuracy): the confident examples are the
 teacher's easiest, and its mistakes are confident too (336 of 1,000 test
 shirts taken for bags). Propagated labels follow the images' neighbourhoods
 instead; with them the seed-0 student reached 0.920 (the table for all seeds
-is in the README).
+is in bench/README.md).
 
 Output folder: the final student, exactly as `train_transfer` writes it
 (model/, history.json, summary.json with a `self_training` entry, ...), plus

@@ -1,10 +1,13 @@
-"""Every ```yaml example of the README, taken from README.md itself, does what the README says with it.
+"""Every ```yaml example of the documentation, taken from the documents themselves, does what they say with it.
 
-Absolute paths in an example are moved under a temporary folder (and the data
-they name is made there, small); nothing else in the example changes. Its
-preset resolves offline through a TF-Hub cache holding a tiny module. The run
-itself is shrunk by `--set` values (image size, epochs) that leave every key
-of the example in place: the config is also loaded unchanged.
+The examples are read from README.md, then from docs/*.md in name order
+(today: the own-data example in README.md, the cluster example in
+docs/kubeflow.md). Absolute paths in an example are moved under a temporary
+folder (and the data they name is made there, small); nothing else in the
+example changes. Its preset resolves offline through a TF-Hub cache holding a
+tiny module. The run itself is shrunk by `--set` values (image size, epochs)
+that leave every key of the example in place: the config is also loaded
+unchanged.
 """
 
 import os
@@ -19,7 +22,7 @@ from tlpipe.models.artifacts import read_json
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.config import load_config
 
-README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 # `scheme:/abs/path` or `/abs/path` (not URLs: `http://...`).
 _ABSOLUTE = re.compile(r"^((?:[a-z_]+:)?)(/[^/].*)$")
 SMALL_RUN = ["--mode", "in_process", "--set", "transform.image_size=[32, 32]", "--set", "trainer.batch_size=32",
@@ -27,8 +30,14 @@ SMALL_RUN = ["--mode", "in_process", "--set", "transform.image_size=[32, 32]", "
              "--set", "trainer.baseline.epochs=2"]
 
 
-def readme_yaml_examples() -> list[str]:
-    return re.findall(r"^```yaml\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
+def documents() -> list[pathlib.Path]:
+    """The documents whose ```yaml examples run here, in a fixed order: README.md, then docs/*.md by name."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def yaml_examples() -> list[str]:
+    return [example for document in documents()
+            for example in re.findall(r"^```yaml\n(.*?)^```", document.read_text(encoding="utf-8"), flags=re.S | re.M)]
 
 
 def _under(tmp_path: pathlib.Path, value):
@@ -43,14 +52,14 @@ def _under(tmp_path: pathlib.Path, value):
 
 
 def test_the_readme_has_the_examples_these_tests_run():
-    examples = [yaml.safe_load(text) for text in readme_yaml_examples()]
-    # A new ```yaml example in README.md needs its test here (and a moved one, its index below).
-    assert len(examples) == 2, f"{len(examples)} yaml examples in README.md; this file runs 2"
+    examples = [yaml.safe_load(text) for text in yaml_examples()]
+    # A new ```yaml example in README.md or docs/*.md needs its test here (and a moved one, its index below).
+    assert len(examples) == 2, f"{len(examples)} yaml examples in README.md and docs/*.md; this file runs 2"
     assert [("kubeflow" in example) for example in examples] == [False, True]
 
 
 def _example(index: int, tmp_path) -> tuple[dict, pathlib.Path]:
-    example = _under(tmp_path, yaml.safe_load(readme_yaml_examples()[index]))
+    example = _under(tmp_path, yaml.safe_load(yaml_examples()[index]))
     path = tmp_path / "example.yaml"
     path.write_text(yaml.safe_dump(example))
     return example, path
