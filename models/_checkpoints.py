@@ -23,10 +23,13 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
+from tlpipe.models._classifier import head_model
 from tlpipe.models.artifacts import read_json, write_json
 from tlpipe.models.errors import ModelError
 
 STATE_FILE = "state.json"
+# Weight files of the head alone (the base frozen and unchanged since it was built).
+HEAD_ONLY_PREFIX = "head-"
 
 
 @dataclasses.dataclass
@@ -89,16 +92,18 @@ class CheckpointStore:
         return state
 
     def save_epoch(self, state: TrainingState, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                   phase: str, epoch: int, *, improved: bool) -> None:
+                   phase: str, epoch: int, *, improved: bool, head_only: bool = False) -> None:
         """Save the weights (and, if `improved`, the new best weights) and the optimizer after an epoch.
 
-        Call after updating `state` for the epoch; the state file is written
-        last, then unreferenced files are removed.
+        `head_only`: save the head's weights alone (the base is frozen and as
+        it was built). Call after updating `state` for the epoch; the state
+        file is written last, then unreferenced files are removed.
         """
         stem = f"{phase}-{epoch:04d}"
-        state.weights = self._save_weights(model, f"epoch-{stem}")
+        weights_of, prefix = (head_model(model), HEAD_ONLY_PREFIX) if head_only else (model, "")
+        state.weights = self._save_weights(weights_of, f"{prefix}epoch-{stem}")
         if improved:
-            state.best["weights"] = self._save_weights(model, f"best-{stem}")
+            state.best["weights"] = self._save_weights(weights_of, f"{prefix}best-{stem}")
         state.random_states = [np.asarray(v.numpy()).tolist() for v in random_state_variables(model)]
         state.optimizer = f"optimizer-{stem}.npz"
         store: dict[str, np.ndarray] = {}
@@ -114,8 +119,18 @@ class CheckpointStore:
             if name not in keep and not name.startswith("."):
                 os.remove(os.path.join(self.directory, name))
 
+    def whole(self, model: keras.Model, name: str) -> str:
+        """`name` if it holds the whole model; else save `model` (which holds those weights) whole, return its file.
+
+        At the end of a head-only phase: a later phase trains the base, and its
+        best must bring back the base of this phase's best, not just the head.
+        """
+        if not name.startswith(HEAD_ONLY_PREFIX):
+            return name
+        return self._save_weights(model, name[len(HEAD_ONLY_PREFIX):].removesuffix(".weights.h5"))
+
     def restore_weights(self, model: keras.Model, name: str) -> None:
-        """Load saved weights into `model`.
+        """Load saved weights into `model` (into its head alone for a head-only file).
 
         Keras' weight files also carry the state of the optimizer the model was
         compiled with, and loading warns when that optimizer differs (another
@@ -124,7 +139,8 @@ class CheckpointStore:
         """
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model.load_weights(os.path.join(self.directory, name))
+            target = head_model(model) if name.startswith(HEAD_ONLY_PREFIX) else model
+            target.load_weights(os.path.join(self.directory, name))
 
     def restore_random_states(self, model: keras.Model, states: Optional[list[list[int]]]) -> None:
         """Put the random generators (dropout, augmentation) back where the saved epoch left them."""

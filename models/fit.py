@@ -273,6 +273,7 @@ class _TrainingRun:
                 continue
             self._run_phase(phase, state, restore_latest)
             restore_latest = False
+            state.best["weights"] = self.store.whole(self.model, state.best["weights"])
             state.phase_index, state.epoch, state.wait, state.stopped_early = index + 1, 0, 0, False
             state.weights, state.optimizer = state.best["weights"], None
             self.store.write(state)
@@ -459,7 +460,8 @@ class _EpochTracker(keras.callbacks.Callback):
         if state.wait >= self.run.patience_for(phase) and state.epoch >= phase.min_epochs and state.epoch < phase.epochs:
             state.stopped_early = summary["stopped_early"] = True
             self.model.stop_training = True
-        self.run.store.save_epoch(state, self.run.model, self.optimizer, phase.name, state.epoch, improved=improved)
+        self.run.store.save_epoch(state, self.run.model, self.optimizer, phase.name, state.epoch, improved=improved,
+                                  head_only=phase.cache_features)
         scalars = {key: entry[key] for key in _SCALARS}
         for task, values in entry.get("tasks", {}).items():
             scalars.update({f"{task}/{key}": value for key, value in values.items()})

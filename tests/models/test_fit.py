@@ -16,6 +16,8 @@ from tlpipe.models.hub_layer import variable_path
 from tlpipe.models.hyperrule import make_schedule
 from tlpipe.models.errors import ConfigError, ModelError
 
+pytestmark = pytest.mark.quick
+
 SCHEDULE = make_schedule(24, 3, batch_size=8, head_epochs=2, fine_tune_epochs=2, head_learning_rate=0.1,
                          fine_tune_learning_rate=0.01, warmup_fraction=0.0, baseline_epochs=2)
 
@@ -234,6 +236,38 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(keras_hub_mo
     resumed = two_phase_fit(restarted, *datasets, output_dir=str(tmp_path / "resumed"), **kwargs)
     metrics = ("loss", "accuracy", "val_loss", "val_accuracy")
     assert [[e[m] for m in metrics] for e in resumed["entries"]] == [[e[m] for m in metrics] for e in whole["entries"]]
+
+
+def test_a_cached_head_phase_checkpoints_the_head_alone_and_resumes_exactly(keras_hub_module, datasets, tmp_path):
+    schedule = make_schedule(24, 3, batch_size=8, head_epochs=3, fine_tune_epochs=2, warmup_fraction=0.0)
+    kwargs = dict(strategy="fine_tune_all", schedule=schedule, early_stopping_patience=10)
+    whole_model = transfer_model(keras_hub_module)
+    whole = two_phase_fit(whole_model, *datasets, output_dir=str(tmp_path / "whole"), **kwargs)
+    assert whole["phases"]["head"]["cached_features"] is True
+    with pytest.raises(RuntimeError, match="killed"):
+        two_phase_fit(transfer_model(keras_hub_module), *datasets, callbacks=[_CountEpochs(crash_after=2)],
+                      output_dir=str(tmp_path / "resumed"), **kwargs)
+    checkpoints = tmp_path / "resumed" / "checkpoints"
+    state = json.loads((checkpoints / "state.json").read_text())
+    assert state["weights"] == "head-epoch-head-0002.weights.h5"
+    head_file = checkpoints / state["weights"]
+    assert head_file.stat().st_size < (tmp_path / "whole" / "checkpoints" / state_of(tmp_path / "whole")).stat().st_size
+
+    restarted = transfer_model(keras_hub_module, seed=7)  # other head weights: restored from the head-only file
+    keras.utils.set_random_seed(0)
+    resumed = two_phase_fit(restarted, *datasets, output_dir=str(tmp_path / "resumed"), **kwargs)
+    metrics = ("loss", "accuracy", "val_loss", "val_accuracy")
+    assert [[e[m] for m in metrics] for e in resumed["entries"]] == [[e[m] for m in metrics] for e in whole["entries"]]
+    # the best is saved whole once its phase ended: it brings back the base of that epoch, not just the head
+    final = json.loads((checkpoints / "state.json").read_text())
+    assert not final["best"]["weights"].startswith("head-")
+    for a, b in zip(whole_model.get_weights(), restarted.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def state_of(run_dir) -> str:
+    """The whole-model weight file a finished run's state names."""
+    return json.loads((run_dir / "checkpoints" / "state.json").read_text())["weights"]
 
 
 def test_checkpoints_of_another_run_are_refused(keras_hub_module, datasets, tmp_path):
