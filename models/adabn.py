@@ -67,7 +67,7 @@ def adapt_batch_norm(model: keras.Model, images: Any, *, batch_size: int = 256) 
     first = next(iter(batches), None)
     if first is None:
         raise DataError("AdaBN received no target images: the unlabelled target split is empty")
-    momentum = _momentum(statistics, forward, first)
+    momentum = _momentum(statistics, forward, first, other_state)
     if any(np.any(m >= 1.0 - 1e-6) for m in momentum):
         raise ModelError("a batch-norm layer of the base does not update its moving statistics in training mode")
     totals = [np.zeros(variable.shape, np.float64) for variable in statistics]
@@ -119,10 +119,21 @@ def _run_from(statistics: list[keras.Variable], start: float, forward: Callable,
     return [np.asarray(keras.ops.convert_to_numpy(variable), np.float64) for variable in statistics]
 
 
-def _momentum(statistics: list[keras.Variable], forward: Callable, batch: tf.Tensor) -> list[np.ndarray]:
-    """Each statistic's momentum m: from s = 1 a pass leaves m + (1 - m) b, from s = 0 it leaves (1 - m) b."""
-    from_zero = _run_from(statistics, 0.0, forward, batch)
-    from_one = _run_from(statistics, 1.0, forward, batch)
+def _momentum(statistics: list[keras.Variable], forward: Callable, batch: tf.Tensor,
+              random_state: list[tuple[keras.Variable, np.ndarray]]) -> list[np.ndarray]:
+    """Each statistic's momentum m: from s = 1 a pass leaves m + (1 - m) b, from s = 0 it leaves (1 - m) b.
+
+    Both passes must see the same b: a base with dropout or stochastic depth
+    (EfficientNet-Lite drops residual branches in training mode) draws other
+    masks on each pass unless its random-generator state (`random_state`, the
+    other non-trainable variables as they were) is put back before each.
+    """
+    passes = []
+    for start in (0.0, 1.0):
+        for variable, value in random_state:
+            variable.assign(value)
+        passes.append(_run_from(statistics, start, forward, batch))
+    from_zero, from_one = passes
     return [one - zero for one, zero in zip(from_one, from_zero)]
 
 

@@ -9,6 +9,8 @@ from tlpipe.models.adabn import adapt_batch_norm, batch_norm_statistics
 from tlpipe.models.builders import build_small_cnn, build_transfer_model
 from tlpipe.models.errors import ModelError
 
+pytestmark = pytest.mark.quick
+
 
 def _snapshot(model):
     return {v.path: np.array(v.numpy()) for v in model.variables}
@@ -66,3 +68,27 @@ def test_a_base_without_batch_norm_is_refused(tf1_hub_module):
     model = build_transfer_model(tf1_hub_module, 3)
     with pytest.raises(ModelError, match="no batch-norm moving statistics"):
         adapt_batch_norm(model, _target_images())
+
+
+@pytest.mark.parametrize("published", [False, True])
+def test_a_base_with_dropout_below_its_batch_norm_gets_the_right_statistics(tmp_path, published):
+    # EfficientNet-Lite drops residual branches in training mode: the passes that measure each layer's
+    # momentum must draw the same masks, else the momentum (and every statistic scaled by it) is off.
+    from tlpipe.models.publish import export_hub_module
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((16, 16, 3))
+    # large activations (as deep in a real network): a small difference between two passes' batch
+    # statistics is then a large error in the momentum
+    conv = keras.layers.Conv2D(6, 3, kernel_initializer=keras.initializers.RandomNormal(5.0, 20.0), name="conv1")(inputs)
+    x = keras.layers.Dropout(0.5, name="drop")(conv)
+    x = keras.layers.BatchNormalization(momentum=0.99, name="bn1")(x)
+    network = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="feature_extractor")
+    model = build_transfer_model(export_hub_module(network, str(tmp_path / "module")), 3) if published else network
+    target = _target_images()
+    adapt_batch_norm(model, target, batch_size=40)
+    statistics = {v.path.rsplit("/", 1)[-1].rsplit(".", 1)[-1].split(":")[0]: v.numpy() for v in
+                  batch_norm_statistics(model if not published else model.get_layer("feature_extractor"))}
+    expected = keras.Model(inputs, conv)(target).numpy().reshape(-1, 6).mean(axis=0)
+    # inverted dropout keeps the mean; one pass's masks leave a few percent of noise
+    np.testing.assert_allclose(statistics["moving_mean"], expected, rtol=0.15, atol=0.02)
