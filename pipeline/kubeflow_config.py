@@ -1,6 +1,7 @@
 """The `kubeflow` config section: image, per-step resources, retries and caching.
 
-Steps are named by kind: ingest, transform, train, pretrain, resolve, evaluate, push.
+Steps are named by kind, the `name` of their declaration (`components.steps.STEP_KINDS`:
+ingest, transform, pretrain, rank, train, resolve, evaluate, push, sweep-point, sweep-gather).
 `resources.default` applies to every step a more specific entry does not name.
 """
 
@@ -10,9 +11,9 @@ import dataclasses
 import re
 from typing import Optional
 
+from tlpipe.components.steps import STEP_KINDS
 from tlpipe.models.errors import ConfigError
 
-STEP_KINDS = ("ingest", "transform", "train", "pretrain", "resolve", "evaluate", "push")
 _CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?([EPTGMK]i?)?$")
 

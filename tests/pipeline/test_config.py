@@ -17,6 +17,8 @@ from tlpipe.pipeline.config import (
 from tlpipe.components.config_schema import from_dict, merge, to_dict
 from tlpipe.models.errors import ConfigError
 
+pytestmark = pytest.mark.quick
+
 
 def test_defaults_are_the_embedded_fashion_mnist_transfer():
     config = load_config()
@@ -88,6 +90,7 @@ def test_saved_config_loads_back_identically(tmp_path):
         ("transform.channels=2", "transform.channels", 2, "1"),
         ("beam.options=[direct]", "beam.options", "direct", "--name=value"),
         ("source.ingest.num_shards=0", "source.ingest.num_shards", 0, ">= 1"),
+        ("kubeflow.caching.trian=false", "kubeflow.caching.trian", False, "steps ingest, transform, pretrain, rank"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(override, key, received, allowed):
@@ -96,6 +99,17 @@ def test_bad_values_name_key_value_and_what_is_allowed(override, key, received, 
     assert caught.value.key == key
     assert caught.value.received == received
     assert allowed in str(caught.value)
+
+
+def test_every_declared_step_kind_takes_resources_and_caching():
+    from tlpipe.components.steps import STEPS
+
+    kinds = [spec.name for spec in STEPS]
+    assert {"rank", "sweep-point", "sweep-gather"} <= set(kinds)
+    overrides = [f"kubeflow.resources.{kind}={{cpu_request: '2'}}" for kind in kinds]
+    config = load_config(overrides=[*overrides, *(f"kubeflow.caching.{kind}=false" for kind in kinds)])
+    assert all(config.kubeflow.resources_for(kind).cpu_request == "2" for kind in kinds)
+    assert config.kubeflow.caching == {kind: False for kind in kinds}
 
 
 def test_handle_and_preset_together_are_rejected():
