@@ -40,7 +40,8 @@ def test_a_run_shows_step_lines_and_a_few_bar_lines_and_logs_everything_else(two
     assert "test accuracy on 18 examples" in first.stdout
 
     log = _log(root)  # everything the terminal did not show
-    for expected in ("executor_input", "have no effect in the current local runner", "oneDNN", "epoch 20/20"):
+    # (not TensorFlow's start-up lines: which ones it prints depends on the CPU)
+    for expected in ("executor_input", "have no effect in the current local runner", "epoch 20/20"):
         assert expected in log, expected
 
 
