@@ -9,6 +9,8 @@ from tlpipe.components.beam import BeamConfig, create_pipeline
 from tlpipe.components.beam_errors import in_dofn, user_error
 from tlpipe.models.errors import ConfigError, DataError, TlpipeError
 
+pytestmark = pytest.mark.quick
+
 
 def _fail(value: int, kind: str):
     if value == 2:

@@ -10,6 +10,8 @@ from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.spec import TEACHERS, TRAIN
 from tlpipe.models.errors import ConfigError
 
+pytestmark = pytest.mark.quick
+
 INGEST_SECTIONS = sections_to_json({"ingest": IngestConfig(source="idx:/data", shots={"train": 5}),
                                     "beam": BeamConfig()})
 

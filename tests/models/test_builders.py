@@ -13,6 +13,8 @@ from tlpipe.models._metadata import read_module_metadata, write_module_metadata
 from tlpipe.models.text_layers import HashedEmbeddingBag
 from tlpipe.models.errors import ModelError
 
+pytestmark = pytest.mark.quick
+
 
 def test_small_cnn_is_a_feature_extractor():
     model = build_small_cnn((28, 28, 1), filters=(4, 8))

@@ -15,6 +15,8 @@ from tlpipe.models.domain import (
 )
 from tlpipe.models.errors import ConfigError
 
+pytestmark = pytest.mark.quick
+
 
 def test_reversal_is_identity_forward_and_flips_and_scales_gradients():
     layer = GradientReversal(0.5)

@@ -16,6 +16,8 @@ from tlpipe.models.efficientnet_lite import (
 from tlpipe.models.errors import ModelError
 from tlpipe.models.torch_weights import read_legacy_state_dict
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.fixture(scope="module")
 def lite0_state() -> dict[str, np.ndarray]:

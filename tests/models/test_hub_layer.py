@@ -13,6 +13,8 @@ from tlpipe.models import HubFeatureVector, build_transfer_model, export_hub_mod
 from tlpipe.models._tfhub import hub
 from tlpipe.models.errors import ModelError
 
+pytestmark = pytest.mark.quick
+
 BN_STATISTICS = ("bn1/moving_mean", "bn1/moving_variance", "bn2/moving_mean", "bn2/moving_variance")
 
 

@@ -9,6 +9,8 @@ import pytest
 from tlpipe.models.hyperrule import Schedule, batch_norm_settle_steps, make_schedule, student_settings
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 
 def test_small_dataset_gets_small_batches_and_many_epochs():
     schedule = make_schedule(50, 5)  # 10 labels per class of 5 classes

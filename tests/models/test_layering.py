@@ -4,7 +4,11 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import tlpipe.models
+
+pytestmark = pytest.mark.quick
 
 
 def test_every_models_module_imports_without_components_or_pipeline():

@@ -19,6 +19,8 @@ from tlpipe.models.multi_task import (
 )
 from tlpipe.models.serving import export_for_serving, load_serving_metadata, task_output_key
 
+pytestmark = pytest.mark.quick
+
 SCHEDULE = make_schedule(24, 3, batch_size=8, head_epochs=2, fine_tune_epochs=2, head_learning_rate=0.1,
                          fine_tune_learning_rate=0.01, warmup_fraction=0.0, baseline_epochs=2)
 HEADS = (TaskHead("fine", 3, loss_weight=1.0, dropout=0.0), TaskHead("coarse", 2, loss_weight=0.5, dropout=0.0,

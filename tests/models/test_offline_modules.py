@@ -19,6 +19,8 @@ from tlpipe.models.offline_modules import CACHE_DIR_ENV, module_dir, offline_mod
 from tlpipe.models.presets import PRESETS, from_preset, loadable_handle
 from tlpipe.models.publish import SOURCE_SIGNATURE, source_probabilities_function
 
+pytestmark = pytest.mark.quick
+
 VARIANT = "efficientnet_lite0"
 
 

@@ -12,6 +12,8 @@ from tlpipe.models import PRESETS, Preset, from_preset
 from tlpipe.models.presets import import_required_packages
 from tlpipe.models.errors import ModelError
 
+pytestmark = pytest.mark.quick
+
 EXPECTED_FAMILIES = {
     "efficientnet_lite0": "/tensorflow/efficientnet/lite0/feature-vector/",
     "efficientnet_lite1": "/tensorflow/efficientnet/lite1/feature-vector/",

@@ -8,6 +8,8 @@ import pytest
 from tlpipe.models.errors import DataError, ModelError
 from tlpipe.models.propagation import join_views, knn_graph, principal_components, propagate_labels
 
+pytestmark = pytest.mark.quick
+
 
 def _two_moons_like(count: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two elongated clusters in 3-d: their far ends are nearer to each other's centre than to their own seed."""

@@ -14,6 +14,8 @@ from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models._tfhub import hub
 from tlpipe.models.errors import ModelError
 
+pytestmark = pytest.mark.quick
+
 
 def test_published_module_has_the_reusable_savedmodel_api(keras_hub_module, keras_feature_extractor, tiny_images):
     images = tiny_images[0][:6]

@@ -12,6 +12,8 @@ from tlpipe.models.errors import ModelError
 from tlpipe.models.hub_layer import HubFeatureVector
 from tlpipe.models.publish import export_hub_module, source_probabilities_function
 
+pytestmark = pytest.mark.quick
+
 
 def _source_classifier(features: keras.Model, shape: tuple[int, ...]) -> keras.Model:
     inputs = keras.Input(shape=shape)

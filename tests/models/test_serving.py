@@ -16,6 +16,8 @@ from tlpipe.models.serving import export_for_serving, load_serving_metadata
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, ModelError
 
+pytestmark = pytest.mark.quick
+
 LABELS = ["cat", "dog", "bird"]
 
 

@@ -6,6 +6,8 @@ import pytest
 from tlpipe.models.errors import DataError
 from tlpipe.models.shift import measure_shift, mmd_squared, proxy_a_distance, shift_level
 
+pytestmark = pytest.mark.quick
+
 
 def _gaussian(n, d, mean, seed):
     return np.random.default_rng(seed).normal(mean, 1.0, size=(n, d))

@@ -12,6 +12,8 @@ from tlpipe.models.efficientnet_lite import weights_file
 from tlpipe.models.errors import ModelError
 from tlpipe.models.torch_weights import MAGIC_NUMBER, PROTOCOL_VERSION, read_legacy_state_dict
 
+pytestmark = pytest.mark.quick
+
 SYS_INFO = {"protocol_version": PROTOCOL_VERSION, "little_endian": True,
             "type_sizes": {"short": 2, "int": 4, "long": 4}}
 

@@ -8,6 +8,8 @@ import pytest
 from tlpipe.models.errors import DataError
 from tlpipe.models.transferability import h_score, knn_accuracy, leep, logme, nce, regularized_h_score
 
+pytestmark = pytest.mark.quick
+
 
 def _labels(classes: int, per_class: int) -> np.ndarray:
     return np.repeat(np.arange(classes), per_class)

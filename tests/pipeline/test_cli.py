@@ -8,6 +8,8 @@ import yaml
 from tlpipe.models.artifacts import read_json
 from tlpipe.pipeline.cli import main
 
+pytestmark = pytest.mark.quick
+
 
 def test_help_lists_the_commands(capsys):
     with pytest.raises(SystemExit) as caught:

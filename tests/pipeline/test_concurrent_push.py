@@ -15,9 +15,13 @@ import multiprocessing
 import os
 import time
 
+import pytest
+
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import read_push_history, run_pusher
 from tlpipe.components.pusher.production import describe_production
+
+pytestmark = pytest.mark.quick
 
 ROUNDS = 12
 

@@ -4,6 +4,8 @@ import pytest
 
 from tlpipe.pipeline.cron import CronError, crontab_line, parse_cron, to_crontab
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.mark.parametrize("expression, field, values", [
     ("0 0 3 * * *", "hours", {3}),

@@ -6,6 +6,8 @@ from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.config import load_config
 from tlpipe.pipeline.starter_config import SPLITS, SUGGESTED_PRESET
 
+pytestmark = pytest.mark.quick
+
 
 def test_init_writes_a_commented_config_that_loads(tmp_path, capsys, image_folder_writer):
     data = tmp_path / "my pets"

@@ -17,6 +17,8 @@ import yaml
 
 from tlpipe.pipeline.cli import main
 
+pytestmark = pytest.mark.quick
+
 API = "/apis/v2beta1"
 
 

@@ -4,9 +4,13 @@ import configparser
 import os
 import pathlib
 
+import pytest
+
 import tlpipe.components
 import tlpipe.models
 import tlpipe.pipeline
+
+pytestmark = pytest.mark.quick
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 

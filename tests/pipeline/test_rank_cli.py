@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from tlpipe.pipeline.cli import main
+
+pytestmark = pytest.mark.quick
 
 
 def test_rank_recommends_the_seeing_module_and_reports_the_bad_one(make_tiny_config, tiny_module, blind_module,

@@ -9,6 +9,8 @@ import pytest
 from tlpipe.components.evaluator.shift import after_training_verdict, render_markdown
 from tlpipe.pipeline.cli import main
 
+pytestmark = pytest.mark.quick
+
 SIZE = 12
 
 

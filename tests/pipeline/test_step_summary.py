@@ -1,7 +1,11 @@
 """A step's end line: what its output folder holds, in a few words."""
 
+import pytest
+
 from tlpipe.models.artifacts import write_json
 from tlpipe.pipeline.step_summary import artifact_summary
+
+pytestmark = pytest.mark.quick
 
 
 def test_an_examples_folder_counts_its_splits_and_its_unlabelled_pool(tmp_path):

@@ -13,6 +13,8 @@ from tlpipe.components.evaluator.convergence import convergence_table, load_hist
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, rescale_interval
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.mark.parametrize("field, value, allowed", [
     ("min_accuracy", 1.2, "[0, 1]"),

@@ -2,8 +2,12 @@
 
 import os
 
+import pytest
+
 from tlpipe.components.evaluator.training_data import describe_training_data
 from tlpipe.models.artifacts import write_json
+
+pytestmark = pytest.mark.quick
 
 
 def _trainer_output(tmp_path, name: str, summary: dict) -> str:

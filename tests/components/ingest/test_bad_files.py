@@ -11,6 +11,8 @@ import pytest
 
 from tlpipe.models.errors import DataError
 
+pytestmark = pytest.mark.quick
+
 LABELS = ["a", "b", "c"]
 
 

@@ -15,6 +15,8 @@ from PIL import Image
 from tlpipe.pipeline.config import FASHION_MNIST_LABELS
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 SPLITS = {"train": "train[:80%]", "eval": "train[80%:]", "test": "test"}
 CLASSES = ["Sandal", "Bag", "0"]  # by name, and T-shirt by its source integer label
 

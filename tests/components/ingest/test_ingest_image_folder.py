@@ -12,6 +12,8 @@ from tlpipe.models.progress import NORMAL, VERBOSE, set_quiet, set_verbosity
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 
 def test_image_folder_keeps_original_bytes_and_carries_corrupt_files(kit):
     folder = kit.image_folder("pets", {"dog": 4, "cat": 3, "bird": 2})

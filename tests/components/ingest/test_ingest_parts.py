@@ -12,6 +12,8 @@ from tlpipe.components.ingest.spans import resolve_span
 from tlpipe.components.ingest.split_spec import SplitSpec, parse_split_spec
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.mark.parametrize("text, expected", [
     ("train", SplitSpec("train", 0.0, 100.0)),

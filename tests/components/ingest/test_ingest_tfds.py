@@ -12,6 +12,8 @@ from PIL import Image
 
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 MOCK_EXAMPLES = 20
 
 

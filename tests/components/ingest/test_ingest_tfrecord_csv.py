@@ -10,6 +10,8 @@ import pytest
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 
 def test_tfrecord_images_with_name_labels_and_optional_ids(kit):
     examples = [{"picture": kit.png(i), "kind": ["cat", "dog"][i % 2]} for i in range(6)]

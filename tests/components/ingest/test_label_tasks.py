@@ -13,6 +13,8 @@ from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, DataError
 from tlpipe.pipeline.config import FASHION_MNIST_LABELS
 
+pytestmark = pytest.mark.quick
+
 SPLITS = {"train": "train[:80%]", "eval": "train[80%:]", "test": "test"}
 CLASSES = ["Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 GROUPS = {"Sandal": "footwear", "Shirt": "tops", "Sneaker": "footwear", "Bag": "bags", "Ankle boot": "footwear"}

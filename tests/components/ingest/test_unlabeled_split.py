@@ -13,6 +13,8 @@ from tlpipe.components.transform.executor import run_transform
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError
 
+pytestmark = pytest.mark.quick
+
 LABELS = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 SPLITS = {"train": "train[:80%]", "eval": "train[80%:]", "test": "test"}
 CLASSES = ["Sandal", "Bag", "Sneaker"]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tlpipe.components.pusher.production import ProductionModel, describe_production
+
+pytestmark = pytest.mark.quick
 
 
 def _version(serving, version: int, content: bytes) -> None:

@@ -17,6 +17,8 @@ from tlpipe.components.pusher.production import describe_production, fingerprint
 from tlpipe.components.config_schema import from_dict
 from tlpipe.models.errors import ConfigError, ModelError, NotBlessedError
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> str:

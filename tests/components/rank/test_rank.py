@@ -11,6 +11,8 @@ import pytest
 from tlpipe.components.rank.executor import rank_candidates
 from tlpipe.models.errors import ConfigError, ModelError
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.fixture(scope="module")
 def ranking(tmp_path_factory, transformed_dir, sighted_module, blind_module, rgb_module):

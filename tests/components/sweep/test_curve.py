@@ -13,6 +13,8 @@ from tlpipe.components.sweep.point import condense
 from tlpipe.components.sweep.report import CURVE_JSON, REPORT_FILES, write_report
 from tlpipe.models.errors import DataError
 
+pytestmark = pytest.mark.quick
+
 CONFIDENCE = {"level": 0.95, "method": "jackknife"}
 
 

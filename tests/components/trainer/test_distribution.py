@@ -10,6 +10,8 @@ from tlpipe.components.trainer.distribution import cluster_workers, resolve_dist
 from tlpipe.components.trainer.executor import train_transfer
 from tlpipe.models.errors import ConfigError
 
+pytestmark = pytest.mark.quick
+
 TWO_WORKERS = json.dumps({"cluster": {"worker": ["a:2222", "b:2222"]}, "task": {"type": "worker", "index": 0}})
 
 

@@ -23,6 +23,8 @@ from tlpipe.models import example_format as fmt
 from tlpipe.models.artifacts import write_json
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 CLASSES = ["Sandal", "Sneaker", "Bag"]
 SHAPE = (12, 12, 1)
 

@@ -19,6 +19,8 @@ from tlpipe.models.artifacts import write_json
 from tlpipe.models.errors import ConfigError, DataError
 from tlpipe.models.serving import load_serving_metadata, task_output_key
 
+pytestmark = pytest.mark.quick
+
 GROUPS = ["footwear", "bags"]
 GROUP_OF = [0, 0, 1]  # Sandal, Sneaker -> footwear; Bag -> bags
 TASKS = [TaskConfig(name="item", label="label"), TaskConfig(name="group", label="group", loss_weight=0.5)]

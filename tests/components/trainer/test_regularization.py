@@ -12,6 +12,8 @@ from tlpipe.components.trainer.config import RegularizationConfig, TrainerConfig
 from tlpipe.components.trainer.executor import train_transfer
 from tlpipe.models.errors import ConfigError
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.mark.parametrize("settings, key", [
     ({"kind": "l1"}, "trainer.regularization.kind"),

@@ -21,6 +21,8 @@ from tlpipe.models.errors import ConfigError, DataError, ModelError
 
 from .conftest import class_images, write_split
 
+pytestmark = pytest.mark.quick
+
 
 def _write_unlabeled(directory: str, pixels: np.ndarray) -> list[str]:
     """An `unlabeled` split as transform writes it: pixels, shape and id, no label; returns the ids."""

@@ -1,6 +1,10 @@
 """The strategy registry's run order: teachers first, the configured self-training teacher included."""
 
+import pytest
+
 from tlpipe.components.trainer.strategies import strategies_to_run, teacher_of
+
+pytestmark = pytest.mark.quick
 
 
 def test_teachers_train_before_their_students_and_the_config_picks_self_trainings():

@@ -16,6 +16,8 @@ from tlpipe.components.trainer.executor import train_baseline, train_transfer
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, DataError, ModelError
 
+pytestmark = pytest.mark.quick
+
 
 def small_config(**overrides) -> TrainerConfig:
     settings = dict(batch_size=6, head_epochs=2, fine_tune_epochs=1, head_learning_rate=0.05,

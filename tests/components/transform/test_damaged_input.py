@@ -14,6 +14,8 @@ from tlpipe.components.transform.executor import run_transform
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import DataError
 
+pytestmark = pytest.mark.quick
+
 
 def test_a_shard_with_a_bad_checksum_fails_the_transform_naming_file_and_record(kit, tmp_path):
     records = [kit.image_example(kit.encode(np.full((6, 6), 40 * i, np.uint8)), i % 2, f"id-{i}") for i in range(5)]

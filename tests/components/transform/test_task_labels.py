@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+import pytest
+
 from tlpipe.components.transform.records import BadRecord, RecordSpec, Transformed, transform_record
 from tlpipe.models import example_format as fmt
+
+pytestmark = pytest.mark.quick
 
 SPEC = RecordSpec(modality="text", label_names=("cat", "dog", "eel"), tasks=(("kind", ("mammal", "fish")),))
 

@@ -14,6 +14,8 @@ from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import run_transform
 from tlpipe.models.errors import ConfigError, DataError
 
+pytestmark = pytest.mark.quick
+
 NAMES = ["Sandal", "Shirt", "Bag"]
 IN_PROCESS = BeamConfig(runner="in_process")
 RNG = np.random.default_rng(11)

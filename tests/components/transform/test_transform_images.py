@@ -11,6 +11,8 @@ from PIL import Image
 
 from tlpipe.components.transform.images import ImageDecodeError, decode, transform_image
 
+pytestmark = pytest.mark.quick
+
 RNG = np.random.default_rng(7)
 
 

@@ -11,6 +11,8 @@ from tlpipe.components.transform.records import BadRecord, RecordSpec, Transform
 from tlpipe.components.transform.statistics import SplitStatistics, check_bad_fractions, resolve_channels
 from tlpipe.models.errors import DataError
 
+pytestmark = pytest.mark.quick
+
 NAMES = ("cat", "dog", "eel")
 IMAGE_SPEC = RecordSpec(modality="image", label_names=NAMES, image_size=(4, 6), channels=3, resize_method="nearest")
 TEXT_SPEC = RecordSpec(modality="text", label_names=NAMES, text_lowercase=True)

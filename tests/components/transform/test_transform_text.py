@@ -6,6 +6,8 @@ import pytest
 
 from tlpipe.components.transform.text import normalize_text
 
+pytestmark = pytest.mark.quick
+
 
 @pytest.mark.parametrize(
     "raw, lowercase, expected",
