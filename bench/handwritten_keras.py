@@ -26,7 +26,7 @@ STARTED = time.perf_counter()
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tlpipe.components.trainer.executor import schedule_for  # noqa: E402
+from tlpipe.components.trainer.engine import schedule_for  # noqa: E402
 from tlpipe.models.builders import build_baseline_model, build_transfer_model  # noqa: E402
 from tlpipe.models.fit import fit_baseline, two_phase_fit  # noqa: E402
 from tlpipe.pipeline.config import FASHION_MNIST_DIR, FASHION_MNIST_LABELS, TARGET_CLASSES, load_config  # noqa: E402

@@ -28,10 +28,11 @@ names the classes of each side otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import keras
 import numpy as np
@@ -39,7 +40,7 @@ import tensorflow as tf
 
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData
-from tlpipe.components.trainer.executor import _train
+from tlpipe.components.trainer.engine import train_and_export
 from tlpipe.components.trainer.spec import SUMMARY_FILE
 from tlpipe.models import example_format as fmt
 from tlpipe.models.adabn import adapt_batch_norm
@@ -62,6 +63,62 @@ STRATEGY_METHODS = {"domain_adaptation": DANN, "bn_adapt": BN_ADAPT, "source_onl
 SHIFT_FILE = "shift.json"
 WEIGHTS_FILE = "classifier.weights.h5"
 _DECODE_BATCH = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainRecipe:
+    """A transfer model trained on the labelled source domain by `method`; it records the shift before and
+    after training into `shift` (and shift.json)."""
+
+    kind: ClassVar[str] = "domain_adaptation"
+    config: TrainerConfig
+    handle: str
+    method: str
+    strategy: str
+    output_dir: str
+    target: _Split  # the unlabelled target split
+    target_eval: Optional[tf.data.Dataset]  # labelled target examples, reported per epoch only
+    teacher_model_dir: Optional[str]
+    shift: dict[str, Any]
+
+    def build(self, data: TransformedData) -> keras.Model:
+        config = self.config
+        return build_transfer_model(
+            self.handle, data.num_classes, dropout=config.head.dropout, hidden_units=config.head.hidden_units,
+            input_shape=data.image_shape, training_policy=config.base_training, name=f"domain_{self.strategy}",
+        )
+
+    def fit(self, model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
+        config, domain, strategy, target, shift = self.config, self.config.domain, self.strategy, self.target, self.shift
+        source_sample = sample_images(data.train, domain.shift_samples, seed=config.seed)
+        target_sample = sample_images(target.images, domain.shift_samples, seed=config.seed)
+        shift["before"] = _measure(model, source_sample, target_sample, config.seed)
+        log(f"trainer [{strategy}]: shift before training: {_describe(shift['before'])}")
+        if self.method == BN_ADAPT and self.teacher_model_dir is not None:
+            history = _reuse_source_only(model, self.teacher_model_dir, self.output_dir)
+        else:
+            batch_size = domain.batch_size or schedule.batch_size
+            history = fit_domain_adversarial(
+                model, data.train, data.eval, target.images, output_dir=self.output_dir,
+                epochs=domain.epochs, steps_per_epoch=domain.steps_per_epoch or math.ceil(data.num_train / batch_size),
+                batch_size=batch_size, learning_rate=domain.learning_rate,
+                base_learning_rate_factor=domain.base_learning_rate_factor, adapt=self.method == DANN,
+                discriminator_units=domain.discriminator_units, gamma=domain.gamma,
+                target_eval=self.target_eval, seed=config.seed, log_prefix=f"trainer [{strategy}] ",
+            )
+        if self.method == BN_ADAPT:
+            started = time.monotonic()
+            adapted = adapt_batch_norm(model, target.images)
+            history["adabn"] = {"statistics": adapted, "target_examples": target.count,
+                                "seconds": round(time.monotonic() - started, 3)}
+            log(f"trainer [{strategy}]: re-estimated {len(adapted)} batch-norm statistics on {target.count} "
+                f"target images")
+            write_json(os.path.join(self.output_dir, HISTORY_FILE), history)
+        model.save_weights(os.path.join(self.output_dir, WEIGHTS_FILE))
+        shift["after"] = _measure(model, source_sample, target_sample, config.seed)
+        log(f"trainer [{strategy}]: shift after training: {_describe(shift['after'])}")
+        write_json(os.path.join(self.output_dir, SHIFT_FILE), shift)
+        return history
 
 
 def train_domain_adaptation(
@@ -101,45 +158,8 @@ def train_domain_adaptation(
     strategy = next(name for name, value in STRATEGY_METHODS.items() if value == method)
     shift: dict[str, Any] = {"unlabeled_split": domain.unlabeled_split, "samples_per_domain": domain.shift_samples}
 
-    def build(data: TransformedData) -> keras.Model:
-        return build_transfer_model(
-            handle, data.num_classes, dropout=config.head.dropout, hidden_units=config.head.hidden_units,
-            input_shape=data.image_shape, training_policy=config.base_training, name=f"domain_{strategy}",
-        )
-
-    def fit(model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
-        source_sample = sample_images(data.train, domain.shift_samples, seed=config.seed)
-        target_sample = sample_images(target.images, domain.shift_samples, seed=config.seed)
-        shift["before"] = _measure(model, source_sample, target_sample, config.seed)
-        log(f"trainer [{strategy}]: shift before training: {_describe(shift['before'])}")
-        if method == BN_ADAPT and teacher_model_dir is not None:
-            history = _reuse_source_only(model, teacher_model_dir, output_dir)
-        else:
-            batch_size = domain.batch_size or schedule.batch_size
-            history = fit_domain_adversarial(
-                model, data.train, data.eval, target.images, output_dir=output_dir,
-                epochs=domain.epochs, steps_per_epoch=domain.steps_per_epoch or math.ceil(data.num_train / batch_size),
-                batch_size=batch_size, learning_rate=domain.learning_rate,
-                base_learning_rate_factor=domain.base_learning_rate_factor, adapt=method == DANN,
-                discriminator_units=domain.discriminator_units, gamma=domain.gamma,
-                target_eval=target_eval, seed=config.seed, log_prefix=f"trainer [{strategy}] ",
-            )
-        if method == BN_ADAPT:
-            started = time.monotonic()
-            adapted = adapt_batch_norm(model, target.images)
-            history["adabn"] = {"statistics": adapted, "target_examples": target.count,
-                                "seconds": round(time.monotonic() - started, 3)}
-            log(f"trainer [{strategy}]: re-estimated {len(adapted)} batch-norm statistics on {target.count} "
-                f"target images")
-            write_json(os.path.join(output_dir, HISTORY_FILE), history)
-        model.save_weights(os.path.join(output_dir, WEIGHTS_FILE))
-        shift["after"] = _measure(model, source_sample, target_sample, config.seed)
-        log(f"trainer [{strategy}]: shift after training: {_describe(shift['after'])}")
-        write_json(os.path.join(output_dir, SHIFT_FILE), shift)
-        return history
-
-    summary = _train(config, source_transformed_dir, output_dir, kind="domain_adaptation", strategy=strategy,
-                     handle=handle, build=build, fit=fit)
+    recipe = DomainRecipe(config, handle, method, strategy, output_dir, target, target_eval, teacher_model_dir, shift)
+    summary = train_and_export(config, source_transformed_dir, output_dir, recipe, strategy=strategy, handle=handle)
     summary.update(method=method, shift=shift, target_dir=os.path.abspath(target_transformed_dir),
                    num_target_unlabeled=target.count)
     write_json(os.path.join(output_dir, SUMMARY_FILE), summary)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import keras
 import tensorflow as tf
@@ -33,13 +33,14 @@ import tensorflow as tf
 from tlpipe.components.config_schema import validate_tree
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import EVAL_SPLIT, TRAIN_SPLIT, TransformedData, load_transformed
-from tlpipe.components.trainer.executor import _augmentation, _checkpoint_dir, _train
+from tlpipe.components.trainer.engine import augmentation_for, checkpoint_dir_for, train_and_export
+from tlpipe.components.trainer.executor import BaselineRecipe
 from tlpipe.components.trainer.spec import MODEL_DIR
 from tlpipe.components.trainer.strategies import MULTI_TASK, MULTI_TASK_BASELINE
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import DataError
 from tlpipe.models.examples import decode_examples
-from tlpipe.models.fit import fit_baseline, two_phase_fit
+from tlpipe.models.fit import two_phase_fit
 from tlpipe.models.hyperrule import Schedule
 from tlpipe.models.multi_task import TaskHead, build_multi_task_baseline_model, build_multi_task_transfer_model
 
@@ -120,28 +121,55 @@ def _task_summary(config: TrainerConfig, task_data: TaskData) -> dict[str, Any]:
             for task in config.tasks if task.name in task_data.label_names}
 
 
+@dataclasses.dataclass(frozen=True)
+class MultiTaskTransferRecipe:
+    """The heads on one shared hub base, fit in two phases (the base fine-tuned: all of it, or the pattern's)."""
+
+    kind: ClassVar[str] = "transfer"
+    config: TrainerConfig
+    handle: str
+    heads: list[TaskHead]
+    output_dir: str
+    name: str
+    work_dir: Optional[str] = None
+
+    def build(self, data: TransformedData) -> keras.Model:
+        return build_multi_task_transfer_model(self.handle, self.heads, input_shape=data.image_shape,
+                                               training_policy=self.config.base_training, name=self.name)
+
+    def fit(self, model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
+        config = self.config
+        top_n, pattern = (None, config.fine_tune_pattern) if config.fine_tune_pattern else (config.fine_tune_top_n, None)
+        return two_phase_fit(
+            model, data.train, data.eval, strategy="fine_tune_top" if config.fine_tune_pattern else "fine_tune_all",
+            schedule=schedule, output_dir=self.output_dir, top_n=top_n, pattern=pattern,
+            augment=augmentation_for(config, data), early_stopping_patience=config.early_stopping_patience,
+            seed=config.seed, log_prefix=f"trainer [{self.name}] ", checkpoint_dir=checkpoint_dir_for(self.work_dir),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiTaskBaselineRecipe(BaselineRecipe):
+    """The same heads on a randomly initialised base, fit as the baseline is (its budget, end to end)."""
+
+    heads: tuple[TaskHead, ...] = ()
+
+    def build(self, data: TransformedData) -> keras.Model:
+        config = self.config
+        return build_multi_task_baseline_model(
+            self.handle, list(self.heads), architecture=config.baseline.architecture,
+            cnn_filters=config.baseline.cnn_filters, input_shape=data.image_shape, name=self.name,
+            resize_to=config.baseline.input_size)
+
+
 def _train_transfer_heads(config: TrainerConfig, transformed_dir: str, output_dir: str, task_data: TaskData, *,
                           handle: str, name: str, work_dir: Optional[str],
                           extra: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Two-phase fit of the heads of `task_data` on one shared hub base; export with every task's names."""
-    heads = _heads(config, task_data)
-
-    def build(data: TransformedData) -> keras.Model:
-        return build_multi_task_transfer_model(handle, heads, input_shape=data.image_shape,
-                                               training_policy=config.base_training, name=name)
-
-    def fit(model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
-        top_n, pattern = (None, config.fine_tune_pattern) if config.fine_tune_pattern else (config.fine_tune_top_n, None)
-        return two_phase_fit(
-            model, data.train, data.eval, strategy="fine_tune_top" if config.fine_tune_pattern else "fine_tune_all",
-            schedule=schedule, output_dir=output_dir, top_n=top_n, pattern=pattern,
-            augment=_augmentation(config, data), early_stopping_patience=config.early_stopping_patience,
-            seed=config.seed, log_prefix=f"trainer [{name}] ", checkpoint_dir=_checkpoint_dir(work_dir),
-        )
-
-    return _train(config, transformed_dir, output_dir, kind="transfer", strategy=name, handle=handle, build=build,
-                  fit=fit, data=task_data.data, extra={TASKS_KEY: _task_summary(config, task_data), **(extra or {})},
-                  export_options={"task_label_names": task_data.label_names})
+    recipe = MultiTaskTransferRecipe(config, handle, _heads(config, task_data), output_dir, name, work_dir)
+    return train_and_export(config, transformed_dir, output_dir, recipe, strategy=name, handle=handle,
+                            data=task_data.data, extra={TASKS_KEY: _task_summary(config, task_data), **(extra or {})},
+                            export_options={"task_label_names": task_data.label_names})
 
 
 def train_multi_task(config: TrainerConfig, transformed_dir: str, output_dir: str, *, strategy: str = MULTI_TASK,
@@ -166,20 +194,7 @@ def train_multi_task_baseline(config: TrainerConfig, transformed_dir: str, outpu
     """The same heads on a randomly initialised base, trained end to end with the baseline's budget."""
     validate_tree(config, "trainer")
     task_data = load_task_data(config, transformed_dir)
-    heads = _heads(config, task_data)
-
-    def build(data: TransformedData) -> keras.Model:
-        return build_multi_task_baseline_model(
-            handle, heads, architecture=config.baseline.architecture, cnn_filters=config.baseline.cnn_filters,
-            input_shape=data.image_shape, name=strategy, resize_to=config.baseline.input_size)
-
-    def fit(model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
-        return fit_baseline(
-            model, data.train, data.eval, schedule=schedule, output_dir=output_dir,
-            augment=_augmentation(config, data), early_stopping_patience=config.early_stopping_patience,
-            seed=config.seed, log_prefix=f"trainer [{strategy}] ", checkpoint_dir=_checkpoint_dir(work_dir),
-        )
-
-    return _train(config, transformed_dir, output_dir, kind="baseline", strategy=strategy, handle=handle, build=build,
-                  fit=fit, data=task_data.data, extra={TASKS_KEY: _task_summary(config, task_data)},
-                  export_options={"task_label_names": task_data.label_names})
+    recipe = MultiTaskBaselineRecipe(config, handle, output_dir, strategy, work_dir, heads=tuple(_heads(config, task_data)))
+    return train_and_export(config, transformed_dir, output_dir, recipe, strategy=strategy, handle=handle,
+                            data=task_data.data, extra={TASKS_KEY: _task_summary(config, task_data)},
+                            export_options={"task_label_names": task_data.label_names})

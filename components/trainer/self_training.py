@@ -59,10 +59,11 @@ import tensorflow as tf
 
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TRAIN_SPLIT, TransformedData, load_transformed
-from tlpipe.components.trainer.executor import MODEL_DIR, _train_baseline, _train_transfer
+from tlpipe.components.trainer.executor import train_baseline, train_transfer
 from tlpipe.components.trainer.self_training_config import (
     FEATURE_EXTRACTION, LAST_EPOCH, TEACHER, SelfTrainingConfig,
 )
+from tlpipe.components.trainer.spec import MODEL_DIR
 from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, SELF_TRAINING
 from tlpipe.models import example_format as fmt
 from tlpipe.models.artifacts import write_json
@@ -184,16 +185,16 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
         extra = {"self_training": {**seen, "student_schedule": student_schedule}}
         keep_last = settings.student_epoch == LAST_EPOCH
         if scratch:
-            summary = _train_baseline(student_config, transformed_dir, round_dir, handle=handle, strategy=strategy,
-                                      work_dir=round_work, data=data, extra=extra, keep_last_epoch=keep_last)
+            summary = train_baseline(student_config, transformed_dir, round_dir, handle=handle, strategy=strategy,
+                                     work_dir=round_work, data=data, extra=extra, keep_last_epoch=keep_last)
         else:
             shared = _student_features(config, round_index, teacher_features, labelled.num_train, indices)
             if shared is not None:
                 log(f"trainer [{strategy}]: the frozen student reuses the teacher's features of its {len(shared)} "
                     "training examples (the module runs once over the unlabelled pool)")
-            summary = _train_transfer(student_config, transformed_dir, round_dir, strategy=settings.student,
-                                      handle=handle, work_dir=round_work, name=strategy, data=data, extra=extra,
-                                      keep_last_epoch=keep_last, train_features=shared)
+            summary = train_transfer(student_config, transformed_dir, round_dir, strategy=settings.student,
+                                     handle=handle, work_dir=round_work, name=strategy, data=data, extra=extra,
+                                     keep_last_epoch=keep_last, train_features=shared)
         teacher = summary["model_dir"]
     return summary
 
