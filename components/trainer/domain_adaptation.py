@@ -41,11 +41,11 @@ import tensorflow as tf
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData
 from tlpipe.components.trainer.engine import train_and_export
+from tlpipe.components.trainer.executor import configured_transfer_model
 from tlpipe.components.trainer.spec import SUMMARY_FILE
 from tlpipe.models import example_format as fmt
 from tlpipe.models.adabn import adapt_batch_norm
 from tlpipe.models.artifacts import write_json
-from tlpipe.models.builders import build_transfer_model
 from tlpipe.models.domain import fit_domain_adversarial, sample_images
 from tlpipe.models.errors import ConfigError, DataError
 from tlpipe.models.examples import decode_examples
@@ -82,11 +82,7 @@ class DomainRecipe:
     shift: dict[str, Any]
 
     def build(self, data: TransformedData) -> keras.Model:
-        config = self.config
-        return build_transfer_model(
-            self.handle, data.num_classes, dropout=config.head.dropout, hidden_units=config.head.hidden_units,
-            input_shape=data.image_shape, training_policy=config.base_training, name=f"domain_{self.strategy}",
-        )
+        return configured_transfer_model(self.config, self.handle, data, name=f"domain_{self.strategy}")
 
     def fit(self, model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
         config, domain, strategy, target, shift = self.config, self.config.domain, self.strategy, self.target, self.shift

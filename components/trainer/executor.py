@@ -39,6 +39,14 @@ from tlpipe.models.fit import TRANSFER_FITS, fit_baseline, two_phase_fit
 from tlpipe.models.hyperrule import Schedule
 
 
+def configured_transfer_model(config: TrainerConfig, handle: str, data: TransformedData, *, name: str) -> keras.Model:
+    """`handle`'s module with the configured head (`trainer.head`) and base training policy, for `data`."""
+    return build_transfer_model(
+        handle, data.num_classes, dropout=config.head.dropout, hidden_units=config.head.hidden_units,
+        input_shape=data.image_shape, training_policy=config.base_training, name=name,
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class TransferRecipe:
     """The hub module + a new head, fit in two phases with the fit `strategy` (models/fit.py)."""
@@ -54,11 +62,7 @@ class TransferRecipe:
     train_features: Optional[np.ndarray] = None
 
     def build(self, data: TransformedData) -> keras.Model:
-        config = self.config
-        return build_transfer_model(
-            self.handle, data.num_classes, dropout=config.head.dropout, hidden_units=config.head.hidden_units,
-            input_shape=data.image_shape, training_policy=config.base_training, name=f"transfer_{self.strategy}",
-        )
+        return configured_transfer_model(self.config, self.handle, data, name=f"transfer_{self.strategy}")
 
     def fit(self, model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
         config = self.config
