@@ -81,7 +81,7 @@ def main() -> None:
             keras.utils.set_random_seed(0)
             model = build_transfer_model(module, NUM_CLASSES, input_shape=shape)
             started = time.perf_counter()
-            two_phase_fit(model, data, data.take(EVAL_EXAMPLES), strategy="feature_extraction", schedule=schedule,
+            two_phase_fit(model, data, data.take(EVAL_EXAMPLES), unfreeze=None, schedule=schedule,
                           output_dir=f"{folder}/run-{cached}", cache_frozen_features=cached,
                           early_stopping_patience=args.epochs)
             timings[cached] = time.perf_counter() - started

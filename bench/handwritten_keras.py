@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tlpipe.components.trainer.engine import schedule_for  # noqa: E402
+from tlpipe.components.trainer.executor import unfreeze_for  # noqa: E402
 from tlpipe.models.builders import build_baseline_model, build_transfer_model  # noqa: E402
 from tlpipe.models.fit import fit_baseline, two_phase_fit  # noqa: E402
 from tlpipe.pipeline.config import FASHION_MNIST_DIR, FASHION_MNIST_LABELS, TARGET_CLASSES, load_config  # noqa: E402
@@ -85,7 +86,7 @@ def main() -> None:
             model = build_transfer_model(args.module, len(TARGET_CLASSES), dropout=config.head.dropout,
                                          hidden_units=config.head.hidden_units, input_shape=(28, 28, 1),
                                          training_policy=config.base_training)
-            two_phase_fit(model, train, evaluation, strategy=name, schedule=schedule,
+            two_phase_fit(model, train, evaluation, unfreeze=unfreeze_for(name, config), name=name, schedule=schedule,
                           output_dir=f"{args.output}/{name}", cache_frozen_features=config.cache_frozen_features,
                           early_stopping_patience=config.early_stopping_patience, seed=args.seed)
         trained = time.perf_counter()

@@ -29,6 +29,8 @@ _EXPORTS = {
     "build_small_cnn": "tlpipe.models.builders",
     "two_phase_fit": "tlpipe.models.fit",
     "fit_baseline": "tlpipe.models.fit",
+    "Unfreeze": "tlpipe.models.fit",
+    "UNFREEZE_ALL": "tlpipe.models.fit",
     "make_schedule": "tlpipe.models.hyperrule",
     "Schedule": "tlpipe.models.hyperrule",
     "export_for_serving": "tlpipe.models.serving",

@@ -6,7 +6,7 @@ Transfer (`two_phase_fit`):
    every epoch, so when nothing augments the inputs its outputs are computed
    once and later epochs train a head-only model (sharing the head's layers)
    on them, instead of running the base forward every step.
-2. "fine_tune" (strategies `fine_tune_all` / `fine_tune_top`): the base is
+2. "fine_tune" (when `unfreeze` is given, an `Unfreeze`): the base is
    unfrozen, all of it or its top N blocks or the variables matching a
    pattern (`HubFeatureVector.set_trainable`), the model is re-compiled with a
    fresh optimizer at the much lower fine-tuning learning rate, warmed up
@@ -69,9 +69,6 @@ HEAD = "head"
 FINE_TUNE = "fine_tune"
 BASELINE = "baseline"
 
-# How a transfer model is fitted: which of the base unfreezes after the head phase.
-TRANSFER_FITS = ("feature_extraction", "fine_tune_top", "fine_tune_all")
-
 PATIENCE_FRACTION = 0.2
 _SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 # A multi-task model's per-task history entries: (entry key, Keras log prefix, metric).
@@ -79,6 +76,19 @@ _TASK_KEYS = (("loss", "", "loss"), ("accuracy", "", "accuracy"), ("val_loss", "
               ("val_accuracy", "val_", "accuracy"))
 
 Augment = Callable[[tf.Tensor], tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class Unfreeze:
+    """What of the base trains in the fine-tune phase: all of it (neither field set), its top `top_n`
+    blocks, or the variables whose path matches the regular expression `pattern` (the last two need a
+    HubFeatureVector base). The trainer maps its strategies onto this; the fit knows no strategy names."""
+
+    top_n: Optional[int] = None
+    pattern: Optional[str] = None
+
+
+UNFREEZE_ALL = Unfreeze()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,11 +110,10 @@ def two_phase_fit(
     train_data: tf.data.Dataset,
     eval_data: tf.data.Dataset,
     *,
-    strategy: str,
+    unfreeze: Optional[Unfreeze],
     schedule: Schedule,
     output_dir: str,
-    top_n: Optional[int] = None,
-    pattern: Optional[str] = None,
+    name: str = "transfer",
     augment: Optional[Augment] = None,
     cache_frozen_features: bool = True,
     early_stopping_patience: int = 5,
@@ -116,10 +125,11 @@ def two_phase_fit(
     keep_last_epoch: bool = False,
     train_features: Optional[np.ndarray] = None,
 ) -> dict[str, Any]:
-    """Train a transfer model with `strategy` ('feature_extraction', 'fine_tune_top', 'fine_tune_all').
+    """Train a transfer model: the head on the frozen base, then, when `unfreeze` is given, the part of the
+    base it names with the head at the fine-tuning rate (`unfreeze=None`: the head phase only).
 
-    `fine_tune_top` unfreezes the base's top `top_n` blocks, or the variables
-    whose path matches `pattern`. `augment` maps a batch of inputs to augmented
+    `name` labels the fit in its history and checkpoints (the trainer passes
+    its strategy's name). `augment` maps a batch of inputs to augmented
     inputs during training (it disables the feature cache). `callbacks` run
     after tlpipe's own at the end of every epoch. Checkpoints go to
     `checkpoint_dir` (default `<output_dir>/checkpoints`). Returns the history (also in
@@ -135,10 +145,8 @@ def two_phase_fit(
     spare the cached head phase from running the base over the training data
     when the caller computed them already (self-training's frozen teacher).
     """
-    if strategy not in TRANSFER_FITS:
-        raise ConfigError("strategy", strategy, TRANSFER_FITS)
-    if strategy == "fine_tune_top" and top_n is None and pattern is None:
-        raise ConfigError("fine_tune_top_n", None, "an integer >= 1 (or a fine_tune_pattern) for 'fine_tune_top'")
+    if unfreeze is not None and not isinstance(unfreeze, Unfreeze):
+        raise ConfigError("unfreeze", unfreeze, "None (the head phase only) or an Unfreeze")
     base = base_layer(model)
     phases = [_Phase(
         name=HEAD, epochs=schedule.head_epochs, min_epochs=1, learning_rate=schedule.head_learning_rate,
@@ -146,24 +154,23 @@ def two_phase_fit(
         # A multi-task model's weighted accuracy lives on the model, not on a head-only model over cached features.
         cache_features=cache_frozen_features and augment is None and not isinstance(model, MultiTaskClassifier),
     )]
-    if strategy != "feature_extraction":
-        selection = {"top_n": top_n, "pattern": pattern} if strategy == "fine_tune_top" else {}
+    if unfreeze is not None:
+        selection = {"top_n": unfreeze.top_n, "pattern": unfreeze.pattern}
         phases.append(_Phase(
             name=FINE_TUNE, epochs=schedule.fine_tune_epochs, min_epochs=schedule.fine_tune_min_epochs,
             learning_rate=schedule.fine_tune_learning_rate, warmup_steps=schedule.fine_tune_warmup_steps,
             cosine_decay=True, prepare=lambda: _set_base_trainable(base, True, **selection),
         ))
     fingerprint = {
-        "kind": "transfer", "strategy": strategy, "schedule": schedule.to_dict(),
-        "top_n": top_n if strategy == "fine_tune_top" else None,
-        "pattern": pattern if strategy == "fine_tune_top" else None,
+        "kind": "transfer", "strategy": name, "schedule": schedule.to_dict(),
+        "unfreeze": dataclasses.asdict(unfreeze) if unfreeze else None,
         "augment": augment is not None, "seed": seed, **({"keep_last_epoch": True} if keep_last_epoch else {}),
     }
     if regularization is not None and regularization.active:
         regularization.validate()
         fingerprint["regularization"] = regularization.to_dict()
     return _TrainingRun(
-        model, phases, train_data, eval_data, strategy=strategy, schedule=schedule, output_dir=output_dir,
+        model, phases, train_data, eval_data, name=name, schedule=schedule, output_dir=output_dir,
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
         checkpoint_dir=checkpoint_dir, regularization=regularization, keep_last_epoch=keep_last_epoch,
         train_features=train_features,
@@ -200,7 +207,7 @@ def fit_baseline(
     fingerprint = {"kind": "baseline", "schedule": schedule.to_dict(), "augment": augment is not None, "seed": seed,
                    **({"keep_last_epoch": True} if keep_last_epoch else {})}
     return _TrainingRun(
-        model, [phase], train_data, eval_data, strategy=BASELINE, schedule=schedule, output_dir=output_dir,
+        model, [phase], train_data, eval_data, name=BASELINE, schedule=schedule, output_dir=output_dir,
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
         checkpoint_dir=checkpoint_dir, keep_last_epoch=keep_last_epoch,
     ).run(fingerprint)
@@ -214,7 +221,7 @@ def _set_base_trainable(base: keras.layers.Layer, trainable: bool, *, top_n: Opt
     if top_n is not None or pattern is not None:
         raise ModelError(
             f"unfreezing part of the base (top_n={top_n!r}, pattern={pattern!r}) needs a HubFeatureVector base; "
-            f"the '{base.name}' layer is a {type(base).__name__}: use strategy 'fine_tune_all'"
+            f"the '{base.name}' layer is a {type(base).__name__}: unfreeze all of it"
         )
     base.trainable = trainable
     return [variable.path for variable in base.trainable_variables]
@@ -224,7 +231,7 @@ class _TrainingRun:
     """Runs the phases of one fit in order, resuming from the checkpoints in `output_dir`."""
 
     def __init__(self, model: keras.Model, phases: list[_Phase], train_data: tf.data.Dataset,
-                 eval_data: tf.data.Dataset, *, strategy: str, schedule: Schedule, output_dir: str,
+                 eval_data: tf.data.Dataset, *, name: str, schedule: Schedule, output_dir: str,
                  augment: Optional[Augment],
                  patience: int, seed: int, callbacks: Sequence[keras.callbacks.Callback], log_prefix: str,
                  checkpoint_dir: Optional[str] = None, regularization: Optional[Regularization] = None,
@@ -235,7 +242,7 @@ class _TrainingRun:
         self.phases = phases
         self.train_data = train_data
         self.eval_data = eval_data
-        self.strategy = strategy
+        self.name = name  # the fit's label in its history ("strategy") and checkpoints
         self.schedule = schedule
         self.output_dir = output_dir
         self.augment = augment
@@ -388,7 +395,7 @@ class _TrainingRun:
     def write_history(self, state: TrainingState) -> dict[str, Any]:
         """Write `<output_dir>/history.json` from `state` and return its content."""
         history = {
-            "strategy": self.strategy,
+            "strategy": self.name,
             "schedule": self.schedule.to_dict(),
             "entries": state.entries,
             "best": {key: value for key, value in state.best.items() if key != "weights"},

@@ -35,8 +35,28 @@ from tlpipe.components.trainer.engine import augmentation_for, checkpoint_dir_fo
 from tlpipe.components.trainer.strategies import BASELINE
 from tlpipe.models.builders import build_baseline_model, build_transfer_model
 from tlpipe.models.errors import ConfigError
-from tlpipe.models.fit import TRANSFER_FITS, fit_baseline, two_phase_fit
+from tlpipe.models.fit import UNFREEZE_ALL, Unfreeze, fit_baseline, two_phase_fit
 from tlpipe.models.hyperrule import Schedule
+
+
+FEATURE_EXTRACTION = "feature_extraction"
+FINE_TUNE_TOP = "fine_tune_top"
+FINE_TUNE_ALL = "fine_tune_all"
+# The strategies that are one transfer fit each; `unfreeze_for` says what of the base each one trains.
+TRANSFER_FITS = (FEATURE_EXTRACTION, FINE_TUNE_TOP, FINE_TUNE_ALL)
+
+
+def unfreeze_for(strategy: str, config: TrainerConfig) -> Optional[Unfreeze]:
+    """What of the base the transfer fit `strategy` trains after the head phase (None: nothing, it stays frozen)."""
+    if strategy not in TRANSFER_FITS:
+        raise ConfigError("strategy", strategy, TRANSFER_FITS)
+    if strategy == FEATURE_EXTRACTION:
+        return None
+    if strategy == FINE_TUNE_ALL:
+        return UNFREEZE_ALL
+    if config.fine_tune_pattern:
+        return Unfreeze(pattern=config.fine_tune_pattern)
+    return Unfreeze(top_n=config.fine_tune_top_n)
 
 
 def configured_transfer_model(config: TrainerConfig, handle: str, data: TransformedData, *, name: str) -> keras.Model:
@@ -66,10 +86,9 @@ class TransferRecipe:
 
     def fit(self, model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
         config = self.config
-        top_n, pattern = (None, config.fine_tune_pattern) if config.fine_tune_pattern else (config.fine_tune_top_n, None)
         return two_phase_fit(
-            model, data.train, data.eval, strategy=self.strategy, schedule=schedule, output_dir=self.output_dir,
-            top_n=top_n, pattern=pattern, augment=augmentation_for(config, data),
+            model, data.train, data.eval, unfreeze=unfreeze_for(self.strategy, config), name=self.strategy,
+            schedule=schedule, output_dir=self.output_dir, augment=augmentation_for(config, data),
             cache_frozen_features=config.cache_frozen_features, regularization=config.regularization.to_regularization(),
             early_stopping_patience=config.early_stopping_patience, seed=config.seed,
             log_prefix=f"trainer [{self.name}] ", checkpoint_dir=checkpoint_dir_for(self.work_dir),
@@ -119,8 +138,7 @@ def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str,
     `strategy`, `data` replaces the transform artifact's, `extra` joins the summary, `keep_last_epoch` and
     `train_features` are `two_phase_fit`'s.
     """
-    if strategy not in TRANSFER_FITS:
-        raise ConfigError("strategy", strategy, TRANSFER_FITS)
+    unfreeze_for(strategy, config)  # an unknown strategy or a missing setting fails before any work
     name = name or strategy
     recipe = TransferRecipe(config, handle, strategy, output_dir, name, work_dir, keep_last_epoch, train_features)
     return train_and_export(config, transformed_dir, output_dir, recipe, strategy=name, handle=handle,

@@ -34,13 +34,13 @@ from tlpipe.components.config_schema import validate_tree
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import EVAL_SPLIT, TRAIN_SPLIT, TransformedData, load_transformed
 from tlpipe.components.trainer.engine import augmentation_for, checkpoint_dir_for, train_and_export
-from tlpipe.components.trainer.executor import BaselineRecipe
+from tlpipe.components.trainer.executor import FINE_TUNE_ALL, FINE_TUNE_TOP, BaselineRecipe
 from tlpipe.components.trainer.spec import MODEL_DIR
 from tlpipe.components.trainer.strategies import MULTI_TASK, MULTI_TASK_BASELINE
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import DataError
 from tlpipe.models.examples import decode_examples
-from tlpipe.models.fit import two_phase_fit
+from tlpipe.models.fit import UNFREEZE_ALL, Unfreeze, two_phase_fit
 from tlpipe.models.hyperrule import Schedule
 from tlpipe.models.multi_task import TaskHead, build_multi_task_baseline_model, build_multi_task_transfer_model
 
@@ -139,10 +139,10 @@ class MultiTaskTransferRecipe:
 
     def fit(self, model: keras.Model, data: TransformedData, schedule: Schedule) -> dict[str, Any]:
         config = self.config
-        top_n, pattern = (None, config.fine_tune_pattern) if config.fine_tune_pattern else (config.fine_tune_top_n, None)
+        pattern = config.fine_tune_pattern
         return two_phase_fit(
-            model, data.train, data.eval, strategy="fine_tune_top" if config.fine_tune_pattern else "fine_tune_all",
-            schedule=schedule, output_dir=self.output_dir, top_n=top_n, pattern=pattern,
+            model, data.train, data.eval, unfreeze=Unfreeze(pattern=pattern) if pattern else UNFREEZE_ALL,
+            name=FINE_TUNE_TOP if pattern else FINE_TUNE_ALL, schedule=schedule, output_dir=self.output_dir,
             augment=augmentation_for(config, data), early_stopping_patience=config.early_stopping_patience,
             seed=config.seed, log_prefix=f"trainer [{self.name}] ", checkpoint_dir=checkpoint_dir_for(self.work_dir),
         )

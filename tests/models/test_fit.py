@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tlpipe.models.builders import build_baseline_model, build_transfer_model
-from tlpipe.models.fit import fit_baseline, two_phase_fit
+from tlpipe.models.fit import UNFREEZE_ALL, Unfreeze, fit_baseline, two_phase_fit
 from tlpipe.models.hub_layer import variable_path
 from tlpipe.models.hyperrule import make_schedule
 from tlpipe.models.errors import ConfigError, ModelError
@@ -70,7 +70,7 @@ def test_feature_extraction_trains_the_head_and_leaves_the_module_bit_identical(
     model = transfer_model(keras_hub_module)
     module_before, head_before = module_values(model), head_values(model)
     snapshots = _ModuleSnapshots(model)
-    history = two_phase_fit(model, *datasets, strategy="feature_extraction", schedule=SCHEDULE,
+    history = two_phase_fit(model, *datasets, unfreeze=None, schedule=SCHEDULE,
                             output_dir=str(tmp_path), callbacks=[snapshots])
 
     assert len(snapshots.values) == 2
@@ -88,7 +88,7 @@ def test_feature_extraction_trains_the_head_and_leaves_the_module_bit_identical(
 
 
 def test_tensorboard_scalars_are_written_per_phase_against_steps(keras_hub_module, datasets, tmp_path):
-    two_phase_fit(transfer_model(keras_hub_module), *datasets, strategy="fine_tune_all", schedule=SCHEDULE,
+    two_phase_fit(transfer_model(keras_hub_module), *datasets, unfreeze=UNFREEZE_ALL, schedule=SCHEDULE,
                   output_dir=str(tmp_path))
     scalars = {}
     for phase in ("head", "fine_tune"):
@@ -107,7 +107,7 @@ def test_fine_tune_all_changes_the_module_but_not_its_batch_norm_statistics(kera
     model = transfer_model(keras_hub_module)
     before = module_values(model)
     snapshots = _ModuleSnapshots(model)
-    history = two_phase_fit(model, *datasets, strategy="fine_tune_all", schedule=SCHEDULE, output_dir=str(tmp_path),
+    history = two_phase_fit(model, *datasets, unfreeze=UNFREEZE_ALL, schedule=SCHEDULE, output_dir=str(tmp_path),
                             callbacks=[snapshots])
 
     assert changed(before, snapshots.values[1]) == set()  # end of the head phase
@@ -127,7 +127,7 @@ def test_training_policy_updates_batch_norm_statistics_while_fine_tuning(keras_h
     model = transfer_model(keras_hub_module, training_policy="training")
     before = module_values(model)
     snapshots = _ModuleSnapshots(model)
-    two_phase_fit(model, *datasets, strategy="fine_tune_all", schedule=SCHEDULE, output_dir=str(tmp_path),
+    two_phase_fit(model, *datasets, unfreeze=UNFREEZE_ALL, schedule=SCHEDULE, output_dir=str(tmp_path),
                   callbacks=[snapshots])
     assert changed(before, snapshots.values[1]) == set()  # a frozen base runs in inference mode
     assert any("moving_" in path for path in changed(before, snapshots.values[-1]))
@@ -141,8 +141,8 @@ def test_fine_tune_top_touches_only_the_selected_variables(keras_hub_module, dat
     layer.set_trainable(False)
     before = module_values(model)
     snapshots = _ModuleSnapshots(model)
-    history = two_phase_fit(model, *datasets, strategy="fine_tune_top", schedule=SCHEDULE,
-                            output_dir=str(tmp_path), callbacks=[snapshots], **selection)
+    history = two_phase_fit(model, *datasets, unfreeze=Unfreeze(**selection), schedule=SCHEDULE,
+                            output_dir=str(tmp_path), callbacks=[snapshots])
 
     assert expected and len(expected) < len(before)
     assert changed(before, snapshots.values[-1]) == expected
@@ -153,7 +153,7 @@ def test_cached_head_phase_reaches_the_same_head_as_the_uncached_one(keras_hub_m
     results = []
     for cache in (True, False):
         model = transfer_model(keras_hub_module, dropout=0.3, hidden_units=[6])
-        history = two_phase_fit(model, *datasets, strategy="feature_extraction", schedule=SCHEDULE, seed=7,
+        history = two_phase_fit(model, *datasets, unfreeze=None, schedule=SCHEDULE, seed=7,
                                 output_dir=str(tmp_path / str(cache)), cache_frozen_features=cache)
         assert history["phases"]["head"]["cached_features"] is cache
         head = [w.numpy() for name in ("head_dense_1", "classifier") for w in model.get_layer(name).weights]
@@ -171,7 +171,7 @@ def test_augmentation_disables_the_feature_cache(keras_hub_module, datasets, tmp
         calls.append(1)
         return tf.image.flip_left_right(images)
 
-    history = two_phase_fit(transfer_model(keras_hub_module), *datasets, strategy="feature_extraction",
+    history = two_phase_fit(transfer_model(keras_hub_module), *datasets, unfreeze=None,
                             schedule=SCHEDULE, output_dir=str(tmp_path), augment=augment)
     assert history["phases"]["head"]["cached_features"] is False
     assert calls  # traced into the training input pipeline
@@ -193,7 +193,7 @@ class _CountEpochs(keras.callbacks.Callback):
 
 def test_a_restarted_run_resumes_from_its_checkpoints(keras_hub_module, datasets, tmp_path):
     schedule = make_schedule(24, 3, batch_size=8, head_epochs=2, fine_tune_epochs=3, warmup_fraction=0.0)
-    kwargs = dict(strategy="fine_tune_all", schedule=schedule, output_dir=str(tmp_path), early_stopping_patience=10)
+    kwargs = dict(unfreeze=UNFREEZE_ALL, schedule=schedule, output_dir=str(tmp_path), early_stopping_patience=10)
     with pytest.raises(RuntimeError, match="killed"):
         # killed after the first fine-tuning epoch (tlpipe's callback checkpointed it before this one runs)
         two_phase_fit(transfer_model(keras_hub_module), *datasets, callbacks=[_CountEpochs(crash_after=3)], **kwargs)
@@ -225,7 +225,7 @@ def test_a_restarted_run_resumes_from_its_checkpoints(keras_hub_module, datasets
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(keras_hub_module, datasets, tmp_path, dropout):
     schedule = make_schedule(24, 3, batch_size=8, head_epochs=2, fine_tune_epochs=3, warmup_fraction=0.0)
-    kwargs = dict(strategy="fine_tune_all", schedule=schedule, early_stopping_patience=10)
+    kwargs = dict(unfreeze=UNFREEZE_ALL, schedule=schedule, early_stopping_patience=10)
     whole = two_phase_fit(transfer_model(keras_hub_module, dropout=dropout), *datasets,
                           output_dir=str(tmp_path / "whole"), **kwargs)
     with pytest.raises(RuntimeError, match="killed"):
@@ -240,7 +240,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(keras_hub_mo
 
 def test_a_cached_head_phase_checkpoints_the_head_alone_and_resumes_exactly(keras_hub_module, datasets, tmp_path):
     schedule = make_schedule(24, 3, batch_size=8, head_epochs=3, fine_tune_epochs=2, warmup_fraction=0.0)
-    kwargs = dict(strategy="fine_tune_all", schedule=schedule, early_stopping_patience=10)
+    kwargs = dict(unfreeze=UNFREEZE_ALL, schedule=schedule, early_stopping_patience=10)
     whole_model = transfer_model(keras_hub_module)
     whole = two_phase_fit(whole_model, *datasets, output_dir=str(tmp_path / "whole"), **kwargs)
     assert whole["phases"]["head"]["cached_features"] is True
@@ -271,11 +271,14 @@ def state_of(run_dir) -> str:
 
 
 def test_checkpoints_of_another_run_are_refused(keras_hub_module, datasets, tmp_path):
-    two_phase_fit(transfer_model(keras_hub_module), *datasets, strategy="feature_extraction", schedule=SCHEDULE,
-                  output_dir=str(tmp_path))
+    two_phase_fit(transfer_model(keras_hub_module), *datasets, unfreeze=None, name="feature_extraction",
+                  schedule=SCHEDULE, output_dir=str(tmp_path))
     with pytest.raises(ModelError, match="different training run.*strategy: saved 'feature_extraction'"):
-        two_phase_fit(transfer_model(keras_hub_module), *datasets, strategy="fine_tune_all", schedule=SCHEDULE,
-                      output_dir=str(tmp_path))
+        two_phase_fit(transfer_model(keras_hub_module), *datasets, unfreeze=UNFREEZE_ALL, name="fine_tune_all",
+                      schedule=SCHEDULE, output_dir=str(tmp_path))
+    with pytest.raises(ModelError, match="different training run.*unfreeze: saved None"):  # same label, other fit
+        two_phase_fit(transfer_model(keras_hub_module), *datasets, unfreeze=UNFREEZE_ALL, name="feature_extraction",
+                      schedule=SCHEDULE, output_dir=str(tmp_path))
 
 
 def test_early_stopping_restores_the_best_weights(keras_hub_module, learnable, tmp_path):
@@ -286,7 +289,7 @@ def test_early_stopping_restores_the_best_weights(keras_hub_module, learnable, t
     schedule = make_schedule(24, 3, batch_size=8, head_epochs=20, head_learning_rate=0.1)
     model = transfer_model(keras_hub_module)
     history = two_phase_fit(model, train, tf.data.Dataset.from_tensor_slices((images, contradicting)),
-                            strategy="feature_extraction", schedule=schedule, output_dir=str(tmp_path),
+                            unfreeze=None, schedule=schedule, output_dir=str(tmp_path),
                             early_stopping_patience=2)
 
     head, best, last = history["phases"]["head"], history["best"], history["entries"][-1]
@@ -310,7 +313,7 @@ def test_keep_last_epoch_trains_the_whole_budget_and_keeps_the_last_weights(kera
     schedule = make_schedule(24, 3, batch_size=8, head_epochs=8, head_learning_rate=0.1, baseline_epochs=8)
     if fit == "transfer":
         model = transfer_model(keras_hub_module)
-        history = two_phase_fit(model, *data, strategy="feature_extraction", schedule=schedule,
+        history = two_phase_fit(model, *data, unfreeze=None, schedule=schedule,
                                 output_dir=str(tmp_path), early_stopping_patience=1, keep_last_epoch=True)
     else:
         keras.utils.set_random_seed(0)
@@ -343,12 +346,12 @@ def test_fit_baseline_trains_everything_including_batch_norm(keras_hub_module, d
 
 def test_bad_requests_fail_clearly(keras_hub_module, datasets, tmp_path):
     model = transfer_model(keras_hub_module)
-    with pytest.raises(ConfigError, match="strategy.*'fine_tune_everything'"):
-        two_phase_fit(model, *datasets, strategy="fine_tune_everything", schedule=SCHEDULE, output_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="unfreeze.*'fine_tune_everything'"):
+        two_phase_fit(model, *datasets, unfreeze="fine_tune_everything", schedule=SCHEDULE, output_dir=str(tmp_path))
     with pytest.raises(ModelError, match="top_n=99"):
-        two_phase_fit(model, *datasets, strategy="fine_tune_top", top_n=99, schedule=SCHEDULE,
+        two_phase_fit(model, *datasets, unfreeze=Unfreeze(top_n=99), schedule=SCHEDULE,
                       output_dir=str(tmp_path / "top"))
     headless = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Flatten(), keras.layers.Dense(3)])
     with pytest.raises(ModelError, match="no layer named 'feature_extractor'"):
-        two_phase_fit(headless, *datasets, strategy="feature_extraction", schedule=SCHEDULE,
+        two_phase_fit(headless, *datasets, unfreeze=None, schedule=SCHEDULE,
                       output_dir=str(tmp_path / "headless"))

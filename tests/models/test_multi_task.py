@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, ModelError
-from tlpipe.models.fit import two_phase_fit
+from tlpipe.models.fit import UNFREEZE_ALL, two_phase_fit
 from tlpipe.models.hub_layer import variable_path
 from tlpipe.models.hyperrule import make_schedule
 from tlpipe.models.multi_task import (
@@ -94,7 +94,7 @@ def test_two_phase_fit_keeps_the_base_frozen_for_all_heads_then_fine_tunes_it(ke
         def on_epoch_end(self, epoch, logs=None):
             snapshots.append(module_values(model))
 
-    history = two_phase_fit(model, data, data.take(12), strategy="fine_tune_all", schedule=SCHEDULE,
+    history = two_phase_fit(model, data, data.take(12), unfreeze=UNFREEZE_ALL, schedule=SCHEDULE,
                             output_dir=str(tmp_path), callbacks=[Snapshot()])
 
     head_phase = [entry for entry in history["entries"] if entry["phase"] == "head"]

@@ -68,7 +68,7 @@ import json, sys
 import keras, numpy as np, tensorflow as tf
 tf.config.experimental.enable_op_determinism()
 from tlpipe.models.builders import build_transfer_model
-from tlpipe.models.fit import two_phase_fit
+from tlpipe.models.fit import UNFREEZE_ALL, two_phase_fit
 from tlpipe.models.hyperrule import make_schedule
 from tlpipe.models.publish import export_hub_module
 from tlpipe.models.regularizers import Regularization
@@ -102,7 +102,7 @@ for name, regularization in runs.items():
     model = build_transfer_model(module, 3, dropout=0.0)
     base = base_layer(model)
     drift = Drift(base, [v.numpy() for v in base.weights])
-    history = two_phase_fit(model, data, data, strategy="fine_tune_all", schedule=schedule,
+    history = two_phase_fit(model, data, data, unfreeze=UNFREEZE_ALL, schedule=schedule,
                             output_dir=f"{folder}/{name}", regularization=regularization,
                             early_stopping_patience=20, callbacks=[drift])
     out[name] = {"drift": drift.values, "weights": [w.tolist() for w in model.get_weights()],
