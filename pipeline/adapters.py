@@ -73,6 +73,16 @@ def flatten_inputs(spec: ComponentSpec, inputs: Mapping[str, Any]) -> dict[str, 
     return flat
 
 
+def declared_values(spec: ComponentSpec, values: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    """The JSON values a step takes from other steps; each must be one of its declared `value_inputs`."""
+    values = dict(values or {})
+    unknown = set(values) - set(spec.value_inputs)
+    if unknown:
+        raise ValueError(f"step {spec.name!r} declares no value inputs {sorted(unknown)} "
+                         f"(its value_inputs: {list(spec.value_inputs)})")
+    return values
+
+
 @contextlib.contextmanager
 def reporting_errors(output_path: str) -> Iterator[None]:
     """Leave a user error's message beside a step's output, where the local runner finds it.
@@ -122,7 +132,7 @@ class InProcessOps:
         args = build_args(
             spec, step=name, sections_json=sections_to_json(select_sections(self.config, spec, sections)),
             options=options or {}, parameters=parameters, inputs=flatten_inputs(spec, inputs or {}),
-            outputs=outputs, values=values, work_root=self.work_root,
+            outputs=outputs, values=declared_values(spec, values), work_root=self.work_root,
         )
         with progress.step(name) as report:
             self.results[name] = result = spec.run_function()(args)
@@ -143,12 +153,13 @@ class KfpOps:
             options: Optional[Mapping[str, Any]] = None, inputs: Optional[Mapping[str, Any]] = None,
             values: Optional[Mapping[str, Any]] = None, runtime: bool = True) -> Any:
         flat_inputs = flatten_inputs(spec, inputs or {})
+        values = declared_values(spec, values)
         parameters = {p.name: self.parameters[p.name] for p in spec.parameters if runtime and p.name in self.parameters}
-        component = self._component(spec, tuple(flat_inputs), tuple(parameters), tuple(values or {}))
+        component = self._component(spec, tuple(flat_inputs), tuple(parameters), tuple(values))
         task = component(
             step=name, sections_json=sections_to_json(select_sections(self.config, spec, sections)),
             options_json=json.dumps(dict(options or {}), sort_keys=True), work_root=self.work_root,
-            **parameters, **flat_inputs, **dict(values or {}),
+            **parameters, **flat_inputs, **values,
         )
         self._configure(task, spec, name)
         if spec.output_value:
