@@ -1,9 +1,14 @@
-"""File names of what the fits write into their output folder.
+"""File names that several steps write or read, declared once.
 
 Kept apart from `fit.py` so that components can name these files (the
 evaluator reads the history) without importing TensorFlow.
 """
 
 HISTORY_FILE = "history.json"
+# Every step's record of what it did (trainer, evaluator, sweep point), written last: its presence means the
+# step completed.
+SUMMARY_FILE = "summary.json"
+# Its human-readable twin (the evaluator's).
+SUMMARY_MD = "summary.md"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+from tlpipe.components.evaluator.spec import EVALUATION
+from tlpipe.components.pusher.spec import PUSH_FILE, PUSHED
+from tlpipe.models.layout import SUMMARY_FILE
 from tlpipe.pipeline.local_runner import RunResult
 
 
@@ -17,8 +20,8 @@ def _accuracy(entry: dict) -> str:
 
 def headline(result: RunResult) -> str:
     """Test accuracy of every model with its interval, the blessing, the pushed version, the report."""
-    summary = result.read("evaluation", "summary.json")
-    push = result.read("pushed", "push.json")
+    summary = result.read(EVALUATION, SUMMARY_FILE)
+    push = result.read(PUSHED, PUSH_FILE)
     confidence = summary.get("confidence", {}).get("level", 0.95)
     lines = [f"test accuracy on {summary['num_examples']} examples ({confidence:.0%} interval):"]
     for name, entry in summary["models"].items():

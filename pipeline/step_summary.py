@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from tlpipe.components.evaluator.spec import EVALUATION, SUMMARY_JSON
+from tlpipe.components.evaluator.spec import EVALUATION
 from tlpipe.components.pusher.spec import PUSH_FILE, PUSHED
-from tlpipe.components.trainer.spec import SUMMARY_FILE as TRAIN_SUMMARY_FILE
 from tlpipe.models.artifacts import read_json
 from tlpipe.models.example_format import METADATA_FILE
+from tlpipe.models.layout import SUMMARY_FILE
 
 
 def _read(folder: str, name: str) -> Optional[dict[str, Any]]:
@@ -52,7 +52,7 @@ def artifact_summary(folder: str) -> str:
     metadata = _read(folder, METADATA_FILE)
     if metadata is not None and "counts" in metadata:
         return _examples(metadata)
-    for name in {SUMMARY_JSON, TRAIN_SUMMARY_FILE}:
+    for name in {SUMMARY_FILE, SUMMARY_FILE}:
         summary = _read(folder, name)
         if summary is not None and "blessing" in summary:
             return _evaluation(summary)
@@ -70,7 +70,7 @@ def run_outcome(artifacts: dict[str, str]) -> dict[str, Any]:
     """A finished run's outcome from its steps' folders: test accuracy per model, blessing, push, report."""
     outcome: dict[str, Any] = {}
     evaluation = artifacts.get(EVALUATION, "")
-    summary = _read(evaluation, SUMMARY_JSON) if evaluation else None
+    summary = _read(evaluation, SUMMARY_FILE) if evaluation else None
     if summary is not None and "blessing" in summary:
         outcome["accuracy"] = {name: {"value": entry["accuracy"]["value"], "role": entry.get("role")}
                                for name, entry in summary.get("models", {}).items()}

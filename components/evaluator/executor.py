@@ -32,14 +32,14 @@ from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.convergence import convergence_table, load_history
 from tlpipe.components.evaluator.training_data import describe_training_data
 from tlpipe.components.evaluator.shift import shift_report, write_shift_report
-from tlpipe.components.evaluator.spec import BLESSING_FILE, SUMMARY_JSON
+from tlpipe.components.evaluator.spec import BLESSING_FILE
 from tlpipe.components.evaluator.tfma_analysis import (
     ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
 )
 from tlpipe.components.pusher.production import ProductionModel
 from tlpipe.models.progress import log
+from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
 
-SUMMARY_MD = "summary.md"
 TFMA_DIR = "tfma"
 
 
@@ -108,7 +108,7 @@ def run_evaluator(
             "output_dir": output_dir,
             "blessing": os.path.join(output_dir, BLESSING_FILE),
             "report": os.path.join(output_dir, report.REPORT_DIR, report.INDEX_FILE),
-            "summary_json": os.path.join(output_dir, SUMMARY_JSON),
+            "summary_json": os.path.join(output_dir, SUMMARY_FILE),
             "summary_md": os.path.join(output_dir, SUMMARY_MD),
         }
         blessing.update(report=paths["report"], evaluation_dir=output_dir, production=production.to_dict())
@@ -122,7 +122,7 @@ def run_evaluator(
         report.write_report(os.path.join(tmp_dir, report.REPORT_DIR), summary, loaded_histories)
         with open(os.path.join(tmp_dir, SUMMARY_MD), "w", encoding="utf-8") as handle:
             handle.write(report.render_markdown(summary))
-        write_json(os.path.join(tmp_dir, SUMMARY_JSON), summary)
+        write_json(os.path.join(tmp_dir, SUMMARY_FILE), summary)
     log(f"evaluate: {report.headline(summary)}")
     if shift_dirs:
         log(f"evaluate: domain shift: {summary['domain_shift']['verdict']}")

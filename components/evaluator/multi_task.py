@@ -28,7 +28,7 @@ from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.multi_task_analysis import build_multi_task_eval_config, read_multi_task_output
 from tlpipe.components.evaluator.multi_task_config import TaskThresholds
 from tlpipe.components.evaluator.report import INDEX_FILE, REPORT_DIR, _html_table, _markdown_table, headline
-from tlpipe.components.evaluator.spec import BLESSING_FILE, SUMMARY_JSON
+from tlpipe.components.evaluator.spec import BLESSING_FILE
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, THRESHOLD_SLACK, run_tfma
 from tlpipe.components.pusher.production import ProductionModel
 from tlpipe.components.trainer.multi_task import SINGLE_TASK_DIR
@@ -38,8 +38,8 @@ from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.models.errors import ConfigError, DataError, ModelError
 from tlpipe.models.progress import log
 from tlpipe.models.serving import load_serving_metadata
+from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
 
-SUMMARY_MD = "summary.md"
 TFMA_DIR = "tfma"
 SINGLE_ROLE = "single_task"
 CANDIDATE_ROLE = "candidate"
@@ -132,7 +132,7 @@ def run_multi_task_evaluator(
                               "tfma_output": os.path.join(output_dir, run_dir)}
         paths = {"output_dir": output_dir, "blessing": os.path.join(output_dir, BLESSING_FILE),
                  "report": os.path.join(output_dir, REPORT_DIR, INDEX_FILE),
-                 "summary_json": os.path.join(output_dir, SUMMARY_JSON),
+                 "summary_json": os.path.join(output_dir, SUMMARY_FILE),
                  "summary_md": os.path.join(output_dir, SUMMARY_MD)}
         summary = _summary(config, examples_dir, split, name, model_dir, reference, reference_dir, singles, tasks,
                            results, notes, paths, production, histories or {})
@@ -142,7 +142,7 @@ def run_multi_task_evaluator(
             handle.write(render_html(summary))
         with open(os.path.join(tmp_dir, SUMMARY_MD), "w", encoding="utf-8") as handle:
             handle.write(render_markdown(summary))
-        write_json(os.path.join(tmp_dir, SUMMARY_JSON), summary)
+        write_json(os.path.join(tmp_dir, SUMMARY_FILE), summary)
     log(f"evaluate: {headline(summary)}")
     log(f"evaluate: report at {paths['report']}")
     return summary

@@ -16,6 +16,8 @@ from typing import Any
 
 from tlpipe.components.evaluator import plots
 from tlpipe.components.evaluator.shift import before_text, shift_table
+from tlpipe.components.evaluator.spec import BLESSING_FILE
+from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
 
 REPORT_DIR = "report"
 INDEX_FILE = "index.html"
@@ -235,8 +237,7 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
                  f"<p><strong>{_esc(shift['verdict'])}</strong></p>"]
     for file_name, title in figures:
         body.append(f'<h2>{_esc(title)}</h2><img src="{_esc(file_name)}" alt="{_esc(title)}">')
-    links = [("blessing.json", "../blessing.json"), ("summary.json", "../summary.json"),
-             ("summary.md", "../summary.md")]
+    links = [(name, f"../{name}") for name in (BLESSING_FILE, SUMMARY_FILE, SUMMARY_MD)]
     links += [(f"TFMA output vs {ref}", f"../{os.path.relpath(c['tfma_output'], summary['paths']['output_dir'])}/")
               for ref, c in summary["comparisons"].items()]
     body.append("<h2>Raw outputs</h2><ul>" + "".join(

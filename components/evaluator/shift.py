@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from tlpipe.components.trainer.strategies import SOURCE_ONLY as REFERENCE
 from tlpipe.models.artifacts import read_json, write_json
 from tlpipe.models.errors import DataError
 from tlpipe.models.shift import LARGE_SHIFT_PAD, SMALL_SHIFT_PAD
@@ -27,7 +28,6 @@ from tlpipe.models.shift import LARGE_SHIFT_PAD, SMALL_SHIFT_PAD
 REPORT_JSON = "shift_report.json"
 REPORT_MD = "shift_report.md"
 SHIFT_FILE = "shift.json"  # what the domain-adaptation trainer writes beside its model
-REFERENCE = "source_only"
 _BATCH = 256
 
 

@@ -20,7 +20,6 @@ from tlpipe.components.transform.spec import TRANSFORMED
 
 EVALUATION = "evaluation"
 BLESSING_FILE = "blessing.json"
-SUMMARY_JSON = "summary.json"
 MODELS = "models"
 PRODUCTION = "production"
 

@@ -17,10 +17,10 @@ from typing import Any, Optional
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE
 from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.models.errors import DataError
+from tlpipe.models.layout import SUMMARY_FILE
 
 POINT_FILE = "point.json"
 METADATA_FILE = "metadata.json"
-SUMMARY_FILE = "summary.json"
 TRAIN_SPLIT = "train"
 
 

@@ -38,6 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlpipe.components.trainer import strategies
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData
 from tlpipe.components.trainer.engine import train_and_export
@@ -46,7 +47,7 @@ from tlpipe.components.trainer.spec import SUMMARY_FILE
 from tlpipe.models import example_format as fmt
 from tlpipe.models.adabn import adapt_batch_norm
 from tlpipe.models.artifacts import write_json
-from tlpipe.models.domain import fit_domain_adversarial, sample_images
+from tlpipe.models.domain import DANN, SOURCE_ONLY, fit_domain_adversarial, sample_images
 from tlpipe.models.errors import ConfigError, DataError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.hyperrule import Schedule
@@ -54,12 +55,11 @@ from tlpipe.models.layout import HISTORY_FILE
 from tlpipe.models.progress import log
 from tlpipe.models.shift import measure_shift
 
-DANN = "dann"
 BN_ADAPT = "bn_adapt"
-SOURCE_ONLY = "source_only"
-METHODS = (DANN, BN_ADAPT, SOURCE_ONLY)
+METHODS = (DANN, BN_ADAPT, SOURCE_ONLY)  # DANN and SOURCE_ONLY: models/domain.py's two fits
 # The strategy names of the registry (the literature's) and the method each runs.
-STRATEGY_METHODS = {"domain_adaptation": DANN, "bn_adapt": BN_ADAPT, "source_only": SOURCE_ONLY}
+STRATEGY_METHODS = {strategies.DOMAIN_ADAPTATION: DANN, strategies.BN_ADAPT: BN_ADAPT,
+                    strategies.SOURCE_ONLY: SOURCE_ONLY}
 SHIFT_FILE = "shift.json"
 WEIGHTS_FILE = "classifier.weights.h5"
 _DECODE_BATCH = 256

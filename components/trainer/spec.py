@@ -21,7 +21,7 @@ from tlpipe.components.trainer.config import SourceConfig, TrainerConfig
 from tlpipe.components.trainer.strategies import get_strategy
 from tlpipe.components.transform.spec import HANDLE_PARAMETER, TRANSFORMED
 from tlpipe.models.artifacts import write_json
-from tlpipe.models.layout import HISTORY_FILE
+from tlpipe.models.layout import HISTORY_FILE, SUMMARY_FILE
 
 MODEL = "model"
 SELECTED = "selected"  # the rank step's choice of module (components/rank/spec.py), when it runs
@@ -29,7 +29,6 @@ MODULE = "module"
 TEACHERS = "teachers"
 SOURCE_DOMAIN = "source_domain"  # the labelled source domain's transformed data, for domain adaptation
 MODEL_DIR = "model"
-SUMMARY_FILE = "summary.json"
 
 TRAIN = ComponentSpec(
     name="train",

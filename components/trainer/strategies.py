@@ -32,6 +32,8 @@ _SELF_TRAINING = "tlpipe.components.trainer.self_training"
 _DOMAIN = "tlpipe.components.trainer.domain_adaptation"
 _MULTI_TASK = "tlpipe.components.trainer.multi_task"
 SOURCE_ONLY = "source_only"
+DOMAIN_ADAPTATION = "domain_adaptation"
+BN_ADAPT = "bn_adapt"
 MULTI_TASK = "multi_task"
 MULTI_TASK_BASELINE = "multi_task_baseline"
 
@@ -66,10 +68,10 @@ _REGISTRY: dict[str, Strategy] = {
         Strategy(BASELINE_SELF_TRAINING, f"{_SELF_TRAINING}:train_baseline_self_training", REFERENCE,
                  "the from-scratch baseline with the same unlabelled images (trainer.baseline.self_training)",
                  requires_splits=(UNLABELED,), teacher=BASELINE),
-        Strategy("domain_adaptation", f"{_DOMAIN}:train_domain_strategy", CANDIDATE,
+        Strategy(DOMAIN_ADAPTATION, f"{_DOMAIN}:train_domain_strategy", CANDIDATE,
                  "DANN: labelled source domain, unlabelled target domain, a gradient-reversed domain discriminator",
                  reference=SOURCE_ONLY, source_domain=True),
-        Strategy("bn_adapt", f"{_DOMAIN}:train_domain_strategy", CANDIDATE,
+        Strategy(BN_ADAPT, f"{_DOMAIN}:train_domain_strategy", CANDIDATE,
                  "AdaBN: the source-only model with its batch-norm statistics re-estimated on target images",
                  reference=SOURCE_ONLY, source_domain=True, teacher=SOURCE_ONLY),
         Strategy(SOURCE_ONLY, f"{_DOMAIN}:train_domain_strategy", REFERENCE,
