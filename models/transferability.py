@@ -43,6 +43,16 @@ import numpy as np
 
 from tlpipe.models.errors import DataError
 
+# The scores by name, as `trainer.select`, `tlpipe rank --select` and the rank report call them.
+LOGME = "logme"
+H_SCORE = "h_score"
+REGULARIZED_H_SCORE = "regularized_h_score"
+KNN_ACCURACY = "knn_accuracy"
+LEEP = "leep"
+NCE = "nce"
+SCORES = (LOGME, H_SCORE, REGULARIZED_H_SCORE, KNN_ACCURACY, LEEP, NCE)
+SOURCE_SCORES = (LEEP, NCE)  # need the module's source classifier
+
 LOGME_MAX_ITERATIONS = 1000
 LOGME_TOLERANCE = 1e-7
 # alpha / beta is kept within this factor of the largest eigenvalue of F^T F (at least 1), either way:

@@ -36,7 +36,7 @@ from tlpipe.components.evaluator.spec import BLESSING_FILE
 from tlpipe.components.evaluator.tfma_analysis import (
     ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
 )
-from tlpipe.components.pusher.production import ProductionModel
+from tlpipe.components.production import ProductionModel
 from tlpipe.models.progress import log
 from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
 

@@ -30,7 +30,7 @@ from tlpipe.components.evaluator.multi_task_config import TaskThresholds
 from tlpipe.components.evaluator.report import INDEX_FILE, REPORT_DIR, _html_table, _markdown_table, headline
 from tlpipe.components.evaluator.spec import BLESSING_FILE
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, THRESHOLD_SLACK, run_tfma
-from tlpipe.components.pusher.production import ProductionModel
+from tlpipe.components.production import ProductionModel
 from tlpipe.components.trainer.multi_task import SINGLE_TASK_DIR
 from tlpipe.components.trainer.spec import MODEL_DIR
 from tlpipe.models import example_format as fmt

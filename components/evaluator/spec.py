@@ -35,7 +35,7 @@ EVALUATE = ComponentSpec(
 
 def run(args: StepArgs) -> dict[str, Any]:
     from tlpipe.components.evaluator.executor import run_evaluator
-    from tlpipe.components.pusher.production import ProductionModel
+    from tlpipe.components.production import ProductionModel
 
     models = args.group(MODELS)
     candidates = {name: saved_model_dir(path) for name, path in models.items()

@@ -43,7 +43,7 @@ from typing import Any, Iterator
 from tlpipe.models.artifacts import read_json
 from tlpipe.models.progress import log
 from tlpipe.components.pusher.config import PusherConfig
-from tlpipe.components.pusher.production import (
+from tlpipe.components.production import (
     ProductionModel, describe_production, fingerprint_dir, latest_pushed_model, pushed_versions,
 )
 from tlpipe.models.errors import ModelError, NotBlessedError

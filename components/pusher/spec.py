@@ -38,7 +38,7 @@ PUSH = ComponentSpec(
 
 def run_resolve(args: StepArgs) -> dict[str, Any]:
     """The model now in production under the `serving_dir` option (empty when it is off or empty)."""
-    from tlpipe.components.pusher.production import ProductionModel, describe_production
+    from tlpipe.components.production import ProductionModel, describe_production
 
     if not args.options.get("compare_with_production", True):
         return ProductionModel(None, None, None).to_dict()

@@ -30,6 +30,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from tlpipe.models import transferability
+from tlpipe.models.transferability import (
+    H_SCORE, KNN_ACCURACY, LEEP, LOGME, NCE, REGULARIZED_H_SCORE, SCORES, SOURCE_SCORES,
+)
 from tlpipe.models.artifacts import read_json, write_json
 from tlpipe.models.errors import ConfigError, ModelError
 from tlpipe.models.progress import log
@@ -37,14 +40,6 @@ from tlpipe.components.rank import report
 
 RANK_JSON = "rank.json"
 FEATURES_DIR = "features"
-LOGME = "logme"
-H_SCORE = "h_score"
-REGULARIZED_H_SCORE = "regularized_h_score"
-KNN_ACCURACY = "knn_accuracy"
-LEEP = "leep"
-NCE = "nce"
-SCORES = (LOGME, H_SCORE, REGULARIZED_H_SCORE, KNN_ACCURACY, LEEP, NCE)
-SOURCE_SCORES = (LEEP, NCE)  # need the module's source classifier
 OK = "ok"
 FAILED = "failed"
 _FORWARD_BATCH = 64

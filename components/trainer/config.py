@@ -151,7 +151,7 @@ class TrainerConfig:
             raise ConfigError("strategies", self.strategies, "each strategy at most once")
         check_tasks(self.tasks, self.strategies, MULTI_TASK)
         if self.candidates:
-            from tlpipe.components.rank.executor import SCORES
+            from tlpipe.models.transferability import SCORES
 
             if self.handle or self.preset:
                 raise ConfigError("candidates", self.candidates,

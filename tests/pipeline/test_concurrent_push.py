@@ -19,7 +19,7 @@ import pytest
 
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import read_push_history, run_pusher
-from tlpipe.components.pusher.production import describe_production
+from tlpipe.components.production import describe_production
 
 pytestmark = pytest.mark.quick
 

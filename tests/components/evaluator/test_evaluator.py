@@ -17,7 +17,7 @@ from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.executor import run_evaluator
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import run_pusher
-from tlpipe.components.pusher.production import ProductionModel, latest_pushed_model
+from tlpipe.components.production import ProductionModel, latest_pushed_model
 from tlpipe.models.errors import ConfigError, DataError, ModelError, NotBlessedError
 
 LABEL_NAMES = ["left", "middle", "right"]  # as in conftest.py

@@ -13,7 +13,7 @@ from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import (
     HISTORY_FILE, LOCK_FILE, latest_pushed_model, pushed_versions, read_push_history, run_pusher,
 )
-from tlpipe.components.pusher.production import describe_production, fingerprint_dir
+from tlpipe.components.production import describe_production, fingerprint_dir
 from tlpipe.components.config_schema import from_dict
 from tlpipe.models.errors import ConfigError, ModelError, NotBlessedError
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tlpipe.components.pusher.production import ProductionModel, describe_production
+from tlpipe.components.production import ProductionModel, describe_production
 
 pytestmark = pytest.mark.quick
 
