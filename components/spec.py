@@ -65,6 +65,10 @@ class ComponentSpec:
     """A pipeline step: config sections, run-time parameters, artifacts, executor.
 
     `sections` maps the section name the executor sees to its dataclass.
+    `options` declares the compile-time options the graph may pass (name ->
+    type; a value may also be None): an undeclared or mistyped option is
+    refused when the step's arguments are built, and a run-time parameter
+    that targets `option:NAME` must name a declared one.
     `executor` is `module:function`, imported only when the step runs, so
     declaring a pipeline never imports TensorFlow. `resumable` steps get a
     work folder that a rerun of the same work (same cache key) finds again.
@@ -75,6 +79,7 @@ class ComponentSpec:
     name: str
     executor: str
     sections: Mapping[str, type] = dataclasses.field(default_factory=dict)
+    options: Mapping[str, type] = dataclasses.field(default_factory=dict)
     parameters: tuple[ParameterSpec, ...] = ()
     inputs: tuple[ArtifactSpec, ...] = ()
     outputs: tuple[ArtifactSpec, ...] = ()
@@ -83,8 +88,32 @@ class ComponentSpec:
     resumable: bool = False
     cacheable: bool = True
 
+    def __post_init__(self) -> None:
+        for parameter in self.parameters:
+            option = parameter.target[len(OPTION_PREFIX):] if parameter.target.startswith(OPTION_PREFIX) else None
+            if option is not None and option not in self.options:
+                raise ValueError(f"step {self.name!r}: run-time parameter {parameter.name!r} targets the option "
+                                 f"{option!r}, which the step does not declare (its options: {sorted(self.options)})")
+
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse options the step does not declare, or of another type than declared (None is always allowed)."""
+        for name, value in options.items():
+            if name not in self.options:
+                raise ValueError(f"step {self.name!r} declares no option {name!r} (its options: {sorted(self.options)})")
+            expected = self.options[name]
+            if value is not None and not _is_a(value, expected):
+                raise ValueError(f"step {self.name!r}: option {name!r} must be {expected.__name__}; "
+                                 f"Received: {value!r} ({type(value).__name__})")
+
     def run_function(self) -> Callable[["StepArgs"], Any]:
         return import_function(self.executor)
+
+
+def _is_a(value: Any, expected: type) -> bool:
+    """isinstance, where a bool is no int and an int is also a float (as in JSON)."""
+    if isinstance(value, bool) and expected is not bool:
+        return False
+    return isinstance(value, expected) or (expected is float and isinstance(value, int))
 
 
 def import_function(reference: str) -> Callable[..., Any]:
@@ -134,6 +163,7 @@ def build_args(
 ) -> StepArgs:
     """The step's `StepArgs`: sections parsed and merged with the run-time parameters, validated."""
     raw_sections = json.loads(sections_json)
+    spec.check_options(options)
     options = dict(options)
     for parameter in spec.parameters:
         value = parameters.get(parameter.name, parameter.unset)

@@ -53,10 +53,13 @@ def _one_step(args: argparse.Namespace, spec: Any, inputs: dict[str, str]) -> di
     ops = InProcessOps(config, {}, os.path.dirname(output))
     if args.source_task:
         options = {"image_size": list(config.source.image_size), "channels": config.source.channels}
-        ops.run(spec, os.path.basename(output), sections=SOURCE_SECTIONS, inputs=inputs, options=options)
+        sections = SOURCE_SECTIONS
     else:
-        handle = "" if config.uses_source_module else resolve_handle(config)
-        ops.run(spec, os.path.basename(output), inputs=inputs, options={"handle": handle})
+        options = {"handle": "" if config.uses_source_module else resolve_handle(config)}
+        sections = None
+    # The geometry is the transform's option; ingest declares none.
+    options = {name: value for name, value in options.items() if name in spec.options}
+    ops.run(spec, os.path.basename(output), sections=sections, inputs=inputs, options=options)
     return ops.results[os.path.basename(output)]
 
 

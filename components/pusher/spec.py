@@ -23,6 +23,7 @@ PUSH_FILE = "push.json"
 RESOLVE_PRODUCTION = ComponentSpec(
     name="resolve",
     executor="tlpipe.components.pusher.spec:run_resolve",
+    options={"serving_dir": str, "compare_with_production": bool},
     output_value="production",
     cacheable=False,
 )
@@ -31,6 +32,7 @@ PUSH = ComponentSpec(
     name="push",
     executor="tlpipe.components.pusher.spec:run_push",
     sections={"pusher": PusherConfig},
+    options={"serving_dir": str},
     inputs=(ArtifactSpec(EVALUATION, "artifact"), ArtifactSpec(MODELS, "model", many=True)),
     outputs=(ArtifactSpec(PUSHED, "artifact"),),
 )

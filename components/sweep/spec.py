@@ -23,6 +23,7 @@ UNSET_SEED = -1
 SWEEP_POINT = ComponentSpec(
     name="sweep-point",
     executor="tlpipe.components.sweep.spec:run_point",
+    options={"shots": int, "seed": int},  # labels per class of the point (0: all), its seed
     parameters=(
         ParameterSpec("shots_per_class", int, OPTION_PREFIX + "shots", unset=0),
         ParameterSpec("seed", int, OPTION_PREFIX + "seed", unset=UNSET_SEED),
@@ -34,6 +35,7 @@ SWEEP_POINT = ComponentSpec(
 SWEEP_GATHER = ComponentSpec(
     name="sweep-gather",
     executor="tlpipe.components.sweep.spec:run_gather",
+    options={"title": str, "margin": float},
     inputs=(ArtifactSpec(POINTS, "artifact", many=True, collected=True),),
     outputs=(ArtifactSpec(REPORT, "artifact"),),
 )

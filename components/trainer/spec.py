@@ -34,6 +34,7 @@ TRAIN = ComponentSpec(
     name="train",
     executor="tlpipe.components.trainer.spec:run_train",
     sections={"trainer": TrainerConfig},
+    options={"strategy": str, "handle": str},  # which registered strategy trains, on which module
     parameters=(HANDLE_PARAMETER, ParameterSpec("seed", int, "trainer.seed", unset=-1)),  # seed: set by a sweep
     inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(TEACHERS, "model", many=True),
             ArtifactSpec(SOURCE_DOMAIN, "dataset", many=True)),
@@ -46,6 +47,7 @@ PRETRAIN = ComponentSpec(
     name="pretrain",
     executor="tlpipe.components.trainer.spec:run_pretrain",
     sections={"source": SourceConfig},
+    options={"publish_dir": str},  # where the pre-trained module is also published (empty: only the artifact)
     inputs=(ArtifactSpec(TRANSFORMED, "dataset"),),
     outputs=(ArtifactSpec(MODULE, "model"),),
 )

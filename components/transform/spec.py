@@ -22,6 +22,9 @@ TRANSFORM = ComponentSpec(
     name="transform",
     executor="tlpipe.components.transform.spec:run",
     sections={"transform": TransformConfig, "beam": BeamConfig},
+    # handle: the trainer's module (its input geometry); image_size/channels: a fixed geometry (the source
+    # pipeline's)
+    options={"handle": str, "image_size": list, "channels": int},
     parameters=(HANDLE_PARAMETER,),
     inputs=(ArtifactSpec(EXAMPLES, "dataset"),),
     outputs=(ArtifactSpec(TRANSFORMED, "dataset"),),

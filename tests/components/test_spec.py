@@ -57,3 +57,30 @@ def test_many_inputs_are_grouped_back_by_name(tmp_path):
                        {"transformed": "/t", group_input_name(TEACHERS, "fine_tune_all"): "/m/ft"})
     assert args.group(TEACHERS) == {"fine_tune_all": "/m/ft"}
     assert args.group("models") == {}
+
+
+def test_options_are_declared_and_typed():
+    from tlpipe.components.pusher.spec import RESOLVE_PRODUCTION
+    from tlpipe.components.steps import STEPS
+
+    RESOLVE_PRODUCTION.check_options({"serving_dir": "/srv", "compare_with_production": False})
+    RESOLVE_PRODUCTION.check_options({"serving_dir": None})
+    with pytest.raises(ValueError, match=r"step 'resolve' declares no option 'serving_folder'.*'serving_dir'"):
+        RESOLVE_PRODUCTION.check_options({"serving_folder": "/srv"})
+    with pytest.raises(ValueError, match=r"option 'compare_with_production' must be bool; Received: 'no' \(str\)"):
+        RESOLVE_PRODUCTION.check_options({"compare_with_production": "no"})
+    with pytest.raises(ValueError, match="declares no option 'strategy'"):
+        build_args(INGEST, step="ingest", sections_json=INGEST_SECTIONS, options={"strategy": "x"}, parameters={},
+                   inputs={}, outputs={"examples": "/tmp/out"})
+    # every run-time parameter that lands in an option lands in a declared one
+    for spec in STEPS:
+        for parameter in spec.parameters:
+            if parameter.target.startswith("option:"):
+                assert parameter.target.split(":", 1)[1] in spec.options, (spec.name, parameter.name)
+
+
+def test_a_parameter_aimed_at_an_undeclared_option_is_refused_at_declaration():
+    from tlpipe.components.spec import ComponentSpec, ParameterSpec
+
+    with pytest.raises(ValueError, match="targets the option 'handle', which the step does not declare"):
+        ComponentSpec(name="x", executor="m:f", parameters=(ParameterSpec("hub_handle", str, "option:handle", ""),))
