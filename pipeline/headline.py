@@ -27,7 +27,10 @@ def headline(result: RunResult) -> str:
     for name, entry in summary["models"].items():
         lines.append(f"  {name:<20} {_accuracy(entry)}  ({entry['role']})")
     blessing = summary["blessing"]
-    lines.append(f"blessed: {blessing['candidate']}" if blessing["blessed"] else "not blessed")
+    if blessing["blessed"]:
+        lines.append(f"blessed: {blessing['candidate']}")
+    else:
+        lines.append("production unchanged" if blessing.get("unchanged") else "not blessed")
     lines.append(f"  {blessing['reason']}")
     if push["pushed"]:
         lines.append(f"pushed: version {push['version']} -> {push['serving_model_dir']}")

@@ -36,7 +36,7 @@ def _examples(metadata: dict[str, Any]) -> str:
 def _evaluation(summary: dict[str, Any]) -> str:
     blessing = summary["blessing"]
     if not blessing.get("blessed"):
-        return "not blessed"
+        return "production unchanged" if blessing.get("unchanged") else "not blessed"
     candidate = blessing.get("candidate")
     accuracy = summary.get("models", {}).get(candidate, {}).get("accuracy", {}).get("value")
     return f"blessed: {candidate}" + (f" (test accuracy {accuracy:.3f})" if accuracy is not None else "")

@@ -23,11 +23,17 @@ configured gate reads it:
 The best passing candidate (highest test accuracy; the first listed on a tie)
 is blessed. A candidate whose point estimate is below a from-scratch baseline
 is reported as negative transfer.
+
+A candidate that IS the model in production (the same files, or the same
+prediction on every test example: a zero-width difference at zero) is never
+blessed again: when no other candidate passes, the record says "production
+unchanged" (`unchanged: true`) and nothing is pushed. Without this, a rerun
+of the same pipeline "beat production by +0.000 [+0.000, +0.000]".
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection
 
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, THRESHOLD_SLACK
@@ -42,21 +48,26 @@ def decide_blessing(
     candidates: dict[str, str],
     references: dict[str, dict[str, Any]],
     comparisons: dict[str, dict[str, Any]],
+    in_production: Collection[str] = (),
 ) -> dict[str, Any]:
     """The blessing record (without paths; the executor adds them).
 
     `references` maps a reference model's name to {"role", "model_dir"};
     `comparisons` maps it to the `read_tfma_output` result of the TFMA run
-    that compared all candidates with it.
+    that compared all candidates with it. `in_production`: the candidates
+    whose files are those of the model in production.
     """
     verdicts = {
-        name: _judge(config, name, model_dir, references, comparisons)
+        name: _judge(config, name, model_dir, references, comparisons, name in in_production)
         for name, model_dir in candidates.items()
     }
     all_reasons = [reason for verdict in verdicts.values() for reason in verdict["reasons"]]
     passing = [name for name, verdict in verdicts.items() if verdict["passed"]]
     winner = max(passing, key=lambda name: verdicts[name]["accuracy"]["value"], default=None)  # first on a tie
-    if winner is None:
+    unchanged = winner is None and any(verdict["same_as_production"] for verdict in verdicts.values())
+    if unchanged:
+        reason = "production unchanged: no candidate is blessed. " + " ".join(all_reasons)
+    elif winner is None:
         reason = "no candidate is blessed. " + " ".join(all_reasons)
     else:
         others = [name for name in passing if name != winner]
@@ -65,6 +76,7 @@ def decide_blessing(
         )
     return {
         "blessed": winner is not None,
+        "unchanged": unchanged,
         "candidate": winner,
         "candidate_model_dir": candidates[winner] if winner else None,
         "reason": reason,
@@ -85,7 +97,7 @@ def decide_blessing(
 
 
 def _judge(config: EvaluatorConfig, name: str, model_dir: str, references: dict[str, dict[str, Any]],
-           comparisons: dict[str, dict[str, Any]]) -> dict[str, Any]:
+           comparisons: dict[str, dict[str, Any]], same_files: bool) -> dict[str, Any]:
     """One candidate's verdict: passed or not, its numbers, and the reasons in plain words."""
     accuracy = _accuracy(next(iter(comparisons.values())), name)
     failures = {ref: {f["kind"] for f in run["failures"].get(name, [])} for ref, run in comparisons.items()}
@@ -106,6 +118,9 @@ def _judge(config: EvaluatorConfig, name: str, model_dir: str, references: dict[
     negative_transfer = any(
         result["accuracy_diff"]["value"] < 0 and result["role"] == BASELINE_ROLE for result in per_reference.values()
     )
+    same_as_production = _same_as_production(references, per_reference, same_files)
+    if same_as_production:
+        reasons.append(f"'{name}' is the model in production ({same_as_production}): there is nothing to push.")
     passed = not reasons
     if passed:
         margins = " and ".join(
@@ -123,8 +138,23 @@ def _judge(config: EvaluatorConfig, name: str, model_dir: str, references: dict[
         "accuracy": accuracy,
         "comparisons": per_reference,
         "negative_transfer": negative_transfer,
+        "same_as_production": bool(same_as_production),
         "reasons": reasons,
     }
+
+
+def _same_as_production(references: dict[str, dict[str, Any]], per_reference: dict[str, dict[str, Any]],
+                        same_files: bool) -> str:
+    """Why a candidate is the model in production ("" when it is not): its files, or identical predictions."""
+    production = [ref for ref, reference in references.items() if reference["role"] == PRODUCTION_ROLE]
+    if not production:
+        return ""
+    if same_files:
+        return "the same files"
+    diff = per_reference[production[0]]["accuracy_diff"]
+    if diff["value"] == diff["lower"] == diff["upper"] == 0:
+        return "the same prediction on every test example: a difference of exactly 0"
+    return ""
 
 
 def _improves(config: EvaluatorConfig, diff: dict[str, float], point_failed: bool) -> bool:

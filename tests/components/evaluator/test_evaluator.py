@@ -189,6 +189,25 @@ def test_candidate_worse_than_production_is_not_blessed(tmp_path, dataset_dir, m
     assert (tmp_path / "evaluation" / "tfma" / "vs_production" / "validations.tfrecord").is_file()
 
 
+def test_a_candidate_identical_to_production_leaves_production_unchanged(tmp_path, dataset_dir, model_dirs):
+    # What a rerun of the same pipeline evaluates: the model it pushed last time, again.
+    import shutil
+
+    from tlpipe.components.production import fingerprint_dir
+
+    rerun = shutil.copytree(model_dirs["trained"], tmp_path / "rerun" / "model")
+    production = ProductionModel(1, model_dirs["trained"], fingerprint_dir(model_dirs["trained"]))
+    summary = run_evaluator(EvaluatorConfig(), dataset_dir, {"fine_tune_all": str(rerun)},
+                            {"baseline": model_dirs["constant"]}, str(tmp_path / "evaluation"), production=production)
+    blessing = summary["blessing"]
+    assert blessing["blessed"] is False and blessing["unchanged"] is True
+    assert blessing["reason"].startswith("production unchanged: no candidate is blessed.")
+    assert "'fine_tune_all' is the model in production (the same files)" in blessing["reason"]
+    diff = blessing["candidates"]["fine_tune_all"]["comparisons"]["production"]["accuracy_diff"]
+    assert diff["value"] == diff["lower"] == diff["upper"] == 0  # what used to be "beats production by +0.000"
+    assert blessing["candidates"]["fine_tune_all"]["comparisons"]["baseline"]["passed"]
+
+
 def test_inputs_are_checked_before_any_evaluation(tmp_path, dataset_dir, model_dirs, test_split, dataset_writer):
     import keras
 

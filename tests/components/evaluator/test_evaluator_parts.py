@@ -143,3 +143,42 @@ def test_blessing_names_negative_transfer_and_production_regressions():
     assert "below the model in production (/serving/3) (0.450)" in reasons[1]
     assert "includes zero, so the gap may be noise" in reasons[1]
     assert blessing["reason"].startswith("no candidate is blessed.")
+
+
+def _production_references():
+    return {"baseline": {"role": "baseline", "model_dir": "/m/b"},
+            "production": {"role": "production", "model_dir": "/serving/1"}}
+
+
+def test_a_candidate_that_is_production_is_not_blessed_again_and_production_is_unchanged():
+    candidates = {"self_training": "/m/st"}
+    zero = {"value": 0.0, "lower": 0.0, "upper": 0.0}
+    same = _run({"self_training": 0.9, "production": 0.9}, "production", {})
+    same["diffs"]["self_training"][ACCURACY] = zero  # the same prediction on every example
+    comparisons = {"baseline": _run({"self_training": 0.9, "baseline": 0.6}, "baseline", {}), "production": same}
+    blessing = decide_blessing(EvaluatorConfig(), candidates, _production_references(), comparisons)
+    assert not blessing["blessed"] and blessing["unchanged"] and blessing["candidate"] is None
+    assert blessing["candidates"]["self_training"]["same_as_production"]
+    assert blessing["reason"].startswith("production unchanged: no candidate is blessed.")
+    assert "'self_training' is the model in production (the same prediction on every test example" in blessing["reason"]
+    # the same files count even when TFMA's interval is not exactly zero
+    comparisons["production"] = _run({"self_training": 0.9, "production": 0.9}, "production", {})
+    blessing = decide_blessing(EvaluatorConfig(), candidates, _production_references(), comparisons,
+                               in_production=["self_training"])
+    assert blessing["unchanged"] and "(the same files)" in blessing["reason"]
+
+
+def test_a_better_candidate_is_blessed_beside_one_that_is_production():
+    candidates = {"feature_extraction": "/m/fe", "self_training": "/m/st"}
+    production = _run({"feature_extraction": 0.9, "self_training": 0.95, "production": 0.9}, "production", {})
+    production["diffs"]["feature_extraction"][ACCURACY] = {"value": 0.0, "lower": 0.0, "upper": 0.0}
+    production["diffs"]["self_training"][ACCURACY] = {"value": 0.05, "lower": 0.03, "upper": 0.07}
+    comparisons = {"baseline": _run({"feature_extraction": 0.9, "self_training": 0.95, "baseline": 0.6}, "baseline",
+                                    {}), "production": production}
+    blessing = decide_blessing(EvaluatorConfig(), candidates, _production_references(), comparisons)
+    assert blessing["blessed"] and blessing["candidate"] == "self_training" and not blessing["unchanged"]
+    assert blessing["candidates"]["feature_extraction"]["same_as_production"]
+    # without a production reference nothing is "the same as production"
+    alone = decide_blessing(EvaluatorConfig(), candidates, {"baseline": _production_references()["baseline"]},
+                            {"baseline": comparisons["baseline"]})
+    assert not any(verdict["same_as_production"] for verdict in alone["candidates"].values())
