@@ -14,6 +14,8 @@ import hashlib
 import os
 from typing import Any, Optional
 
+SAVED_MODEL_FILE = "saved_model.pb"
+
 _CHUNK_BYTES = 1 << 20
 
 
@@ -59,13 +61,31 @@ def describe_production(serving_dir: str) -> ProductionModel:
 
 
 def pushed_versions(serving_dir: str) -> list[int]:
-    """Version numbers present in `serving_dir`, ascending (empty when it does not exist)."""
+    """Complete versions in `serving_dir` (a folder named by its number holding a SavedModel), ascending.
+
+    Anything else there (a stray file named like a number, an empty or junk
+    version folder someone made) is not a version: it is never production and
+    never pruned (`strangers` lists it), and a new version is numbered past it.
+    """
+    return sorted(int(name) for name in _numbered(serving_dir)
+                  if os.path.isfile(os.path.join(serving_dir, name, SAVED_MODEL_FILE)))
+
+
+def strangers(serving_dir: str) -> list[str]:
+    """Entries of `serving_dir` named like a version that are not complete versions."""
+    complete = {str(version) for version in pushed_versions(serving_dir)}
+    return sorted((name for name in _numbered(serving_dir) if name not in complete), key=int)
+
+
+def next_version(serving_dir: str) -> int:
+    """The number of the next version: past every numbered entry, complete or not, so a push never collides."""
+    return max((int(name) for name in _numbered(serving_dir)), default=0) + 1
+
+
+def _numbered(serving_dir: str) -> list[str]:
     if not os.path.isdir(serving_dir):
         return []
-    return sorted(
-        int(name) for name in os.listdir(serving_dir)
-        if name.isdigit() and os.path.isdir(os.path.join(serving_dir, name))
-    )
+    return [name for name in os.listdir(serving_dir) if name.isdigit()]
 
 
 def latest_pushed_model(serving_dir: str) -> str | None:

@@ -109,6 +109,9 @@ class RunConfig:
     def validate(self) -> None:
         if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
             raise ConfigError("name", self.name, "letters, digits, '-' and '_'")
+        if not self.root or not self.root.strip():
+            raise ConfigError("root", self.root, "a folder for the runs' artifacts, records and serving versions "
+                                                 "(e.g. tlpipe_runs); an empty root would write into the current folder")
 
 
 @dataclasses.dataclass
@@ -252,9 +255,12 @@ def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> Pi
             raise ConfigError("--config", path, "the path of an existing YAML file")
         with open(path, encoding="utf-8") as handle:
             try:
-                file_data = yaml.safe_load(handle) or {}
+                file_data = yaml.safe_load(handle)
             except yaml.YAMLError as error:
                 raise ConfigError("--config", path, f"valid YAML ({error})") from None
+        if file_data is None:
+            raise ConfigError("--config", path, "a YAML mapping of sections (pipeline, ingest, trainer, ...); the file "
+                                                "is empty: to run the embedded default, leave out --config")
         if not isinstance(file_data, dict):
             raise ConfigError("--config", path, "a YAML mapping of sections (pipeline, ingest, trainer, ...)")
         data = merge(data, file_data)

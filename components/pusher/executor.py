@@ -41,16 +41,16 @@ import uuid
 from typing import Any, Iterator
 
 from tlpipe.models.artifacts import read_json
-from tlpipe.models.progress import log
+from tlpipe.models.progress import log, note
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.production import (
+    SAVED_MODEL_FILE, next_version, strangers,
     ProductionModel, describe_production, fingerprint_dir, latest_pushed_model, pushed_versions,
 )
 from tlpipe.models.errors import ModelError, NotBlessedError
 
 HISTORY_FILE = "push_history.jsonl"
 LOCK_FILE = ".push.lock"
-SAVED_MODEL_FILE = "saved_model.pb"
 PRODUCTION_KEY = "production"
 _TMP_PREFIX = ".push-tmp-"
 _REMOVING_PREFIX = ".removing-"
@@ -106,7 +106,11 @@ def run_pusher(config: PusherConfig, model_dir: str, blessing_path: str, serving
             _append_history(serving_dir, record)
             log(f"push: {reason}")
             return record
-        version, version_dir = _copy_as_new_version(model_dir, serving_dir, production.version)
+        stray = strangers(serving_dir)
+        if stray:
+            note(f"push: ignoring {', '.join(stray)} in {serving_dir}: named like versions but not complete "
+                f"versions (no {SAVED_MODEL_FILE}); remove them if nothing else needs them")
+        version, version_dir = _copy_as_new_version(model_dir, serving_dir)
         record.update(pushed=True, version=version, serving_model_dir=version_dir, pushed_at=record["decided_at"],
                       removed_versions=_prune(serving_dir, config.keep_versions))
         _append_history(serving_dir, record)
@@ -200,17 +204,18 @@ def _check_blessing(model_dir: str, blessing_path: str) -> dict[str, Any]:
     return blessing
 
 
-def _copy_as_new_version(model_dir: str, serving_dir: str, top_version: int | None) -> tuple[int, str]:
-    """Copy into a hidden temp folder, then rename it to the version after `top_version` (under the lock)."""
+def _copy_as_new_version(model_dir: str, serving_dir: str) -> tuple[int, str]:
+    """Copy into a hidden temp folder, then rename it to the next version number (under the lock)."""
     tmp_dir = os.path.join(serving_dir, f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}")
+    version = next_version(serving_dir)
+    version_dir = os.path.join(serving_dir, str(version))
     try:
         shutil.copytree(model_dir, tmp_dir)
+        os.rename(tmp_dir, version_dir)  # one step: the version appears complete or not at all
     except (OSError, shutil.Error) as error:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise ModelError(f"cannot push {model_dir!r}: copying it into {serving_dir!r} failed: {error}") from error
-    version = (top_version or 0) + 1
-    version_dir = os.path.join(serving_dir, str(version))
-    os.rename(tmp_dir, version_dir)  # one step: the version appears complete or not at all
+        raise ModelError(f"cannot push {model_dir!r}: copying it into {serving_dir!r} as version {version} "
+                         f"failed: {error}") from None
     return version, version_dir
 
 

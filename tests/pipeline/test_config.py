@@ -90,6 +90,7 @@ def test_saved_config_loads_back_identically(tmp_path):
         ("transform.channels=2", "transform.channels", 2, "1"),
         ("beam.options=[direct]", "beam.options", "direct", "--name=value"),
         ("source.ingest.num_shards=0", "source.ingest.num_shards", 0, ">= 1"),
+        ("pipeline.root=''", "pipeline.root", "", "would write into the current folder"),
         ("kubeflow.caching.trian=false", "kubeflow.caching.trian", False, "steps ingest, transform, pretrain, rank"),
     ],
 )
@@ -136,6 +137,11 @@ def test_missing_and_malformed_files(tmp_path):
     listing.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping of sections"):
         load_config(str(listing))
+    for text in ("", "# only a comment\n"):
+        empty = tmp_path / "empty.yaml"
+        empty.write_text(text)
+        with pytest.raises(ConfigError, match="the file is empty: to run the embedded default, leave out --config"):
+            load_config(str(empty))
 
 
 @dataclasses.dataclass

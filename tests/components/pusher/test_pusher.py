@@ -13,7 +13,7 @@ from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import (
     HISTORY_FILE, LOCK_FILE, latest_pushed_model, pushed_versions, read_push_history, run_pusher,
 )
-from tlpipe.components.production import describe_production, fingerprint_dir
+from tlpipe.components.production import describe_production, fingerprint_dir, strangers
 from tlpipe.components.config_schema import from_dict
 from tlpipe.models.errors import ConfigError, ModelError, NotBlessedError
 
@@ -228,3 +228,22 @@ def test_negative_keep_versions_is_refused_before_anything_is_deleted(tmp_path, 
     with pytest.raises(ConfigError, match="keep_versions"):
         run_pusher(PusherConfig(keep_versions=-1), model_dir, blessing, str(serving))
     assert pushed_versions(str(serving)) == [1]
+
+
+def test_strangers_in_the_serving_folder_are_ignored_and_numbered_past(tmp_path, model_dir, capsys):
+    serving = tmp_path / "serving"
+    first = _push(tmp_path, model_dir, str(serving))
+    assert first["version"] == 1
+    (serving / "2").write_text("a stray file named like a version")
+    (serving / "3").mkdir()  # an empty "version" someone made
+    (serving / "4").mkdir()
+    (serving / "4" / "notes.txt").write_text("junk")
+    assert pushed_versions(str(serving)) == [1] and strangers(str(serving)) == ["2", "3", "4"]
+    assert describe_production(str(serving)).version == 1  # junk is never production
+
+    second = _push(tmp_path, _variant(tmp_path, model_dir, "second"), str(serving))
+    assert second["pushed"] and second["version"] == 5  # past every numbered entry: no collision
+    assert pushed_versions(str(serving)) == [1, 5]
+    assert not [name for name in os.listdir(serving) if name.startswith(".push-tmp-")]
+    assert "ignoring 2, 3, 4 in" in capsys.readouterr().err
+    assert (serving / "2").read_text() == "a stray file named like a version"  # strangers are left alone
