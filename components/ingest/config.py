@@ -75,6 +75,11 @@ class IngestConfig:
     `label_tasks`: further labels (for multi-task heads; see label_tasks.py),
     derived from the main label through a mapping of its classes, or read
     from a further column (CSV) or feature (TFRecord).
+
+    Every class must have examples in the `train` and `test` splits (those
+    the config has): a class never trained on cannot be predicted, one never
+    tested cannot be judged. `allow_missing_classes: true` accepts data
+    whose splits lack a class on purpose (the metadata still counts them).
     """
 
     source: str = "idx:/usr/share/datasets/fashion-mnist"
@@ -94,6 +99,7 @@ class IngestConfig:
     label_feature: str = "label"
     id_feature: str = "id"
     label_tasks: dict[str, LabelTaskConfig] = dataclasses.field(default_factory=dict)
+    allow_missing_classes: bool = False
 
     @property
     def scheme(self) -> str:

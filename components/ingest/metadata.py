@@ -59,6 +59,7 @@ def build_metadata(
     tasks = resolve_label_tasks(config.label_tasks, names)
     _check_splits(config, counts, names, source_counts)
     written = {split: {name: counts["written"][split].get(i, 0) for i, name in enumerate(names)} for split in config.splits}
+    _check_coverage(config, names, written)
     num_examples = {split: sum(per_class.values()) for split, per_class in written.items()}
     unlabeled = None
     if config.unlabeled:
@@ -112,4 +113,27 @@ def _check_splits(
         raise DataError(
             "k-shot sampling asks for more examples than a class has: " + _listed(shortages) + "; lower 'shots' "
             "to at most the available count, widen the split, or add data"
+        )
+
+
+# The splits every class must reach: a class never trained on cannot be predicted, one never tested cannot be
+# judged, and the verdict would silently cover fewer classes than the model serves.
+COVERED_SPLITS = ("train", "test")
+
+
+def _check_coverage(config: IngestConfig, names: tuple[str, ...], written: dict[str, dict[str, int]]) -> None:
+    """At least two classes, and every class in the training and test splits (those the config has)."""
+    if len(names) < 2:
+        raise DataError(
+            f"{config.source!r} has {len(names)} class ({', '.join(map(repr, names)) or 'none'}): a classifier needs "
+            "at least 2; add the other classes' data (a sub-folder or label per class), or widen ingest.classes"
+        )
+    missing = [f"class {name!r} has no example in split {split!r} ({config.splits[split]!r})"
+               for split in COVERED_SPLITS if split in written
+               for name in names if not written[split].get(name)]
+    if missing and not config.allow_missing_classes:
+        raise DataError(
+            "every class needs examples in the training and the test split: " + _listed(missing) + "; add examples "
+            "of those classes, change ingest.splits so that each split has some, leave the classes out "
+            "(ingest.classes), or accept it with ingest.allow_missing_classes: true"
         )

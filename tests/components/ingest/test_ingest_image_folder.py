@@ -132,3 +132,21 @@ def test_progress_lines_name_stage_count_and_rate_and_quiet_silences_them(kit, c
     finally:
         set_quiet(False)
     assert "[tlpipe]" not in capsys.readouterr().err
+
+
+def test_one_class_is_refused_naming_the_source(kit):
+    folder = kit.image_folder("only-roses", {"roses": 3})
+    with pytest.raises(DataError, match=r"only-roses' has 1 class \('roses'\): a classifier needs at least 2"):
+        kit.run(f"image_folder:{folder}", splits={"all": "all"})
+    assert not os.path.exists(kit.path("out"))
+
+
+def test_a_class_missing_from_the_training_or_test_split_is_refused_unless_allowed(kit):
+    folder = kit.image_folder("flowers", {"roses": 6, "tulips": 6, "daisy": 1})  # one daisy: one split only
+    splits = {"train": "all[:50%]", "test": "all[50%:]"}
+    with pytest.raises(DataError, match=r"class 'daisy' has no example in split '(train|test)' \('all\[.*\]'\).*"
+                                        r"ingest.allow_missing_classes: true"):
+        kit.run(f"image_folder:{folder}", splits=splits)
+    assert not os.path.exists(kit.path("out"))
+    metadata, _ = kit.run(f"image_folder:{folder}", splits=splits, allow_missing_classes=True)
+    assert metadata["counts"]["train"]["daisy"] + metadata["counts"]["test"]["daisy"] == 1
