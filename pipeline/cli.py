@@ -19,7 +19,13 @@ from typing import Any, Optional, Sequence
 from tlpipe.models import progress
 from tlpipe.pipeline import cli_kubeflow, cli_rank, cli_runs, cli_shift, cli_sweep
 from tlpipe.pipeline.console import hide_startup_lines
+from tlpipe.pipeline.run_record import Terminated
 from tlpipe.models.errors import TlpipeError
+
+# The shell's conventions: 128 + the signal number (SIGINT 2, SIGTERM 15).
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config file (overrides the built-in defaults)")
@@ -167,9 +173,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         one_line = " ".join(part.strip() for part in str(error).splitlines() if part.strip())  # e.g. YAML's errors
         print(f"tlpipe: error: {one_line}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("tlpipe: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print("tlpipe: interrupted" + (" (SIGTERM)" if isinstance(interrupt, Terminated) else ""), file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
