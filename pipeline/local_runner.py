@@ -59,6 +59,11 @@ class Paths:
     module_dir: str
     runs_dir: str
     work_root: str
+    in_process_root: str
+
+    def run_folders(self) -> tuple[str, ...]:
+        """The folders under the root a run writes (records, resumable work, kfp's runs, in-process runs)."""
+        return self.runs_dir, self.work_root, self.kfp_root, self.in_process_root
 
     def locations(self, *, publish: bool = False) -> "Locations":
         """The folders steps write outside their artifacts; `publish`: the source pipeline's module folder."""
@@ -81,6 +86,7 @@ class Paths:
             module_dir=under_root(config.source.module_dir),
             runs_dir=os.path.join(root, "runs"),
             work_root=os.path.join(root, "work"),
+            in_process_root=os.path.join(root, "in_process"),
         )
 
 
@@ -132,13 +138,13 @@ def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> st
         progress.note(f"source module: reusing {paths.module_dir}")
         return paths.module_dir
     preflight(config, root=paths.root, serving_dir=paths.serving_dir, module_dir=paths.module_dir,
-              publish_module=True, transfer=False)
+              run_folders=paths.run_folders(), publish_module=True, transfer=False)
     run_id = _run_id() + "-source"
     log_path = os.path.join(paths.runs_dir, run_id, LOG_FILE)
     progress.note(f"source module: pre-training and publishing into {paths.module_dir} (log: {log_path})")
     with capture(log_path):
         if mode == "in_process":
-            run_dir = os.path.join(paths.root, "in_process", run_id)
+            run_dir = os.path.join(paths.in_process_root, run_id)
             source_graph(InProcessOps(config, {}, run_dir), config, paths.locations(publish=True))
         else:
             pipeline_function = build_source_pipeline(config, locations=paths.locations(publish=True))
@@ -154,7 +160,7 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
     mode = mode or config.pipeline.mode
     paths = Paths.from_config(config)
     preflight(config, root=paths.root, serving_dir=paths.serving_dir, module_dir=paths.module_dir,
-              source_uri=parameters.source_uri, publish_module=config.uses_source_module and not parameters.hub_handle
+              run_folders=paths.run_folders(), source_uri=parameters.source_uri, publish_module=config.uses_source_module and not parameters.hub_handle
               and not os.path.isfile(os.path.join(paths.module_dir, "saved_model.pb")))
     list_records(paths.runs_dir)  # records of runs killed outright are marked "interrupted"
     if config.uses_source_module and not parameters.hub_handle:
@@ -168,7 +174,7 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
     try:
         with sigterm_interrupts(), capture(record.log_path, on_step=record.running_step) as output:
             if mode == "in_process":
-                run_dir = os.path.join(paths.root, "in_process", run_id)
+                run_dir = os.path.join(paths.in_process_root, run_id)
                 ops = InProcessOps(config, dataclasses.asdict(parameters), run_dir, work_root=paths.work_root)
                 artifacts = transfer_graph(ops, config, paths.locations(), handle)
                 result = RunResult(run_dir, artifacts, {name: False for name in artifacts})

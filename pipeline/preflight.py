@@ -4,7 +4,8 @@ A run that trains for an hour and then cannot write its serving folder has
 wasted the hour. So before the first step, `preflight` checks, in a moment and
 without reading any data:
 
-- the pipeline root, the serving folder and (when the source feature extractor
+- the pipeline root, the folders the runner keeps under it (records, work,
+  kfp's and in-process runs: a file in their place is named), the serving folder and (when the source feature extractor
   is still to be published) the module folder can be written: a probe file is
   created and removed in the folder, or, for a folder that does not exist yet,
   in its nearest existing parent (a file in the way is reported as such);
@@ -22,7 +23,7 @@ import dataclasses
 import glob
 import os
 import uuid
-from typing import Optional
+from typing import Optional, Sequence
 
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.spans import resolve_span
@@ -32,16 +33,20 @@ from tlpipe.pipeline.config import PipelineConfig
 _PROBE_PREFIX = ".tlpipe-preflight-"
 
 
-def preflight(config: PipelineConfig, *, root: str, serving_dir: str, module_dir: str, source_uri: str = "",
-              publish_module: bool = False, transfer: bool = True) -> None:
+def preflight(config: PipelineConfig, *, root: str, serving_dir: str, module_dir: str,
+              run_folders: Sequence[str] = (), source_uri: str = "", publish_module: bool = False,
+              transfer: bool = True) -> None:
     """Check the run's folders and data sources (see the module docstring); ConfigError on the first problem.
 
-    The folders are the runner's absolute paths; `source_uri` a run-time override of
+    The folders are the runner's absolute paths (`run_folders`: those it keeps under
+    the root, checked as `pipeline.root`); `source_uri` a run-time override of
     `ingest.source`; `publish_module` when the source module must still be pre-trained
     and published (its folder written, its source data read); `transfer` when the
     transfer pipeline runs (its serving folder written, its data read).
     """
     require_writable(root, "pipeline.root")
+    for folder in run_folders:
+        require_writable(folder, "pipeline.root")
     if publish_module:
         require_writable(module_dir, "source.module_dir")
         require_source(config.source.ingest, "source.ingest.source")

@@ -56,6 +56,7 @@ CONFIG_CASES = [
     ("negative keep_versions", ["pusher.keep_versions=-1"], "pusher.keep_versions", "0 (keep all)"),
     ("empty serving_dir", ["pusher.serving_dir="], "pusher.serving_dir", "a folder path"),
     ("bad pipeline name", ["pipeline.name=my pipeline!"], "pipeline.name", "letters, digits"),
+    ("empty root", ["pipeline.root="], "pipeline.root", "would write into the current folder"),
     ("unknown mode", ["pipeline.mode=cloud"], "pipeline.mode", "in_process"),
     ("unknown scheme", ["ingest.source=ftp:/data"], "ingest.source", "SCHEME:LOCATION"),
     ("bad split spec", ["ingest.splits.train=train[:80"], "ingest.splits.train", "train[:80"),
@@ -85,7 +86,10 @@ def test_bad_config_files(capsys, tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("trainer: {head_epochs: 3\n")
     _fails(capsys, ["run", "--config", str(broken)], "--config", "valid YAML")
-    assert sorted(os.listdir(tmp_path)) == ["broken.yaml", "list.yaml"]
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    _fails(capsys, ["run", "--config", str(empty)], "--config", "the file is empty", "leave out --config")
+    assert sorted(os.listdir(tmp_path)) == ["broken.yaml", "empty.yaml", "list.yaml"]
 
 
 # Preflight: before any work, folders that cannot be written and data that is not there.
@@ -100,6 +104,14 @@ def test_folders_that_cannot_be_written_are_refused_before_any_work(capsys, base
                     "--set", f"source.module_dir={blocker}"],
            "source.module_dir", "a folder this user can write; it is a file")
     assert not root.exists() and blocker.read_text() == "in the way"
+    # a file where the runner keeps its records, work, kfp or in-process runs under the root
+    for name in ("runs", "work", "kfp", "in_process"):
+        other_root = tmp_path / f"root-with-{name}"
+        other_root.mkdir()
+        (other_root / name).write_text("in the way")
+        _fails(capsys, ["run", "--config", config, "--set", f"pipeline.root={other_root}"],
+               "pipeline.root", f"{other_root}/{name}", "a folder this user can write; it is a file")
+        assert sorted(os.listdir(other_root)) == [name]
 
 
 def test_a_data_source_that_is_not_there_is_refused_before_any_work(capsys, base, tmp_path):
