@@ -80,6 +80,9 @@ class IngestConfig:
     the config has): a class never trained on cannot be predicted, one never
     tested cannot be judged. `allow_missing_classes: true` accepts data
     whose splits lack a class on purpose (the metadata still counts them).
+    Two output splits may not take the same examples (the same source split
+    with overlapping ranges: ids hash into both), unless
+    `allow_overlapping_splits: true`.
     """
 
     source: str = "idx:/usr/share/datasets/fashion-mnist"
@@ -100,6 +103,7 @@ class IngestConfig:
     id_feature: str = "id"
     label_tasks: dict[str, LabelTaskConfig] = dataclasses.field(default_factory=dict)
     allow_missing_classes: bool = False
+    allow_overlapping_splits: bool = False
 
     @property
     def scheme(self) -> str:
@@ -160,6 +164,24 @@ class IngestConfig:
                     f"source split '{ALL_SPLIT}' ({self.scheme} sources have no splits of their own), "
                     f"e.g. '{ALL_SPLIT}[:80%]'",
                 )
+        if not self.allow_overlapping_splits:
+            self._refuse_overlaps()
+
+    def _refuse_overlaps(self) -> None:
+        """Two output splits that take the same examples (same source split, overlapping hash ranges)."""
+        specs = list(self.split_specs().items())
+        for index, (name, spec) in enumerate(specs):
+            for other, other_spec in specs[index + 1:]:
+                if spec.source_split == other_spec.source_split and max(spec.start, other_spec.start) < min(
+                        spec.end, other_spec.end):
+                    shared = min(spec.end, other_spec.end) - max(spec.start, other_spec.start)
+                    raise ConfigError(
+                        f"splits.{other}", self.splits[other],
+                        f"a range that no other split takes: it shares {shared:g}% of source split "
+                        f"'{spec.source_split}' with splits.{name} ({self.splits[name]!r}), so the same examples "
+                        f"would be in both (a model tested on what it trained on); e.g. '{spec.source_split}[:80%]' "
+                        f"and '{spec.source_split}[80%:]', or allow it with ingest.allow_overlapping_splits: true",
+                    )
 
     def _validate_classes(self) -> None:
         for key, values in (("label_names", self.label_names), ("classes", self.classes)):

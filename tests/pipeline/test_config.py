@@ -91,6 +91,8 @@ def test_saved_config_loads_back_identically(tmp_path):
         ("beam.options=[direct]", "beam.options", "direct", "--name=value"),
         ("source.ingest.num_shards=0", "source.ingest.num_shards", 0, ">= 1"),
         ("pipeline.root=''", "pipeline.root", "", "would write into the current folder"),
+        ("ingest.splits.test=train[50%:]", "ingest.splits.test", "train[50%:]",
+         "it shares 30% of source split 'train' with splits.train ('train[:80%]')"),
         ("kubeflow.caching.trian=false", "kubeflow.caching.trian", False, "steps ingest, transform, pretrain, rank"),
     ],
 )
@@ -100,6 +102,15 @@ def test_bad_values_name_key_value_and_what_is_allowed(override, key, received, 
     assert caught.value.key == key
     assert caught.value.received == received
     assert allowed in str(caught.value)
+
+
+def test_overlapping_splits_are_accepted_only_when_allowed():
+    config = load_config(overrides=["ingest.splits.test=train[50%:]", "ingest.allow_overlapping_splits=true"])
+    assert config.ingest.splits["test"] == "train[50%:]"
+    # touching ranges do not overlap: [a, b) and [b, c)
+    assert load_config(overrides=["ingest.splits.test=train[80%:]", "ingest.splits.eval=train[90%:]",
+                                  "ingest.splits.train=train[:80%]", "ingest.allow_overlapping_splits=false",
+                                  "ingest.splits.eval=train[80%:90%]", "ingest.splits.test=train[90%:]"])
 
 
 def test_every_declared_step_kind_takes_resources_and_caching():
