@@ -165,6 +165,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `tlpipe` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = progress.verbosity()  # restored at the end: main() may be called in a process that goes on
     progress.set_verbosity(progress.QUIET if args.quiet else progress.VERBOSE if args.verbose else progress.NORMAL)
     try:
         with contextlib.nullcontext() if args.verbose else hide_startup_lines():
@@ -176,6 +177,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt as interrupt:
         print("tlpipe: interrupted" + (" (SIGTERM)" if isinstance(interrupt, Terminated) else ""), file=sys.stderr)
         return EXIT_TERMINATED if isinstance(interrupt, Terminated) else EXIT_INTERRUPTED
+    finally:
+        progress.set_verbosity(previous)
 
 
 if __name__ == "__main__":

@@ -48,3 +48,12 @@ def test_ingest_then_transform_to_the_modules_geometry(tiny_config, tmp_path, ca
     metadata = read_json(os.path.join(transformed, "metadata.json"))
     assert metadata["transform"]["image_size"] == [12, 12]  # the tiny hub module's input size
     assert metadata["transform"]["channels"] == 1
+
+
+def test_main_leaves_the_process_verbosity_as_it_found_it(capsys):
+    from tlpipe.models import progress
+
+    assert progress.verbosity() == progress.NORMAL
+    assert main(["-q", "config"]) == 0
+    assert main(["-v", "config", "--set", "trainer.nope=1"]) == 1
+    assert progress.verbosity() == progress.NORMAL  # a later caller's progress bars still show
