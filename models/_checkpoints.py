@@ -15,6 +15,7 @@ different run in the same folder is refused instead of silently mixing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
@@ -25,7 +26,7 @@ import numpy as np
 
 from tlpipe.models._classifier import head_model
 from tlpipe.models.artifacts import read_json, write_json
-from tlpipe.models.errors import ModelError
+from tlpipe.models.errors import ModelError, NoSpaceError, is_no_space
 
 STATE_FILE = "state.json"
 # Weight files of the head alone (the base frozen and unchanged since it was built).
@@ -168,7 +169,15 @@ class CheckpointStore:
         return name
 
     def _atomic(self, name: str, save: Any, *, suffix: str) -> None:
-        """Write through `save(path)` to a hidden temporary file, then rename it to `name`."""
+        """Write through `save(path)` to a hidden temporary file, then rename it to `name`; on a failure the
+        temporary file is removed (a full disk: NoSpaceError naming the folder, the last complete epoch kept)."""
         tmp = os.path.join(self.directory, f".tmp-{name[:-len(suffix)]}{suffix}")
-        save(tmp)
-        os.replace(tmp, os.path.join(self.directory, name))
+        try:
+            save(tmp)
+            os.replace(tmp, os.path.join(self.directory, name))
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            if is_no_space(error):
+                raise NoSpaceError(self.directory) from None
+            raise

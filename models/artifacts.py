@@ -14,6 +14,8 @@ import shutil
 import uuid
 from typing import Any, Iterator
 
+from tlpipe.models.errors import NoSpaceError, is_no_space
+
 
 @contextlib.contextmanager
 def atomic_output_dir(final_dir: str, *, overwrite: bool = True) -> Iterator[str]:
@@ -29,8 +31,10 @@ def atomic_output_dir(final_dir: str, *, overwrite: bool = True) -> Iterator[str
     os.makedirs(tmp_dir)
     try:
         yield tmp_dir
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if is_no_space(error) and not isinstance(error, NoSpaceError):
+            raise NoSpaceError(parent) from None
         raise
     if os.path.exists(final_dir):
         if not overwrite:
@@ -47,10 +51,17 @@ def atomic_output_dir(final_dir: str, *, overwrite: bool = True) -> Iterator[str
 def write_json(path: str, payload: Any) -> None:
     """Write JSON atomically (temp file + rename), sorted keys, trailing newline."""
     tmp_path = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp_path, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-    os.replace(tmp_path, path)
+    try:
+        with open(tmp_path, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+            handle.write("\n")
+        os.replace(tmp_path, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(tmp_path)
+        if is_no_space(error):
+            raise NoSpaceError(os.path.dirname(os.path.abspath(path))) from None
+        raise
 
 
 def read_json(path: str) -> Any:

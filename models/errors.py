@@ -39,3 +39,22 @@ class ModelError(TlpipeError):
 
 class NotBlessedError(TlpipeError):
     """A model that the evaluator did not bless was asked to be pushed."""
+
+
+class NoSpaceError(TlpipeError, OSError):
+    """The disk under a folder tlpipe writes is full; the message names the folder and what to do."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        super().__init__(
+            f"no space left on device writing {folder}: free space there (or point the run at another disk) and "
+            "run the same command again; finished steps are reused and training resumes from its last checkpoint"
+        )
+
+
+def is_no_space(error: BaseException) -> bool:
+    """An OSError for a full disk (also as h5py words it, without an errno)."""
+    import errno
+
+    return isinstance(error, OSError) and (
+        getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error))
