@@ -14,7 +14,7 @@ import hashlib
 import os
 from typing import Any, Optional
 
-SAVED_MODEL_FILE = "saved_model.pb"
+from tlpipe.models.layout import SAVED_MODEL_FILE
 
 _CHUNK_BYTES = 1 << 20
 

@@ -10,5 +10,8 @@ HISTORY_FILE = "history.json"
 SUMMARY_FILE = "summary.json"
 # Its human-readable twin (the evaluator's).
 SUMMARY_MD = "summary.md"
+# What a tlpipe serving export carries beside its SavedModel (label names, config, history).
+SERVING_METADATA_FILE = "tlpipe.json"
+SAVED_MODEL_FILE = "saved_model.pb"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"

@@ -27,13 +27,13 @@ from typing import Iterator
 
 from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models.errors import ModelError
+from tlpipe.models.layout import SAVED_MODEL_FILE
 
 CACHE_DIR_ENV = "TLPIPE_CACHE_DIR"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tlpipe")
 MODULES_SUBDIR = "modules"
 # Bump when the conversion changes, so that caches built by an older tlpipe are not reused.
 BUILD_VERSION = 1
-SAVED_MODEL_FILE = "saved_model.pb"
 
 
 def cache_root() -> str:

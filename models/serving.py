@@ -32,8 +32,9 @@ from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.models._classifier import outputs_logits
 from tlpipe.models.examples import check_modality, decode_examples, scale_pixels
 from tlpipe.models.errors import ConfigError, ModelError
+from tlpipe.models.layout import SERVING_METADATA_FILE
 
-METADATA_FILE = "tlpipe.json"
+METADATA_FILE = SERVING_METADATA_FILE
 LABEL_NAMES_FILE = "label_names.txt"
 TASK_LABEL_NAMES_FILE = "label_names_{task}.txt"
 DEFAULT_SIGNATURE = "serving_default"

@@ -9,6 +9,8 @@ without reading any data:
   is still to be published) the module folder can be written: a probe file is
   created and removed in the folder, or, for a folder that does not exist yet,
   in its nearest existing parent (a file in the way is reported as such);
+- a `trainer.handle` that is a local path is a SavedModel folder, and not a
+  model tlpipe exported for serving (a classifier, not a feature vector);
 - the data source exists: the folder (idx, image_folder), the file (csv), a
   file matching the glob (tfrecord), the TFDS data_dir when one is set, and
   for `{SPAN}` sources at least one span.
@@ -28,6 +30,7 @@ from typing import Optional, Sequence
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.spans import resolve_span
 from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.layout import SAVED_MODEL_FILE, SERVING_METADATA_FILE
 from tlpipe.pipeline.config import PipelineConfig
 
 _PROBE_PREFIX = ".tlpipe-preflight-"
@@ -52,6 +55,8 @@ def preflight(config: PipelineConfig, *, root: str, serving_dir: str, module_dir
         require_source(config.source.ingest, "source.ingest.source")
     if transfer:
         require_writable(serving_dir, "pusher.serving_dir")
+        if config.trainer.handle:
+            require_module(config.trainer.handle, "trainer.handle")
         ingest = config.ingest
         if source_uri and source_uri != ingest.source:
             ingest = dataclasses.replace(ingest, source=source_uri)
@@ -76,6 +81,24 @@ def require_writable(folder: str, key: str) -> None:
         where = "" if existing == folder else f" (it does not exist yet; its nearest existing parent is {existing!r})"
         raise ConfigError(key, folder, f"a folder this user can write; writing there failed{where}: "
                                        f"{error.strerror}") from None
+
+
+def require_module(handle: str, key: str) -> None:
+    """ConfigError naming `key` unless a local-path handle is a feature-vector SavedModel (URLs are not fetched)."""
+    if "://" in handle:
+        return
+    folder = os.path.abspath(os.path.expanduser(handle))
+    allowed = "a TF-Hub handle (https://...), or a folder holding a feature-vector module (a SavedModel)"
+    if not os.path.isdir(folder):
+        raise ConfigError(key, handle, f"{allowed}; {folder!r} " + ("is a file" if os.path.exists(folder)
+                                                                      else "does not exist"))
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in (SAVED_MODEL_FILE, SAVED_MODEL_FILE + "txt")):
+        raise ConfigError(key, handle, f"{allowed}; {folder!r} has no {SAVED_MODEL_FILE} (a SavedModel folder "
+                                       "holds it beside variables/)")
+    if os.path.isfile(os.path.join(folder, SERVING_METADATA_FILE)):
+        raise ConfigError(key, handle, f"{allowed}; {folder!r} is a classifier tlpipe exported for serving "
+                                       f"({SERVING_METADATA_FILE}), not a feature vector: give the module it was "
+                                       "trained on (its tlpipe.json names it under config.handle)")
 
 
 def require_source(ingest: IngestConfig, key: str) -> None:

@@ -16,11 +16,11 @@ from typing import Any, Optional
 
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE
 from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.models import example_format
 from tlpipe.models.errors import DataError
 from tlpipe.models.layout import SUMMARY_FILE
 
 POINT_FILE = "point.json"
-METADATA_FILE = "metadata.json"
 TRAIN_SPLIT = "train"
 
 
@@ -62,7 +62,7 @@ def write_point(transformed_dir: str, evaluation_dir: str, output_dir: str, *, s
                 seed: int) -> dict[str, Any]:
     """Condense the run whose data is `transformed_dir` and evaluation `evaluation_dir` into `output_dir`."""
     point = condense(read_json(os.path.join(evaluation_dir, SUMMARY_FILE)),
-                     read_json(os.path.join(transformed_dir, METADATA_FILE)),
+                     read_json(os.path.join(transformed_dir, example_format.METADATA_FILE)),
                      shots=shots, seed=seed, evaluation_dir=os.path.abspath(evaluation_dir))
     with atomic_output_dir(output_dir) as tmp_dir:
         write_json(os.path.join(tmp_dir, POINT_FILE), point)

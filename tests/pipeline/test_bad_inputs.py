@@ -132,6 +132,25 @@ def test_a_data_source_that_is_not_there_is_refused_before_any_work(capsys, base
     assert not root.exists()
 
 
+def test_a_handle_that_is_not_a_feature_vector_module_is_refused_before_any_work(capsys, base, tmp_path):
+    config, root = base
+    no_variables = tmp_path / "empty_module"
+    no_variables.mkdir()
+    serving_export = tmp_path / "serving_export"
+    serving_export.mkdir()
+    (serving_export / "saved_model.pb").write_bytes(b"")
+    (serving_export / "tlpipe.json").write_text("{}")
+    cases = [
+        (tmp_path / "nowhere", "does not exist"),
+        (no_variables, "has no saved_model.pb"),
+        (serving_export, "is a classifier tlpipe exported for serving (tlpipe.json), not a feature vector"),
+    ]
+    for handle, reason in cases:
+        _fails(capsys, ["run", "--config", config, "--set", f"trainer.handle={handle}"], "trainer.handle",
+               str(handle), reason)
+    assert not root.exists()
+
+
 # Bad files, where ingest reads them: `tlpipe ingest --output DIR` leaves no DIR.
 def _ingest_fails(capsys, tmp_path, source: str, *expected: str, **ingest) -> None:
     settings = {"ingest": {"source": source, "splits": {"train": "train" if source.startswith("idx") else "all"},
