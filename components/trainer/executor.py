@@ -68,17 +68,25 @@ def configured_transfer_model(config: TrainerConfig, handle: str, data: Transfor
 
 
 @dataclasses.dataclass(frozen=True)
-class TransferRecipe:
-    """The hub module + a new head, fit in two phases with the fit `strategy` (models/fit.py)."""
+class RecipeSettings:
+    """What every recipe of this module is given: the trainer section, the module, where the fit writes
+    (`output_dir`; checkpoints under `work_dir` when given), the model's name in logs and records, and
+    whether the fit keeps its last epoch instead of its best (`keep_last_epoch`)."""
 
-    kind: ClassVar[str] = "transfer"
     config: TrainerConfig
     handle: str
-    strategy: str
     output_dir: str
     name: str
     work_dir: Optional[str] = None
     keep_last_epoch: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TransferRecipe(RecipeSettings):
+    """The hub module + a new head, fit in two phases with the fit `strategy` (`unfreeze_for`)."""
+
+    kind: ClassVar[str] = "transfer"
+    strategy: str
     train_features: Optional[np.ndarray] = None
 
     def build(self, data: TransformedData) -> keras.Model:
@@ -97,16 +105,10 @@ class TransferRecipe:
 
 
 @dataclasses.dataclass(frozen=True)
-class BaselineRecipe:
+class BaselineRecipe(RecipeSettings):
     """The same head on a randomly initialised network (`trainer.baseline`), its own budget."""
 
     kind: ClassVar[str] = "baseline"
-    config: TrainerConfig
-    handle: str
-    output_dir: str
-    name: str
-    work_dir: Optional[str] = None
-    keep_last_epoch: bool = False
 
     def build(self, data: TransformedData) -> keras.Model:
         config = self.config
@@ -140,7 +142,8 @@ def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str,
     """
     unfreeze_for(strategy, config)  # an unknown strategy or a missing setting fails before any work
     name = name or strategy
-    recipe = TransferRecipe(config, handle, strategy, output_dir, name, work_dir, keep_last_epoch, train_features)
+    recipe = TransferRecipe(config, handle, output_dir, name, work_dir, keep_last_epoch, strategy=strategy,
+                            train_features=train_features)
     return train_and_export(config, transformed_dir, output_dir, recipe, strategy=name, handle=handle,
                             data=data, extra=extra)
 
