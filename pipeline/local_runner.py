@@ -33,6 +33,7 @@ from tlpipe.pipeline.run_record import LOG_FILE, RunRecord, list_records, sigter
 from tlpipe.pipeline.step_summary import run_outcome
 from tlpipe.models.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters, resolve_handle
+from tlpipe.pipeline.environment import environment
 from tlpipe.pipeline.preflight import preflight
 
 
@@ -169,7 +170,8 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
     record_dir = os.path.join(paths.runs_dir, run_id)
     save_config(parameters.apply(config), record_dir)
     handle = parameters.hub_handle or resolve_handle(config)
-    record = RunRecord.start(record_dir, run_id=run_id, mode=mode, parameters=dataclasses.asdict(parameters))
+    record = RunRecord.start(record_dir, run_id=run_id, mode=mode, parameters=dataclasses.asdict(parameters),
+                             environment=environment())
     output: Optional[Console] = None
     try:
         with sigterm_interrupts(), capture(record.log_path, on_step=record.running_step) as output:

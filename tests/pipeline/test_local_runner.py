@@ -45,6 +45,7 @@ def test_kfp_local_runs_every_step_then_reuses_every_step_from_the_cache(make_ti
         assert os.path.isdir(path) and os.listdir(path), step
     record = read_json(os.path.join(first.record_dir, "run.json"))
     assert record["status"] == "succeeded" and set(record["steps"]) == STEPS
+    assert record["environment"]["packages"]["tensorflow"] and "cpu_kernel_flags" in record["environment"]
     assert os.path.isfile(os.path.join(first.record_dir, "config.yaml"))
 
     evaluation = first.artifacts["evaluation"]
