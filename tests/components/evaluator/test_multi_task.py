@@ -19,6 +19,7 @@ import pytest
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.multi_task import _judge_task, run_multi_task_evaluator
 from tlpipe.components.evaluator.multi_task_config import TaskThresholds
+from tlpipe.components.production import ProductionModel, fingerprint_dir
 from tlpipe.models import example_format as fmt
 from tlpipe.models.multi_task import MultiTaskClassifier, TaskHead
 from tlpipe.models.serving import export_for_serving
@@ -121,6 +122,12 @@ def test_every_task_passing_blesses(task_dataset, tmp_path):
     assert summary["blessing"]["blessed"] and summary["blessing"]["candidate"] == "multi_task"
     assert summary["blessing"]["candidate_model_dir"] == candidates["multi_task"]
     assert summary["tasks"]["group"]["verdict"]["vs_baseline"]["value"] == pytest.approx(0.35, abs=1e-6)
+    # the same pipeline again, with that model in production: nothing to bless or push
+    production = ProductionModel(1, candidates["multi_task"], fingerprint_dir(candidates["multi_task"]))
+    again = run_multi_task_evaluator(EvaluatorConfig(), task_dataset, candidates, baseline, str(tmp_path / "b"),
+                                     production=production)
+    assert not again["blessing"]["blessed"] and again["blessing"]["unchanged"]
+    assert again["blessing"]["reason"].startswith("production unchanged: 'multi_task' is the model in production")
 
 
 def _diff(value: float, lower: float, upper: float) -> dict[str, float]:
