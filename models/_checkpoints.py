@@ -15,7 +15,6 @@ different run in the same folder is refused instead of silently mixing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import warnings
@@ -25,12 +24,13 @@ import keras
 import numpy as np
 
 from tlpipe.models._classifier import head_model
-from tlpipe.models.artifacts import read_json, write_json
-from tlpipe.models.errors import ModelError, NoSpaceError, is_no_space
+from tlpipe.models.artifacts import read_json, write_atomically, write_json
+from tlpipe.models.errors import ModelError
 
 STATE_FILE = "state.json"
 # Weight files of the head alone (the base frozen and unchanged since it was built).
 HEAD_ONLY_PREFIX = "head-"
+WEIGHTS_SUFFIX = ".weights.h5"  # Keras' save_weights needs it
 
 
 @dataclasses.dataclass
@@ -128,7 +128,7 @@ class CheckpointStore:
         """
         if not name.startswith(HEAD_ONLY_PREFIX):
             return name
-        return self._save_weights(model, name[len(HEAD_ONLY_PREFIX):].removesuffix(".weights.h5"))
+        return self._save_weights(model, name[len(HEAD_ONLY_PREFIX):].removesuffix(WEIGHTS_SUFFIX))
 
     def restore_weights(self, model: keras.Model, name: str) -> None:
         """Load saved weights into `model` (into its head alone for a head-only file).
@@ -164,20 +164,12 @@ class CheckpointStore:
         optimizer.load_own_variables(store)
 
     def _save_weights(self, model: keras.Model, stem: str) -> str:
-        name = f"{stem}.weights.h5"
-        self._atomic(name, model.save_weights, suffix=".weights.h5")
+        name = f"{stem}{WEIGHTS_SUFFIX}"
+        self._atomic(name, model.save_weights, suffix=WEIGHTS_SUFFIX)
         return name
 
     def _atomic(self, name: str, save: Any, *, suffix: str) -> None:
-        """Write through `save(path)` to a hidden temporary file, then rename it to `name`; on a failure the
-        temporary file is removed (a full disk: NoSpaceError naming the folder, the last complete epoch kept)."""
+        """Write through `save(path)` to a hidden temporary file (keeping the suffix the writer needs), then
+        rename it to `name` (`write_atomically`: a full disk keeps the last complete epoch)."""
         tmp = os.path.join(self.directory, f".tmp-{name[:-len(suffix)]}{suffix}")
-        try:
-            save(tmp)
-            os.replace(tmp, os.path.join(self.directory, name))
-        except OSError as error:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            if is_no_space(error):
-                raise NoSpaceError(self.directory) from None
-            raise
+        write_atomically(os.path.join(self.directory, name), save, tmp)

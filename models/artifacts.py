@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import uuid
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from tlpipe.models.errors import NoSpaceError, is_no_space
 
@@ -48,13 +48,14 @@ def atomic_output_dir(final_dir: str, *, overwrite: bool = True) -> Iterator[str
         os.rename(tmp_dir, final_dir)
 
 
-def write_json(path: str, payload: Any) -> None:
-    """Write JSON atomically (temp file + rename), sorted keys, trailing newline."""
-    tmp_path = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+def write_atomically(path: str, write: Callable[[str], Any], tmp_path: str) -> None:
+    """Write through `write(tmp_path)`, then rename `tmp_path` to `path` (one step: complete or absent).
+
+    On a failure the temporary file is removed and `path` keeps what it held;
+    a full disk becomes a NoSpaceError naming the folder.
+    """
     try:
-        with open(tmp_path, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
+        write(tmp_path)
         os.replace(tmp_path, path)
     except OSError as error:
         with contextlib.suppress(OSError):
@@ -62,6 +63,17 @@ def write_json(path: str, payload: Any) -> None:
         if is_no_space(error):
             raise NoSpaceError(os.path.dirname(os.path.abspath(path))) from None
         raise
+
+
+def write_json(path: str, payload: Any) -> None:
+    """Write JSON atomically (temp file + rename), sorted keys, trailing newline."""
+
+    def write(tmp_path: str) -> None:
+        with open(tmp_path, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+            handle.write("\n")
+
+    write_atomically(path, write, f"{path}.tmp-{uuid.uuid4().hex[:8]}")
 
 
 def read_json(path: str) -> Any:
