@@ -45,6 +45,10 @@ class ProductionModel:
         """True when both name the same version with the same content (paths may differ)."""
         return self.version == other.version and self.fingerprint == other.fingerprint
 
+    def holds(self, model_dir: str) -> bool:
+        """True when the model in production has exactly the files of `model_dir` (a rerun's same model)."""
+        return self.fingerprint is not None and fingerprint_dir(model_dir) == self.fingerprint
+
     def describe(self) -> str:
         """A short phrase for messages: 'version 3 (sha256 1a2b3c4d...)' or 'nothing'."""
         if self.version is None:

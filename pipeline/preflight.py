@@ -98,7 +98,7 @@ def require_module(handle: str, key: str) -> None:
     if os.path.isfile(os.path.join(folder, SERVING_METADATA_FILE)):
         raise ConfigError(key, handle, f"{allowed}; {folder!r} is a classifier tlpipe exported for serving "
                                        f"({SERVING_METADATA_FILE}), not a feature vector: give the module it was "
-                                       "trained on (its tlpipe.json names it under config.handle)")
+                                       f"trained on (its {SERVING_METADATA_FILE} names it under config.handle)")
 
 
 def require_source(ingest: IngestConfig, key: str) -> None:

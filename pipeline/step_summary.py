@@ -52,14 +52,13 @@ def artifact_summary(folder: str) -> str:
     metadata = _read(folder, METADATA_FILE)
     if metadata is not None and "counts" in metadata:
         return _examples(metadata)
-    for name in {SUMMARY_FILE, SUMMARY_FILE}:
-        summary = _read(folder, name)
-        if summary is not None and "blessing" in summary:
-            return _evaluation(summary)
-        if summary is not None and summary.get("eval_accuracy") is not None:
-            # kfp.local names trainer tasks train, train-2, ...: the strategy says which model it was
-            strategy = f"{summary['strategy']}: " if summary.get("strategy") else ""
-            return f"{strategy}eval accuracy {summary['eval_accuracy']:.3f}"
+    summary = _read(folder, SUMMARY_FILE)  # the evaluator's (with the blessing) or a trainer's
+    if summary is not None and "blessing" in summary:
+        return _evaluation(summary)
+    if summary is not None and summary.get("eval_accuracy") is not None:
+        # kfp.local names trainer tasks train, train-2, ...: the strategy says which model it was
+        strategy = f"{summary['strategy']}: " if summary.get("strategy") else ""
+        return f"{strategy}eval accuracy {summary['eval_accuracy']:.3f}"
     return ""
 
 

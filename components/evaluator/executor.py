@@ -36,7 +36,7 @@ from tlpipe.components.evaluator.spec import BLESSING_FILE
 from tlpipe.components.evaluator.tfma_analysis import (
     ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
 )
-from tlpipe.components.production import ProductionModel, fingerprint_dir
+from tlpipe.components.production import ProductionModel
 from tlpipe.models.progress import log
 from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
 
@@ -103,8 +103,7 @@ def run_evaluator(
                 **read_tfma_output(os.path.join(tmp_dir, run_dir), len(label_names), config.confidence_level),
                 "tfma_output": os.path.join(output_dir, run_dir),
             }
-        in_production = [name for name, path in candidates.items()
-                         if production.fingerprint and fingerprint_dir(path) == production.fingerprint]
+        in_production = [name for name, path in candidates.items() if production.holds(path)]
         blessing = decide_blessing(config, candidates, references, comparisons, in_production)
         paths = {
             "output_dir": output_dir,

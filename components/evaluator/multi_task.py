@@ -30,7 +30,7 @@ from tlpipe.components.evaluator.multi_task_config import TaskThresholds
 from tlpipe.components.evaluator.report import INDEX_FILE, REPORT_DIR, _html_table, _markdown_table, headline
 from tlpipe.components.evaluator.spec import BLESSING_FILE
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, THRESHOLD_SLACK, run_tfma
-from tlpipe.components.production import ProductionModel, fingerprint_dir
+from tlpipe.components.production import ProductionModel
 from tlpipe.components.trainer.multi_task import SINGLE_TASK_DIR
 from tlpipe.components.trainer.spec import MODEL_DIR
 from tlpipe.models import example_format as fmt
@@ -223,7 +223,7 @@ def _summary(config: EvaluatorConfig, examples_dir: str, split: str, name: str, 
     reasons = [reason for verdict in verdicts.values() for reason in verdict["reasons"]
                if not verdict["passed"]] if failing else [r for v in verdicts.values() for r in v["reasons"]]
     # The model in production again (a rerun of the same pipeline): nothing to bless or push (blessing.py).
-    unchanged = bool(production.fingerprint) and fingerprint_dir(model_dir) == production.fingerprint
+    unchanged = production.holds(model_dir)
     if failing:
         reason = f"'{name}' is not blessed: task(s) {', '.join(repr(t) for t in failing)} failed. " + " ".join(reasons)
     elif unchanged:

@@ -44,9 +44,10 @@ from tlpipe.models.artifacts import read_json
 from tlpipe.models.progress import log, note
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.production import (
-    SAVED_MODEL_FILE, next_version, strangers,
-    ProductionModel, describe_production, fingerprint_dir, latest_pushed_model, pushed_versions,
+    ProductionModel, describe_production, fingerprint_dir, latest_pushed_model, next_version, pushed_versions,
+    strangers,
 )
+from tlpipe.models.layout import SAVED_MODEL_FILE
 from tlpipe.models.errors import ModelError, NotBlessedError
 
 HISTORY_FILE = "push_history.jsonl"
