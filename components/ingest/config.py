@@ -172,9 +172,8 @@ class IngestConfig:
         specs = list(self.split_specs().items())
         for index, (name, spec) in enumerate(specs):
             for other, other_spec in specs[index + 1:]:
-                if spec.source_split == other_spec.source_split and max(spec.start, other_spec.start) < min(
-                        spec.end, other_spec.end):
-                    shared = min(spec.end, other_spec.end) - max(spec.start, other_spec.start)
+                shared = spec.shared_with(other_spec)
+                if shared > 0:
                     raise ConfigError(
                         f"splits.{other}", self.splits[other],
                         f"a range that no other split takes: it shares {shared:g}% of source split "

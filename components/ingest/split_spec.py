@@ -35,6 +35,12 @@ class SplitSpec:
         """Whether the example with this id falls into the range."""
         return self.start <= 100.0 * stable_fraction(example_id) < self.end
 
+    def shared_with(self, other: "SplitSpec") -> float:
+        """The percentage of the source split both specs take (0 for another source split or disjoint ranges)."""
+        if self.source_split != other.source_split:
+            return 0.0
+        return max(0.0, min(self.end, other.end) - max(self.start, other.start))
+
 
 def parse_split_spec(text: str, key: str) -> SplitSpec:
     """Parse `train`, `train[:80%]`, `train[10%:20%]`; `key` names the config key in errors."""

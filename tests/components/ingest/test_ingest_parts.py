@@ -88,3 +88,10 @@ def test_config_validation_names_key_and_allowed(fields, key, allowed):
     with pytest.raises(ConfigError, match="allowed: .*" + allowed.replace("{", r"\{").replace("}", r"\}")) as error:
         IngestConfig(**fields).validate()
     assert error.value.key == key
+
+
+def test_split_specs_know_what_share_of_a_source_split_they_take_together():
+    train, rest = parse_split_spec("train[:80%]", "a"), parse_split_spec("train[50%:]", "b")
+    assert train.shared_with(rest) == rest.shared_with(train) == 30.0
+    assert train.shared_with(parse_split_spec("train[80%:]", "c")) == 0.0  # [a, b) and [b, c) touch, no more
+    assert train.shared_with(parse_split_spec("test", "d")) == 0.0  # another source split
