@@ -35,6 +35,7 @@ from tlpipe.models.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters, resolve_handle
 from tlpipe.pipeline.environment import environment
 from tlpipe.pipeline.preflight import preflight
+from tlpipe.models.layout import SAVED_MODEL_FILE
 
 
 @dataclasses.dataclass
@@ -61,6 +62,10 @@ class Paths:
     runs_dir: str
     work_root: str
     in_process_root: str
+
+    def module_published(self) -> bool:
+        """Whether the source pipeline's module is already in `module_dir`."""
+        return os.path.isfile(os.path.join(self.module_dir, SAVED_MODEL_FILE))
 
     def run_folders(self) -> tuple[str, ...]:
         """The folders under the root a run writes (records, resumable work, kfp's runs, in-process runs)."""
@@ -135,7 +140,7 @@ def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> st
     from tlpipe.pipeline.adapters import InProcessOps
     from tlpipe.pipeline.pipeline import build_source_pipeline, source_graph
 
-    if os.path.isfile(os.path.join(paths.module_dir, "saved_model.pb")):
+    if paths.module_published():
         progress.note(f"source module: reusing {paths.module_dir}")
         return paths.module_dir
     preflight(config, root=paths.root, serving_dir=paths.serving_dir, module_dir=paths.module_dir,
@@ -161,8 +166,8 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
     mode = mode or config.pipeline.mode
     paths = Paths.from_config(config)
     preflight(config, root=paths.root, serving_dir=paths.serving_dir, module_dir=paths.module_dir,
-              run_folders=paths.run_folders(), source_uri=parameters.source_uri, publish_module=config.uses_source_module and not parameters.hub_handle
-              and not os.path.isfile(os.path.join(paths.module_dir, "saved_model.pb")))
+              run_folders=paths.run_folders(), source_uri=parameters.source_uri,
+              publish_module=config.uses_source_module and not parameters.hub_handle and not paths.module_published())
     list_records(paths.runs_dir)  # records of runs killed outright are marked "interrupted"
     if config.uses_source_module and not parameters.hub_handle:
         parameters = dataclasses.replace(parameters, hub_handle=publish_source_module(config, paths, mode))

@@ -16,6 +16,7 @@ from tlpipe.models.artifacts import read_json
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, DataError, ModelError
+from tlpipe.models.layout import SAVED_MODEL_FILE
 
 PRODUCTION = "production"
 
@@ -71,7 +72,7 @@ def _mismatch(name: str, model_dir: str, data: dict[str, Any]) -> str | None:
     """
     from tlpipe.models.serving import load_serving_metadata
 
-    if not os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
+    if not os.path.isfile(os.path.join(model_dir, SAVED_MODEL_FILE)):
         raise ModelError(f"model '{name}': {model_dir!r} is not a SavedModel (no saved_model.pb); "
                          "pass the folder written by tlpipe.models.export_for_serving")
     metadata = load_serving_metadata(model_dir)

@@ -38,7 +38,7 @@ from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.models.errors import ConfigError, DataError, ModelError
 from tlpipe.models.progress import log
 from tlpipe.models.serving import load_serving_metadata
-from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
+from tlpipe.models.layout import SAVED_MODEL_FILE, SUMMARY_FILE, SUMMARY_MD
 
 TFMA_DIR = "tfma"
 SINGLE_ROLE = "single_task"
@@ -106,7 +106,7 @@ def run_multi_task_evaluator(
         raise ConfigError(f"evaluator.tasks.{unknown[0]}", unknown[0], f"a task of '{name}': {sorted(tasks)}")
     singles = {task: os.path.join(os.path.dirname(model_dir), SINGLE_TASK_DIR, task, MODEL_DIR) for task in tasks}
     for task, path in singles.items():
-        if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        if not os.path.isfile(os.path.join(path, SAVED_MODEL_FILE)):
             raise ModelError(f"the single-task model of task {task!r} is missing ({path}); train '{name}' with "
                              "the multi_task strategy, which trains one per task")
     files = _test_files(examples_dir, split, tasks)

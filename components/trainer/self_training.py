@@ -73,6 +73,7 @@ from tlpipe.models.hyperrule import student_settings
 from tlpipe.models.propagation import join_views, principal_components, propagate_labels
 from tlpipe.models.serving import DEFAULT_SIGNATURE, FEATURES_OUTPUT, FEATURES_SIGNATURE
 from tlpipe.models.progress import log
+from tlpipe.models.layout import SAVED_MODEL_FILE
 
 PSEUDO_LABELS_FILE = "pseudo_labels.json"
 ROUNDS_DIR = "rounds"
@@ -282,7 +283,7 @@ def _split_records(transformed_dir: str, split: str) -> list[bytes]:
 def _serving_model_dir(path: str) -> str:
     """The SavedModel folder: `path` itself, or its `model/` (a trainer's output folder)."""
     for candidate in (path, os.path.join(path, MODEL_DIR)):
-        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
+        if os.path.isfile(os.path.join(candidate, SAVED_MODEL_FILE)):
             return os.path.abspath(candidate)
     raise ModelError(
         f"teacher {path!r} is neither an exported model (a SavedModel folder) nor a trainer output folder with "
