@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tlpipe.components.evaluator.report import gain_lines
 from tlpipe.components.evaluator.spec import EVALUATION
 from tlpipe.components.pusher.spec import PUSH_FILE, PUSHED
 from tlpipe.models.layout import SUMMARY_FILE
@@ -32,6 +33,7 @@ def headline(result: RunResult) -> str:
     else:
         lines.append("production unchanged" if blessing.get("unchanged") else "not blessed")
     lines.append(f"  {blessing['reason']}")
+    lines += gain_lines(summary)
     if push["pushed"]:
         lines.append(f"pushed: version {push['version']} -> {push['serving_model_dir']}")
     else:

@@ -17,6 +17,7 @@ declaration (components/<component>/spec.py) plus one line here.
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
+from tlpipe.components.evaluator.pairing import Pairing
 from tlpipe.components.evaluator.spec import EVALUATE, EVALUATION, MODELS, PRODUCTION
 from tlpipe.components.ingest.spec import EXAMPLES, INGEST, LATEST_SPAN
 from tlpipe.components.pusher.spec import PUSH, PUSHED, RESOLVE_PRODUCTION
@@ -64,8 +65,9 @@ def transfer_graph(ops: Any, config: PipelineConfig, locations: Locations, handl
                                        SOURCE_DOMAIN: source_domain if strategy.source_domain else {}})
     production = ops.run(RESOLVE_PRODUCTION, "resolve", options={
         "serving_dir": locations.serving_dir, "compare_with_production": config.evaluator.compare_with_production})
+    pairing = Pairing.for_strategies(list(models), config.trainer.teachers())
     evaluation = ops.run(EVALUATE, "evaluate", inputs={TRANSFORMED: transformed, MODELS: models},
-                         values={PRODUCTION: production})
+                         values={PRODUCTION: production}, options={"pairing": pairing.to_dict()})
     pushed = ops.run(PUSH, "push", inputs={EVALUATION: evaluation, MODELS: models},
                      options={"serving_dir": locations.serving_dir})
     return {EXAMPLES: examples, TRANSFORMED: transformed, **models, EVALUATION: evaluation, PUSHED: pushed}

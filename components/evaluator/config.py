@@ -13,8 +13,10 @@ from tlpipe.models.errors import ConfigError
 @dataclasses.dataclass
 class EvaluatorConfig:
     """A candidate is blessed when its test accuracy is at least `min_accuracy` and
-    beats the from-scratch baseline (and the model in production, when there is one)
-    by at least `min_improvement` (absolute accuracy, inclusive). A transfer model
+    beats its matched reference (the model that saw the same data without the
+    pre-trained module: components/evaluator/pairing.py) and the model in
+    production, when there is one, by at least `min_improvement` (absolute
+    accuracy, inclusive). A transfer model
     below the from-scratch baseline is never blessed (negative transfer), hence no
     negative margins.
 
@@ -33,6 +35,12 @@ class EvaluatorConfig:
     order is not fixed). `convergence_fraction` defines the report's "steps to converge": the first
     training step whose eval accuracy reaches that fraction of the final one.
 
+    `bless_from_scratch`: when a from-scratch reference is the most accurate
+    model of the run, whether it may be blessed and pushed (when it clears
+    `min_accuracy` and beats production). Off by default: tlpipe ships a model
+    when transfer paid off, and a from-scratch winner says the module is not
+    worth its cost here; the headline says so either way.
+
     `tasks`: per-task thresholds of a multi-task candidate (strategy
     `multi_task`; see multi_task_config.py): each task's floor and how far
     below its single-task model it may fall.
@@ -47,6 +55,7 @@ class EvaluatorConfig:
     confidence_interval_method: Literal["jackknife", "poisson_bootstrap"] = "jackknife"
     seed: int = 0
     convergence_fraction: float = 0.9
+    bless_from_scratch: bool = False
     tasks: dict[str, TaskThresholds] = dataclasses.field(default_factory=dict)  # multi-task models, per task
 
     def validate(self) -> None:

@@ -27,8 +27,9 @@ from typing import Any, Optional
 from tlpipe.models.artifacts import atomic_output_dir, write_json
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator import inputs, report
-from tlpipe.components.evaluator.blessing import BASELINE_ROLE, PRODUCTION_ROLE, decide_blessing
+from tlpipe.components.evaluator.blessing import BASELINE_ROLE, DECOMPOSITION_ROLE, PRODUCTION_ROLE, decide_blessing
 from tlpipe.components.evaluator.config import EvaluatorConfig
+from tlpipe.components.evaluator.pairing import Pairing
 from tlpipe.components.evaluator.convergence import convergence_table, load_history
 from tlpipe.components.evaluator.training_data import describe_training_data
 from tlpipe.components.evaluator.shift import shift_report, write_shift_report
@@ -55,6 +56,7 @@ def run_evaluator(
     split: str = "test",
     beam_config: Optional[BeamConfig] = None,
     shift_dirs: Optional[dict[str, str]] = None,
+    pairing: Pairing = Pairing(),
 ) -> dict[str, Any]:
     """Evaluate `candidates` against `baseline` (and production) on `split`; bless the best passing one.
 
@@ -64,7 +66,9 @@ def run_evaluator(
     found (recorded in the blessing, so the pusher can check that production
     did not move meanwhile); `shift_dirs` maps the domain-adaptation models to
     their train folders (each holds the `shift.json` its trainer wrote), for
-    the shift report. Returns the summary (also written to `summary.json`), whose
+    the shift report; `pairing` names each candidate's matched reference and
+    the differences that decompose its gain (without it, every candidate must
+    beat every reference). Returns the summary (also written to `summary.json`), whose
     "blessing" entry is the blessing record.
     """
     config.validate()
@@ -92,19 +96,22 @@ def run_evaluator(
     output_dir = os.path.abspath(output_dir)
     with atomic_output_dir(output_dir) as tmp_dir:
         comparisons = {}
-        for index, (reference, info) in enumerate(references.items(), start=1):
+        plan = _tfma_plan(config, candidates, references, pairing)
+        for index, (reference, (role, model_dir, compared)) in enumerate(plan.items(), start=1):
             run_dir = os.path.join(TFMA_DIR, f"vs_{reference}")
-            log(f"evaluate: TFMA run {index}/{len(references)}: {', '.join(candidates)} vs {info['role']} "
+            log(f"evaluate: TFMA run {index}/{len(plan)}: {', '.join(compared)} vs {role} "
                 f"'{reference}' on {len(data_files)} file(s) of split '{split}'")
-            eval_config = build_eval_config(config, list(candidates), reference, top_ks)
-            run_tfma(eval_config, {**candidates, reference: info["model_dir"]}, data_files,
+            eval_config = build_eval_config(config, compared, reference, top_ks)
+            models = {name: candidates.get(name) or references[name]["model_dir"] for name in compared}
+            run_tfma(eval_config, {**models, reference: model_dir}, data_files,
                      os.path.join(tmp_dir, run_dir), beam_config, config.seed)
             comparisons[reference] = {
                 **read_tfma_output(os.path.join(tmp_dir, run_dir), len(label_names), config.confidence_level),
-                "tfma_output": os.path.join(output_dir, run_dir),
+                "role": role, "model_dir": model_dir, "tfma_output": os.path.join(output_dir, run_dir),
             }
         in_production = [name for name, path in candidates.items() if production.holds(path)]
-        blessing = decide_blessing(config, candidates, references, comparisons, in_production)
+        in_production += [name for name, info in references.items() if production.holds(info["model_dir"])]
+        blessing = decide_blessing(config, candidates, references, comparisons, in_production, pairing)
         paths = {
             "output_dir": output_dir,
             "blessing": os.path.join(output_dir, BLESSING_FILE),
@@ -129,6 +136,34 @@ def run_evaluator(
         log(f"evaluate: domain shift: {summary['domain_shift']['verdict']}")
     log(f"evaluate: report at {paths['report']}")
     return summary
+
+
+def _tfma_plan(config: EvaluatorConfig, candidates: dict[str, str], references: dict[str, dict[str, Any]],
+               pairing: Pairing) -> dict[str, tuple[str, str, list[str]]]:
+    """The TFMA runs: compared-with model -> (its role, its folder, the models compared with it).
+
+    Every candidate against every reference (production included, with the from-scratch references too when
+    they may be blessed), then the differences the gain decomposition needs that those runs do not hold:
+    a reference against the reference it builds on (in that one's run), a candidate against its teacher."""
+    extra = pairing.extra_pairs(list(candidates), list(references))
+    plan = {}
+    for name, info in references.items():
+        compared = list(candidates) + extra.get(name, [])
+        if info["role"] == PRODUCTION_ROLE and config.bless_from_scratch:
+            compared += [ref for ref in references if ref in pairing.from_scratch]
+        plan[name] = (info["role"], info["model_dir"], compared)
+    for name, compared in extra.items():
+        if name in candidates:
+            plan[name] = (DECOMPOSITION_ROLE, candidates[name], compared)
+    return plan
+
+
+def _gate_result(blessing: dict[str, Any], name: str, reference: str) -> dict[str, Any]:
+    """Whether `name` passed against `reference`, and whether that comparison decided its blessing."""
+    verdict = blessing["candidates"].get(name, {}).get("comparisons", {}).get(reference)
+    if verdict is None:
+        return {"passed": None, "gating": False}
+    return {"passed": verdict["passed"], "gating": verdict["gating"]}
 
 
 def _model_summary(result: dict[str, Any], role: str, model_dir: str, label_names: list[str],
@@ -180,20 +215,21 @@ def _summary(config: EvaluatorConfig, examples_dir: str, split: str, label_names
         "models": models,
         "comparisons": {
             reference: {
-                "role": references[reference]["role"],
-                "model_dir": references[reference]["model_dir"],
+                "role": comparison["role"],
+                "model_dir": comparison["model_dir"],
                 "tfma_output": comparison["tfma_output"],
                 "candidates": {
                     name: {
                         "accuracy_diff": comparison["diffs"][name][ACCURACY],
                         "top_k_diff": {str(k): comparison["diffs"][name][top_k_metric(k)] for k in top_ks},
-                        "passed": blessing["candidates"][name]["comparisons"][reference]["passed"],
+                        **_gate_result(blessing, name, reference),
                     }
-                    for name in candidates
+                    for name in comparison["diffs"]
                 },
             }
             for reference, comparison in comparisons.items()
         },
+        "gains": blessing["gains"],
         "convergence_fraction": config.convergence_fraction,
         "convergence": convergence_table(ordered_histories, baselines, config.convergence_fraction),
         "notes": notes,

@@ -69,6 +69,38 @@ def headline(summary: dict[str, Any]) -> str:
     return f"{verdict}. Test accuracy ({summary['confidence']['level']:.0%} interval): {scores}"
 
 
+def gain_lines(summary: dict[str, Any]) -> list[str]:
+    """Where the gain of the blessed candidate (else the most accurate one) came from, one paired difference
+    a line; then the note on a from-scratch model that beat every candidate. Empty when there is nothing to say."""
+    blessing = summary["blessing"]
+    lines = []
+    gains = blessing.get("gains", {})
+    candidates = [name for name, model in summary["models"].items() if model["role"] == "candidate"]
+    shown = blessing["candidate"] if blessing["candidate"] in gains else max(
+        (name for name in candidates if gains.get(name)), default=None,
+        key=lambda name: summary["models"][name]["accuracy"]["value"])
+    if shown and gains.get(shown):
+        lines.append(f"where the gain of '{shown}' came from (paired differences on the same test examples, "
+                     f"{summary['confidence']['level']:.0%} intervals):")
+        lines += [f"  {part['says']}: {part['model']} vs {part['compared_with']} "
+                  f"{part['accuracy_diff']['value']:+.3f} {_bounds(part['accuracy_diff'], signed=True)}"
+                  for part in gains[shown]]
+    scratch = blessing.get("best_from_scratch")
+    if scratch and scratch["says"] != blessing["reason"]:
+        lines.append(scratch["says"])
+    return lines
+
+
+def gains_table(summary: dict[str, Any]) -> Table:
+    header = ["Candidate", "Part", "Models", "Accuracy difference", "Interval"]
+    rows = [
+        [name, part["says"], f"{part['model']} vs {part['compared_with']}",
+         f"{part['accuracy_diff']['value']:+.4f}", _bounds(part["accuracy_diff"], signed=True)]
+        for name, parts in summary["blessing"].get("gains", {}).items() for part in parts
+    ]
+    return header, rows
+
+
 def models_table(summary: dict[str, Any]) -> Table:
     ks = summary["top_k"]
     header = ["Model", "Role", "Test accuracy", f"{summary['confidence']['level']:.0%} interval",
@@ -98,16 +130,25 @@ def comparisons_table(summary: dict[str, Any]) -> Table:
                 else f"{thresholds['min_improvement']:+.3f}")
     rows = [
         [candidate, _reference_label(reference, comparison), f"{result['accuracy_diff']['value']:+.4f}",
-         _bounds(result["accuracy_diff"], signed=True), required, "pass" if result["passed"] else "FAIL"]
+         _bounds(result["accuracy_diff"], signed=True), *_gate_cells(result, required)]
         for reference, comparison in summary["comparisons"].items()
         for candidate, result in comparison["candidates"].items()
     ]
     return header, rows
 
 
+def _gate_cells(result: dict[str, Any], required: str) -> list[str]:
+    """'Required' and 'Result' of one comparison: a comparison that does not decide the blessing is reported."""
+    if not result.get("gating", True):
+        return ["-", "reported"]
+    return [required, "pass" if result["passed"] else "FAIL"]
+
+
 def _reference_label(name: str, comparison: dict[str, Any]) -> str:
     if comparison["role"] == "baseline":
         return f"from-scratch '{name}'"
+    if comparison["role"] == "decomposition":
+        return f"'{name}' (what it builds on)"
     return f"production ({comparison['model_dir']})"
 
 
@@ -176,6 +217,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         *[f"- {reason}" for reason in blessing["reasons"]],
         *[f"- Note: {note}" for note in summary["notes"]],
         "",
+        *_gains_markdown(summary),
         "## Models",
         "",
         _markdown_table(models_table(summary)),
@@ -197,6 +239,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _gains_markdown(summary: dict[str, Any]) -> list[str]:
+    if not gains_table(summary)[1]:
+        return []
+    return ["## Where the gain came from", "", _markdown_table(gains_table(summary))]
+
+
 def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
     """index.html: verdict, reasons, tables, the plots and links to the raw outputs."""
     blessing = summary["blessing"]
@@ -213,6 +261,7 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         f'<div style="background:{colour};padding:0.6em 1em;border-radius:6px">'
         f"<h2>{_esc(headline(summary))}</h2><ul>{reasons}</ul></div>",
         f"<ul>{notes}</ul>" if notes else "",
+        *(["<h2>Where the gain came from</h2>", _html_table(gains_table(summary))] if gains_table(summary)[1] else []),
         "<h2>Models</h2>", _html_table(models_table(summary)),
         "<ul>" + "".join(f"<li><code>{_esc(name)}</code> trained on {_esc(data)}</li>"
                          for name, data in trained_on(summary)) + "</ul>",

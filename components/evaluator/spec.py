@@ -4,7 +4,8 @@ Inputs: the transformed data, every trained model (a `many` input keyed by
 strategy), and the model now in production as a value the resolver step
 produced (`components/pusher/spec.py`), so the cache and the run record see it.
 Which models are candidates and which are references comes from the strategy
-registry.
+registry; which reference each candidate is judged against (its matched
+reference) comes from the graph, as the `pairing` option.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ EVALUATE = ComponentSpec(
     name="evaluate",
     executor="tlpipe.components.evaluator.spec:run",
     sections={"evaluator": EvaluatorConfig, "beam": BeamConfig},
+    options={"pairing": dict},  # Pairing.to_dict(): each candidate's matched reference, the gain decomposition
     inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(MODELS, "model", many=True)),
     value_inputs=(PRODUCTION,),
     outputs=(ArtifactSpec(EVALUATION, "artifact"),),
@@ -35,6 +37,7 @@ EVALUATE = ComponentSpec(
 
 def run(args: StepArgs) -> dict[str, Any]:
     from tlpipe.components.evaluator.executor import run_evaluator
+    from tlpipe.components.evaluator.pairing import Pairing
     from tlpipe.components.production import ProductionModel
 
     models = args.group(MODELS)
@@ -55,4 +58,5 @@ def run(args: StepArgs) -> dict[str, Any]:
         production=production, histories={name: history_file(path) for name, path in models.items()},
         beam_config=args.sections["beam"],
         shift_dirs={name: path for name, path in models.items() if get_strategy(name).source_domain} or None,
+        pairing=Pairing.from_dict(args.options.get("pairing")),
     )

@@ -61,10 +61,10 @@ class BaselineConfig:
     """The from-scratch model the transfer models must beat.
 
     `architecture` 'same' re-initialises the base's own architecture when it is
-    known; 'small_cnn' uses a configured small CNN. `self_training` gives the
-    baseline the same unlabelled data as the `self_training` strategy (a
-    from-scratch teacher pseudo-labels it for a from-scratch student), for an
-    apples-to-apples comparison. `input_size` [height, width] has the small
+    known; 'small_cnn' uses a configured small CNN. `self_training` also trains
+    `baseline_self_training` (a from-scratch teacher pseudo-labels the
+    unlabelled images for a from-scratch student) when the `self_training`
+    strategy is not listed; with it, that matched reference always trains. `input_size` [height, width] has the small
     CNN see the images resized to that size inside the model (null: the
     transformed size): a network trained from scratch on 28x28 images does
     better at 28x28 than on the same images upsampled for a pre-trained module.

@@ -3,9 +3,11 @@
 One entry per strategy names how it trains (its executor function) and what it
 needs (splits of the transformed data, another strategy's model as teacher).
 The config validates `trainer.strategies` against it, the pipeline graph makes
-one train step per entry it runs, and the evaluator reads the roles: candidates
-are compared with references (the from-scratch baseline). A new strategy is
-one entry here plus its executor function.
+one train step per entry it runs, and the evaluator reads the roles: each
+candidate is judged against its matched `reference`, the model that saw the
+same data without the pre-trained module (components/evaluator/pairing.py),
+which trains whenever its candidate does. A new strategy is one entry here
+plus its executor function.
 
 Executor functions are called as
 `function(config, transformed_dir, output_dir, *, strategy, handle, work_dir, **teachers)`
@@ -36,6 +38,7 @@ DOMAIN_ADAPTATION = "domain_adaptation"
 BN_ADAPT = "bn_adapt"
 MULTI_TASK = "multi_task"
 MULTI_TASK_BASELINE = "multi_task_baseline"
+_UNLABELLED_IMAGES = "the pseudo-labelled unlabelled images"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +51,9 @@ class Strategy:
     description: str
     requires_splits: tuple[str, ...] = ()
     teacher: Optional[str] = None
-    reference: str = "baseline"
+    reference: str = "baseline"  # the matched reference: the model that saw the same data without the module
     source_domain: bool = False
+    extra_data: str = ""  # what data it learns from beyond the labels, in words (for the gain decomposition)
 
 
 _REGISTRY: dict[str, Strategy] = {
@@ -64,10 +68,11 @@ _REGISTRY: dict[str, Strategy] = {
                  "the same head on a randomly initialised network, its own tuned budget"),
         Strategy(SELF_TRAINING, f"{_SELF_TRAINING}:train_self_training", CANDIDATE,
                  "labels spread from the few labels over the unlabelled images (the teacher model's features); a student learns from all",
-                 requires_splits=(UNLABELED,), teacher="fine_tune_all"),  # or trainer.self_training.teacher
+                 requires_splits=(UNLABELED,), teacher="fine_tune_all",  # or trainer.self_training.teacher
+                 reference=BASELINE_SELF_TRAINING, extra_data=_UNLABELLED_IMAGES),
         Strategy(BASELINE_SELF_TRAINING, f"{_SELF_TRAINING}:train_baseline_self_training", REFERENCE,
-                 "the from-scratch baseline with the same unlabelled images (trainer.baseline.self_training)",
-                 requires_splits=(UNLABELED,), teacher=BASELINE),
+                 "the from-scratch baseline with the same unlabelled images: self_training's matched reference",
+                 requires_splits=(UNLABELED,), teacher=BASELINE, extra_data=_UNLABELLED_IMAGES),
         Strategy(DOMAIN_ADAPTATION, f"{_DOMAIN}:train_domain_strategy", CANDIDATE,
                  "DANN: labelled source domain, unlabelled target domain, a gradient-reversed domain discriminator",
                  reference=SOURCE_ONLY, source_domain=True),

@@ -1,6 +1,7 @@
 """self_training end to end (through kfp.local): ingest writes the unlabelled pool, fine_tune_all teaches, labels are
 propagated over it, a student trains, the evaluator compares and the report says which data each model saw.
-(The from-scratch counterpart, baseline_self_training, is the same code path: tests/components/trainer.)"""
+Its matched reference, baseline_self_training (the same labels and unlabelled images from scratch), trains with it
+and decides its transfer verdict."""
 
 import os
 
@@ -26,7 +27,7 @@ def test_self_training_runs_end_to_end_and_never_pseudo_labels_eval_or_test(make
     )
     result = run_local(config)
 
-    assert {"fine_tune_all", "self_training", "baseline"} <= set(result.artifacts)
+    assert {"fine_tune_all", "self_training", "baseline", "baseline_self_training"} <= set(result.artifacts)
     metadata = read_json(os.path.join(result.artifacts["examples"], "metadata.json"))
     pool = metadata["num_examples"]["unlabeled"]
     assert pool == metadata["unlabeled"]["num_examples"] > 0 and metadata["num_examples"]["train"] == 15
@@ -38,7 +39,13 @@ def test_self_training_runs_end_to_end_and_never_pseudo_labels_eval_or_test(make
     labelled = set().union(*(_ids(result.artifacts["transformed"], split) for split in ("train", "eval", "test")))
     assert not pseudo_ids & labelled
     summary = read_json(os.path.join(result.artifacts["evaluation"], "summary.json"))
-    assert {"self_training", "baseline", "fine_tune_all"} <= set(summary["models"])
+    assert {"self_training", "baseline", "fine_tune_all", "baseline_self_training"} <= set(summary["models"])
+    verdict = summary["blessing"]["candidates"]["self_training"]
+    assert verdict["matched_reference"] == "baseline_self_training"
+    assert [ref for ref, result in verdict["comparisons"].items() if result["gating"]] == ["baseline_self_training"]
+    assert summary["blessing"]["candidates"]["fine_tune_all"]["matched_reference"] == "baseline"
+    assert [part["part"] for part in summary["gains"]["self_training"]] == [
+        "module", "data_with_transfer", "data_from_scratch", "total"]
     assert summary["models"]["self_training"]["example_count"] == 18
     trained_on = summary["models"]["self_training"]["trained_on"]
     assert trained_on.startswith("15 labelled + ") and f"of {pool} unlabelled (label propagation" in trained_on

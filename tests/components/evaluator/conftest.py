@@ -147,3 +147,22 @@ def predictions(model_dirs, test_split) -> dict[str, np.ndarray]:
         name: tf.saved_model.load(path).signatures["serving_default"](examples=serialized)["probabilities"].numpy()
         for name, path in model_dirs.items()
     }
+
+
+def interval(value: float, half: float = 0.1) -> dict:
+    """A metric with its interval, as `read_tfma_output` returns it."""
+    return {"value": value, "lower": value - half, "upper": value + half}
+
+
+def tfma_run(accuracies: dict[str, float], reference: str, failures: dict[str, list[str]]) -> dict:
+    """A TFMA run's parsed output as `read_tfma_output` returns it: every model's accuracy, each one's
+    difference to `reference` (interval +-0.05) and the threshold `failures` (model -> kinds)."""
+    from tlpipe.components.evaluator.tfma_analysis import ACCURACY
+
+    return {
+        "models": {name: {"overall": {ACCURACY: interval(acc)}} for name, acc in accuracies.items()},
+        "diffs": {name: {ACCURACY: interval(acc - accuracies[reference], 0.05)}
+                  for name, acc in accuracies.items() if name != reference},
+        "failures": {name: [{"metric": ACCURACY, "kind": kind, "measured": 0.0} for kind in kinds]
+                     for name, kinds in failures.items()},
+    }

@@ -15,6 +15,7 @@ import pytest
 
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.executor import run_evaluator
+from tlpipe.components.evaluator.pairing import Pairing
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import run_pusher
 from tlpipe.components.production import ProductionModel, latest_pushed_model
@@ -148,6 +149,37 @@ def test_baseline_beating_the_candidate_is_negative_transfer_and_nothing_is_push
     assert "negative transfer" in str(error.value)
     assert str(output / "report" / "index.html") in str(error.value)
     assert latest_pushed_model(str(serving)) is None
+
+
+def test_a_candidate_is_judged_against_the_reference_that_saw_its_data_and_its_gain_is_decomposed(
+        tmp_path, dataset_dir, model_dirs):
+    # self_training (0.65) beats the plain baseline (0.30) but not its matched reference, the from-scratch model
+    # that saw the same unlabelled images (`trained`, ~1): not blessed, and the reason names that reference.
+    pairing = Pairing.for_strategies(["self_training", "baseline", "baseline_self_training"], {})
+    output = tmp_path / "evaluation"
+    summary = run_evaluator(
+        EvaluatorConfig(), dataset_dir, {"self_training": model_dirs["partial"]},
+        {"baseline": model_dirs["constant"], "baseline_self_training": model_dirs["trained"]}, str(output),
+        pairing=pairing)
+    blessing = json.loads((output / "blessing.json").read_text())
+    assert blessing["blessed"] is False and blessing["negative_transfer"] == ["self_training"]
+    assert "below the matched from-scratch reference 'baseline_self_training'" in blessing["reason"]
+    assert "from-scratch baseline 'baseline'" not in blessing["reason"]  # beating it is reported, not required
+    verdict = blessing["candidates"]["self_training"]["comparisons"]
+    assert verdict["baseline"]["passed"] and not verdict["baseline"]["gating"]
+    gains = {part["part"]: part for part in summary["gains"]["self_training"]}
+    assert list(gains) == ["module", "data_from_scratch", "total"]  # no teacher in this run
+    comparisons = summary["comparisons"]
+    assert set(comparisons) == {"baseline", "baseline_self_training"}  # the scratch pair shares the baseline's run
+    assert gains["module"]["accuracy_diff"] == comparisons["baseline_self_training"]["candidates"]["self_training"][
+        "accuracy_diff"]
+    assert gains["data_from_scratch"]["accuracy_diff"] == comparisons["baseline"]["candidates"][
+        "baseline_self_training"]["accuracy_diff"]
+    assert gains["total"]["accuracy_diff"]["value"] == pytest.approx(0.35, abs=1e-6)
+    assert comparisons["baseline"]["candidates"]["baseline_self_training"]["gating"] is False
+    assert blessing["best_from_scratch"]["name"] == "baseline_self_training"
+    markdown = (output / "summary.md").read_text()
+    assert "## Where the gain came from" in markdown and "self_training vs baseline_self_training" in markdown
 
 
 def test_thresholds_pass_exactly_at_the_boundary(tmp_path, dataset_dir, model_dirs):

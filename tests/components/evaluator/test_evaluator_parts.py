@@ -13,6 +13,8 @@ from tlpipe.components.evaluator.convergence import convergence_table, load_hist
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, rescale_interval
 from tlpipe.models.errors import ConfigError, DataError
 
+from .conftest import tfma_run
+
 pytestmark = pytest.mark.quick
 
 
@@ -95,24 +97,9 @@ def test_history_without_entries_is_a_data_error(tmp_path):
         load_history(str(tmp_path / "missing.json"))
 
 
-def _interval(value: float, half: float = 0.1) -> dict:
-    return {"value": value, "lower": value - half, "upper": value + half}
-
-
-def _run(accuracies: dict[str, float], reference: str, failures: dict[str, list[str]]) -> dict:
-    """A TFMA run's parsed output as `read_tfma_output` returns it."""
-    return {
-        "models": {name: {"overall": {ACCURACY: _interval(acc)}} for name, acc in accuracies.items()},
-        "diffs": {name: {ACCURACY: _interval(acc - accuracies[reference], 0.05)}
-                  for name, acc in accuracies.items() if name != reference},
-        "failures": {name: [{"metric": ACCURACY, "kind": kind, "measured": 0.0} for kind in kinds]
-                     for name, kinds in failures.items()},
-    }
-
-
 def test_blessing_picks_the_most_accurate_passing_candidate():
     candidates = {"feature_extraction": "/m/fe", "fine_tune_all": "/m/fta", "fine_tune_top": "/m/ftt"}
-    run = _run({"feature_extraction": 0.7, "fine_tune_all": 0.8, "fine_tune_top": 0.9, "baseline": 0.5},
+    run = tfma_run({"feature_extraction": 0.7, "fine_tune_all": 0.8, "fine_tune_top": 0.9, "baseline": 0.5},
                "baseline", {"fine_tune_top": ["floor"]})
     blessing = decide_blessing(EvaluatorConfig(min_accuracy=0.95), candidates,
                                {"baseline": {"role": "baseline", "model_dir": "/m/b"}}, {"baseline": run})
@@ -128,9 +115,9 @@ def test_blessing_names_negative_transfer_and_production_regressions():
     references = {"baseline": {"role": "baseline", "model_dir": "/m/b"},
                   "production": {"role": "production", "model_dir": "/serving/3"}}
     comparisons = {
-        "baseline": _run({"feature_extraction": 0.4, "baseline": 0.6}, "baseline",
+        "baseline": tfma_run({"feature_extraction": 0.4, "baseline": 0.6}, "baseline",
                          {"feature_extraction": ["improvement"]}),
-        "production": _run({"feature_extraction": 0.4, "production": 0.45}, "production",
+        "production": tfma_run({"feature_extraction": 0.4, "production": 0.45}, "production",
                            {"feature_extraction": ["improvement"]}),
     }
     blessing = decide_blessing(EvaluatorConfig(), candidates, references, comparisons)
@@ -153,16 +140,16 @@ def _production_references():
 def test_a_candidate_that_is_production_is_not_blessed_again_and_production_is_unchanged():
     candidates = {"self_training": "/m/st"}
     zero = {"value": 0.0, "lower": 0.0, "upper": 0.0}
-    same = _run({"self_training": 0.9, "production": 0.9}, "production", {})
+    same = tfma_run({"self_training": 0.9, "production": 0.9}, "production", {})
     same["diffs"]["self_training"][ACCURACY] = zero  # the same prediction on every example
-    comparisons = {"baseline": _run({"self_training": 0.9, "baseline": 0.6}, "baseline", {}), "production": same}
+    comparisons = {"baseline": tfma_run({"self_training": 0.9, "baseline": 0.6}, "baseline", {}), "production": same}
     blessing = decide_blessing(EvaluatorConfig(), candidates, _production_references(), comparisons)
     assert not blessing["blessed"] and blessing["unchanged"] and blessing["candidate"] is None
     assert blessing["candidates"]["self_training"]["same_as_production"]
     assert blessing["reason"].startswith("production unchanged: no candidate is blessed.")
     assert "'self_training' is the model in production (the same prediction on every test example" in blessing["reason"]
     # the same files count even when TFMA's interval is not exactly zero
-    comparisons["production"] = _run({"self_training": 0.9, "production": 0.9}, "production", {})
+    comparisons["production"] = tfma_run({"self_training": 0.9, "production": 0.9}, "production", {})
     blessing = decide_blessing(EvaluatorConfig(), candidates, _production_references(), comparisons,
                                in_production=["self_training"])
     assert blessing["unchanged"] and "(the same files)" in blessing["reason"]
@@ -170,10 +157,10 @@ def test_a_candidate_that_is_production_is_not_blessed_again_and_production_is_u
 
 def test_a_better_candidate_is_blessed_beside_one_that_is_production():
     candidates = {"feature_extraction": "/m/fe", "self_training": "/m/st"}
-    production = _run({"feature_extraction": 0.9, "self_training": 0.95, "production": 0.9}, "production", {})
+    production = tfma_run({"feature_extraction": 0.9, "self_training": 0.95, "production": 0.9}, "production", {})
     production["diffs"]["feature_extraction"][ACCURACY] = {"value": 0.0, "lower": 0.0, "upper": 0.0}
     production["diffs"]["self_training"][ACCURACY] = {"value": 0.05, "lower": 0.03, "upper": 0.07}
-    comparisons = {"baseline": _run({"feature_extraction": 0.9, "self_training": 0.95, "baseline": 0.6}, "baseline",
+    comparisons = {"baseline": tfma_run({"feature_extraction": 0.9, "self_training": 0.95, "baseline": 0.6}, "baseline",
                                     {}), "production": production}
     blessing = decide_blessing(EvaluatorConfig(), candidates, _production_references(), comparisons)
     assert blessing["blessed"] and blessing["candidate"] == "self_training" and not blessing["unchanged"]
