@@ -20,7 +20,8 @@ from typing import Any
 KERNEL_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
                     "amx_tile", "amx_bf16", "amx_int8")
 # Switches that change which kernels run, or whether their results are reproducible.
-KERNEL_SWITCHES = ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC", "OMP_NUM_THREADS")
+KERNEL_SWITCHES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "TF_DETERMINISTIC_OPS", "TF_CUDNN_DETERMINISTIC",
+                   "OMP_NUM_THREADS")
 PACKAGES = ("tensorflow", "keras", "tensorflow-hub", "apache-beam", "tensorflow-model-analysis", "kfp", "numpy")
 
 
