@@ -1,7 +1,8 @@
 """What the fit loop and the serving export need to know about a tlpipe classifier.
 
-tlpipe's builders return a `Classifier` (models/builders.py), which keeps its
-base (`base`) and the base's output tensor (`features`) as attributes; a plain
+tlpipe's builders return a `ClassifierTask` (models/task.py: `Classifier`,
+`MultiTaskClassifier`), which keeps its base (`base`) and the base's output
+tensor (`features`) as attributes and owns its losses; a plain
 Keras model written by hand can take part too when it names its base layer
 `feature_extractor` and the head's last Dense layer `classifier`. This module
 finds the base, tells whether the classifier emits probabilities or logits,
@@ -11,25 +12,26 @@ the head's layers, so training one trains the other).
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from tlpipe.models.builders import BASE_LAYER_NAME as BASE_LAYER
 from tlpipe.models.builders import CLASSIFIER_NAME as CLASSIFIER_LAYER
-from tlpipe.models.builders import Classifier
 from tlpipe.models.errors import ModelError
-from tlpipe.models.multi_task import MultiTaskClassifier
+from tlpipe.models.task import ACCURACY, ClassifierTask
 
 
 def base_layer(model: keras.Model) -> keras.layers.Layer:
     """The model's base network (the pre-trained or from-scratch feature extractor)."""
-    if isinstance(model, (Classifier, MultiTaskClassifier)):
+    if isinstance(model, ClassifierTask):
         return model.base
     return _named_layer(model, BASE_LAYER, "the base network (a HubFeatureVector or a from-scratch network)")
 
 
 def outputs_logits(model: keras.Model) -> bool:
     """True when the `classifier` layer has no activation (logits), False for softmax probabilities."""
-    if isinstance(model, MultiTaskClassifier):
+    if isinstance(model, ClassifierTask):
         return False  # its heads end in softmax
     classifier = _named_layer(model, CLASSIFIER_LAYER, "the head's last Dense layer")
     activation = keras.activations.serialize(classifier.activation)
@@ -39,6 +41,24 @@ def outputs_logits(model: keras.Model) -> bool:
             "a tlpipe classifier ends in 'softmax' (probabilities) or 'linear' (logits)"
         )
     return activation == "linear"
+
+
+def compile_objective(model: keras.Model) -> dict[str, Any]:
+    """`compile` arguments: the model's own (models/task.py), else one sparse cross-entropy and its accuracy."""
+    if isinstance(model, ClassifierTask):
+        return model.compile_objective()
+    return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=outputs_logits(model)),
+            "metrics": [keras.metrics.SparseCategoricalAccuracy(name=ACCURACY)]}
+
+
+def caches_features(model: keras.Model) -> bool:
+    """Whether a head-only model over base features computed once can train `model`'s head."""
+    return model.caches_features if isinstance(model, ClassifierTask) else True
+
+
+def history_extras(model: keras.Model, logs: dict[str, Any]) -> dict[str, Any]:
+    """What one epoch's history entry of `model` records beyond loss and accuracy."""
+    return model.history_extras(logs) if isinstance(model, ClassifierTask) else {}
 
 
 def head_model(model: keras.Model) -> keras.Model:
@@ -62,7 +82,7 @@ def _base_output(model: keras.Model) -> keras.KerasTensor:
     model is the nested model's own output tensor, not the one in this graph,
     hence the look at the base's call nodes.
     """
-    if isinstance(model, Classifier):
+    if isinstance(model, ClassifierTask):
         return model.features
     base = base_layer(model)
     nodes = [node for node in base._inbound_nodes if node.operation is base]

@@ -29,6 +29,7 @@ from tlpipe.models.hub_layer import HubFeatureVector, describe_inputs, load_modu
 from tlpipe.models.presets import get_preset, import_required_packages, loadable_handle
 from tlpipe.models.text_layers import HashedEmbeddingBag
 from tlpipe.models.errors import ModelError
+from tlpipe.models.task import ClassifierTask
 
 BASE_LAYER_NAME = "feature_extractor"
 CLASSIFIER_NAME = "classifier"
@@ -117,13 +118,13 @@ def base_on_input(base: keras.layers.Layer, input_dtype: str, input_shape: Seque
 
 
 @keras.saving.register_keras_serializable(package="tlpipe")
-class Classifier(keras.Model):
+class Classifier(ClassifierTask):
     """A base network and a new classification head on its features.
 
     As keras-hub's Task over a Backbone: the model owns its head, keeps its
     base as `base` and the base's output in its graph as `features`, so the
     fit loop, the feature cache and the regularisers find both without
-    looking layers up by name. `get_config` mirrors `__init__`.
+    looking layers up by name (models/task.py). `get_config` mirrors `__init__`.
     """
 
     def __init__(self, base: keras.layers.Layer, num_classes: int, *, input_dtype: str = "float32",
@@ -132,12 +133,9 @@ class Classifier(keras.Model):
         _check_head(num_classes, dropout, hidden_units)
         inputs, features = base_on_input(base, input_dtype, input_shape, kwargs.get("name") or base.name)
         outputs = _head(features, num_classes, dropout, hidden_units)
-        super().__init__(inputs, outputs, **kwargs)
-        self.base = base
-        self.features = features
+        super().__init__(inputs, outputs, base=base, features=features, input_dtype=input_dtype,
+                         input_shape=input_shape, **kwargs)
         self.num_classes = num_classes
-        self.base_input_dtype = input_dtype
-        self.base_input_shape = None if input_shape is None else tuple(input_shape)
         self.dropout = dropout
         self.hidden_units = tuple(int(units) for units in hidden_units)
 

@@ -18,11 +18,12 @@ Baseline (`fit_baseline`): one "baseline" phase, everything trainable, its own
 learning rate with warm-up and cosine decay, and early stopping that may not
 stop before the batch-norm statistics had time to settle.
 
-A `MultiTaskClassifier` (models/multi_task.py) trains with its own loss
-(the tasks' weighted losses) and metrics; its "accuracy" is the weighted mean
-of the task accuracies, and each history entry has a `tasks` entry with every
-task's loss and accuracy on train and eval. Its head phase runs the frozen
-base forward every step (no feature cache).
+The model says how it trains (models/task.py): its losses and metrics, what
+each history entry adds, whether its head may train on cached features. A
+`MultiTaskClassifier` (models/multi_task.py) brings the tasks' weighted
+losses, an "accuracy" that is the weighted mean of the task accuracies, a
+`tasks` entry per epoch with every task's loss and accuracy on train and
+eval, and no feature cache (its head phase runs the frozen base every step).
 
 Every phase stops early on the eval split's accuracy (ties broken by the eval
 loss) after `early_stopping_patience` epochs without improvement (at least a
@@ -56,10 +57,11 @@ import tensorflow as tf
 from tlpipe.models.artifacts import write_json
 from tlpipe.models.progress import Bar, log
 from tlpipe.models._checkpoints import CheckpointStore, TrainingState
-from tlpipe.models._classifier import base_layer, feature_model, head_model, outputs_logits
+from tlpipe.models._classifier import (
+    base_layer, caches_features, compile_objective, feature_model, head_model, history_extras,
+)
 from tlpipe.models._tensorboard import ScalarLog
 from tlpipe.models.hyperrule import Schedule
-from tlpipe.models.multi_task import MultiTaskClassifier
 from tlpipe.models.regularization import Regularization
 from tlpipe.models.regularizers import PENALTY_METRIC, PretrainedReference, RegularizedModel
 from tlpipe.models.layout import CHECKPOINT_DIR, HISTORY_FILE, LOG_DIR
@@ -71,9 +73,6 @@ BASELINE = "baseline"
 
 PATIENCE_FRACTION = 0.2
 _SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
-# A multi-task model's per-task history entries: (entry key, Keras log prefix, metric).
-_TASK_KEYS = (("loss", "", "loss"), ("accuracy", "", "accuracy"), ("val_loss", "val_", "loss"),
-              ("val_accuracy", "val_", "accuracy"))
 
 Augment = Callable[[tf.Tensor], tf.Tensor]
 
@@ -151,8 +150,7 @@ def two_phase_fit(
     phases = [_Phase(
         name=HEAD, epochs=schedule.head_epochs, min_epochs=1, learning_rate=schedule.head_learning_rate,
         warmup_steps=0, cosine_decay=False, prepare=lambda: _set_base_trainable(base, False),
-        # A multi-task model's weighted accuracy lives on the model, not on a head-only model over cached features.
-        cache_features=cache_frozen_features and augment is None and not isinstance(model, MultiTaskClassifier),
+        cache_features=cache_frozen_features and augment is None and caches_features(model),
     )]
     if unfreeze is not None:
         selection = {"top_n": unfreeze.top_n, "pattern": unfreeze.pattern}
@@ -252,7 +250,6 @@ class _TrainingRun:
         self.seed = seed
         self.callbacks = list(callbacks)
         self.log_prefix = log_prefix
-        self.from_logits = outputs_logits(model)
         self.store = CheckpointStore(checkpoint_dir or os.path.join(output_dir, CHECKPOINT_DIR))
         self.regularization = regularization if regularization is not None and regularization.active else None
         # The base's weights before any phase trains them: what L2-SP pulls towards (also after a resume).
@@ -313,7 +310,7 @@ class _TrainingRun:
             + (", frozen base's features computed once" if phase.cache_features else ""))
         optimizer = keras.optimizers.Adam(learning_rate=self._learning_rate(phase))
         # No XLA: hub modules may hold ops XLA cannot compile (strings, TF1 graphs).
-        fit_model.compile(optimizer=optimizer, **self._objective(), jit_compile=False)
+        fit_model.compile(optimizer=optimizer, **compile_objective(self.model), jit_compile=False)
         optimizer.build(fit_model.trainable_variables)
         if restore_latest:
             self.store.restore_weights(self.model, state.weights)
@@ -335,13 +332,6 @@ class _TrainingRun:
         if state.best is None:
             raise ModelError(f"phase {phase.name} ended without a single evaluated epoch")
         self.store.restore_weights(self.model, state.best["weights"])
-
-    def _objective(self) -> dict[str, Any]:
-        """Loss and metrics: a multi-task model's own (per-task losses, weights, accuracies), else one of each."""
-        if isinstance(self.model, MultiTaskClassifier):
-            return self.model.compile_objective()
-        return {"loss": keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits),
-                "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]}
 
     def _learning_rate(self, phase: _Phase) -> float | keras.optimizers.schedules.LearningRateSchedule:
         if not phase.cosine_decay:
@@ -451,9 +441,7 @@ class _EpochTracker(keras.callbacks.Callback):
         }
         if PENALTY_METRIC in logs:
             entry[PENALTY_METRIC] = float(logs[PENALTY_METRIC])
-        if isinstance(self.run.model, MultiTaskClassifier):
-            entry["tasks"] = {task: {key: float(logs[f"{prefix}{task}_{metric}"]) for key, prefix, metric in _TASK_KEYS}
-                              for task in self.run.model.task_names}
+        entry.update(history_extras(self.run.model, logs))
         state.entries.append(entry)
         improved = self.run.keep_last_epoch or state.best is None or (entry["val_accuracy"], -entry["val_loss"]) > (
             state.best["val_accuracy"], -state.best["val_loss"])

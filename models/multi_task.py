@@ -20,15 +20,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import keras
 
 from tlpipe.models.builders import base_on_input, baseline_network, hub_base
 from tlpipe.models.errors import ModelError
 from tlpipe.models.progress import log
+from tlpipe.models.task import ACCURACY, ClassifierTask
 
-ACCURACY = "accuracy"
+# A history entry's per-task values: (entry key, Keras log prefix, metric).
+_TASK_KEYS = (("loss", "", "loss"), (ACCURACY, "", ACCURACY), ("val_loss", "val_", "loss"),
+              ("val_accuracy", "val_", ACCURACY))
 _TASK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -74,12 +77,17 @@ def _task_head(features: Any, head: TaskHead) -> Any:
 
 
 @keras.saving.register_keras_serializable(package="tlpipe")
-class MultiTaskClassifier(keras.Model):
+class MultiTaskClassifier(ClassifierTask):
     """A base network and one classification head per task; outputs {task: probabilities}.
+
+    Its heads do not train on cached base features: the fit loop's early stopping reads the weighted accuracy
+    the model computes (`get_metrics_result`), which a head-only model would not.
 
     As keras-hub's Task over a Backbone, with several heads: `get_config`
     mirrors `__init__` (heads as plain dicts).
     """
+
+    caches_features = False
 
     def __init__(self, base: keras.layers.Layer, heads: Sequence[TaskHead | dict[str, Any]], *,
                  input_dtype: str = "float32", input_shape: Sequence[int] | None = None, **kwargs: Any):
@@ -93,12 +101,9 @@ class MultiTaskClassifier(keras.Model):
             head.check()
         inputs, features = base_on_input(base, input_dtype, input_shape, kwargs.get("name") or base.name)
         outputs = {head.name: _task_head(features, head) for head in heads}
-        super().__init__(inputs, outputs, **kwargs)
-        self.base = base
-        self.features = features
+        super().__init__(inputs, outputs, base=base, features=features, input_dtype=input_dtype,
+                         input_shape=input_shape, **kwargs)
         self.heads = heads
-        self.base_input_dtype = input_dtype
-        self.base_input_shape = None if input_shape is None else tuple(input_shape)
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -115,6 +120,14 @@ class MultiTaskClassifier(keras.Model):
             "loss_weights": {head.name: float(head.loss_weight) for head in self.heads},
             "metrics": {head.name: [keras.metrics.SparseCategoricalAccuracy(name=ACCURACY)] for head in self.heads},
         }
+
+    def history_extras(self, logs: Mapping[str, Any]) -> dict[str, Any]:
+        """Each task's loss and accuracy, on train and eval, under `tasks`."""
+        return {"tasks": {task: {key: float(logs[f"{prefix}{task}_{metric}"]) for key, prefix, metric in _TASK_KEYS}
+                          for task in self.task_names}}
+
+    def task_classes(self) -> dict[str, int]:
+        return {head.name: head.num_classes for head in self.heads}
 
     def get_metrics_result(self) -> dict[str, Any]:
         """Keras's metrics plus `accuracy`: the tasks' accuracies averaged with their loss weights.

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.models._classifier import outputs_logits
+from tlpipe.models.task import ClassifierTask
 from tlpipe.models.examples import check_modality, decode_examples, scale_pixels
 from tlpipe.models.errors import ConfigError, ModelError
 from tlpipe.models.layout import SERVING_METADATA_FILE
@@ -245,24 +246,24 @@ def _image_shape(modality: str, image_size: Optional[Sequence[int]],
 
 def _check_task_labels(model: keras.Model,
                        task_label_names: Optional[dict[str, Sequence[str]]]) -> dict[str, list[str]]:
-    """{task: names} for a multi-task model (one name list per head, one name per output class), else {}."""
-    from tlpipe.models.multi_task import MultiTaskClassifier
-
-    if not isinstance(model, MultiTaskClassifier):
+    """{task: names} for a model with a head per task (one name list per head, one name per output class),
+    else {}."""
+    task_classes = model.task_classes() if isinstance(model, ClassifierTask) else {}
+    if not task_classes:
         if task_label_names:
             raise ConfigError("task_label_names", sorted(task_label_names), "none for a single-task model")
         return {}
     received = dict(task_label_names or {})
-    if sorted(received) != sorted(model.task_names):
-        raise ConfigError("task_label_names", sorted(received), f"label names for each task: {list(model.task_names)}")
+    if sorted(received) != sorted(task_classes):
+        raise ConfigError("task_label_names", sorted(received), f"label names for each task: {list(task_classes)}")
     tasks = {}
-    for head in model.heads:
-        names = [str(name) for name in received[head.name]]
+    for task, num_classes in task_classes.items():
+        names = [str(name) for name in received[task]]
         _check_names(names)
-        if len(names) != head.num_classes:
-            raise ModelError(f"task {head.name!r} outputs {head.num_classes} classes but {len(names)} label names "
+        if len(names) != num_classes:
+            raise ModelError(f"task {task!r} outputs {num_classes} classes but {len(names)} label names "
                              f"were given ({names}); pass one name per output class")
-        tasks[head.name] = names
+        tasks[task] = names
     return tasks
 
 
