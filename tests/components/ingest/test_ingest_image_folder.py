@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import shutil
 import pytest
 
 from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.coverage import COVERAGE_FILE
 from tlpipe.components.ingest.split_spec import parse_split_spec
 from tlpipe.models.progress import NORMAL, VERBOSE, set_quiet, set_verbosity
 from tlpipe.models import example_format as fmt
@@ -29,7 +31,7 @@ def test_image_folder_keeps_original_bytes_and_carries_corrupt_files(kit):
     assert metadata["label_names"] == ["bird", "cat", "dog"]
     assert metadata["counts"] == {"all": {"bird": 2, "cat": 4, "dog": 4}}
     assert len(fmt.split_files(out, "all")) == 2
-    assert sorted(os.listdir(out)) == ["all", fmt.METADATA_FILE]
+    assert sorted(os.listdir(out)) == ["all", COVERAGE_FILE, fmt.METADATA_FILE]
     rows = {row["id"]: row for row in kit.read(out, "all")}
     assert len(rows) == 10 and "cat/notes.txt" not in rows
     for example_id, row in rows.items():
@@ -179,3 +181,16 @@ def test_the_same_content_in_train_and_test_under_other_ids_is_refused_unless_al
     metadata, _ = kit.run(f"image_folder:{folder}", splits=splits, allow_overlapping_splits=True)
     assert metadata["shared_content"] == {"test": 1}
 
+
+def test_ingest_writes_the_coverage_table_of_examples_per_class_and_split(kit):
+    folder = kit.image_folder("pets", {"dog": 6, "cat": 4})
+    metadata, out = kit.run(f"image_folder:{folder}", splits={"train": "all[:50%]", "test": "all[50%:]"})
+    with open(os.path.join(out, COVERAGE_FILE), encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    counts = metadata["counts"]
+    assert rows[0] == ["class", "train", "test", "total"]
+    assert rows[1:] == [
+        ["cat", str(counts["train"]["cat"]), str(counts["test"]["cat"]), "4"],
+        ["dog", str(counts["train"]["dog"]), str(counts["test"]["dog"]), "6"],
+        ["total", str(sum(counts["train"].values())), str(sum(counts["test"].values())), "10"],
+    ]
