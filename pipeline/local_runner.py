@@ -37,6 +37,7 @@ from tlpipe.models.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters, resolve_handle
 from tlpipe.pipeline.environment import environment
 from tlpipe.pipeline.preflight import preflight
+from tlpipe.pipeline.step_processes import end_descendants
 from tlpipe.models.layout import SAVED_MODEL_FILE
 
 
@@ -216,6 +217,8 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
                 result = _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching,
                                         record.log_path, run_id, **dataclasses.asdict(parameters))
     except KeyboardInterrupt as interrupt:  # Ctrl-C, and SIGTERM (run_record.Terminated)
+        if mode != "in_process":
+            end_descendants(os.getpid())  # kfp.local's step processes: none outlives the command
         record.interrupt(str(interrupt) or "interrupted (Ctrl-C)", output.current_step if output else None)
         raise
     except Exception as error:

@@ -13,6 +13,7 @@ from tlpipe.models.artifacts import read_json, write_json
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.cli_runs import serve_folder
 from tlpipe.pipeline.run_record import RUN_FILE
+from tlpipe.pipeline.step_processes import alive, descendants
 
 
 def _records(root) -> list[dict]:
@@ -99,15 +100,17 @@ def test_sigterm_during_a_run_records_it_as_interrupted_at_its_step(make_tiny_co
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and process.poll() is None:
             records = _records(runs.parent) if runs.is_dir() else []
-            if records and records[0].get("step") == "ingest-target":
+            steps = descendants(process.pid)  # kfp.local's process of the ingest step, once it started it
+            if records and records[0].get("step") == "ingest-target" and steps:
                 break
             time.sleep(0.5)
         assert process.poll() is None, "the run ended before its ingest step started"
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)  # to the command only, as `kill PID` does: not to its step
         err = process.communicate(timeout=600)[1]
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 143 and "tlpipe: interrupted (SIGTERM)" in err  # 128 + 15, as the shell reports
+    assert not [pid for pid in steps if alive(pid)]  # no step process outlived the command (issue #26)
     (record,) = _records(runs.parent)
     assert record["status"] == "interrupted" and record["step"] == "ingest-target" and "SIGTERM" in record["reason"]
