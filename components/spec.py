@@ -23,9 +23,12 @@ import os
 from typing import Any, Callable, Literal, Mapping, Optional
 
 from tlpipe.components.config_schema import from_dict, to_dict
+from tlpipe.models.example_format import METADATA_FILE
 
 ArtifactKind = Literal["dataset", "model", "artifact"]
 OPTION_PREFIX = "option:"
+# In the output of a resumable step: the name of its work folder, which says what the output was made from.
+WORK_KEY_FILE = "work_key.txt"
 GROUP_SEPARATOR = "__"
 
 @dataclasses.dataclass(frozen=True)
@@ -184,11 +187,27 @@ def build_args(
 def work_dir_for(work_root: str, step: str, sections_json: str, options: Mapping[str, Any],
                  parameters: Mapping[str, Any], inputs: Mapping[str, str],
                  values: Optional[Mapping[str, Any]] = None) -> str:
-    """`<work_root>/<step>-<key>`: the same work (step, sections, options, parameters, inputs) finds it again."""
+    """`<work_root>/<step>-<key>`: the same work (step, sections, options, parameters, inputs) finds it again.
 
-    key = json.dumps([step, sections_json, dict(options), dict(parameters), dict(inputs), dict(values or {})],
+    Inputs count by what they hold (`input_identity`), not where: an in-process run writes the same data into
+    a new run folder each time, and its interrupted train steps must find their checkpoints again."""
+
+    identities = {name: input_identity(path) for name, path in inputs.items()}
+    key = json.dumps([step, sections_json, dict(options), dict(parameters), identities, dict(values or {})],
                      sort_keys=True, default=str)
     return os.path.join(work_root, f"{step}-{hashlib.sha256(key.encode()).hexdigest()[:16]}")
+
+
+def input_identity(path: str) -> str:
+    """What an input holds, in a few characters: a dataset artifact by the digest of its metadata.json (source
+    fingerprint, the config that made it, the counts: the same for the same data in another folder), the
+    output of a resumable step by the work it came from (`WORK_KEY_FILE`), any other artifact by its path."""
+    for name, prefix in ((METADATA_FILE, "sha256:"), (WORK_KEY_FILE, "work:")):
+        if os.path.isfile(os.path.join(path, name)):
+            with open(os.path.join(path, name), "rb") as handle:
+                content = handle.read()
+            return prefix + (hashlib.sha256(content).hexdigest() if name == METADATA_FILE else content.decode())
+    return path
 
 
 def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import uuid
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from tlpipe.models.errors import NoSpaceError, is_no_space
 
@@ -65,15 +65,29 @@ def write_atomically(path: str, write: Callable[[str], Any], tmp_path: str) -> N
         raise
 
 
-def write_json(path: str, payload: Any) -> None:
-    """Write JSON atomically (temp file + rename), sorted keys, trailing newline."""
+def _write_file(path: str, fill: Callable[[IO[str]], Any]) -> None:
+    """Open a temporary text file beside `path`, `fill(handle)` it, rename it to `path`."""
 
     def write(tmp_path: str) -> None:
         with open(tmp_path, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=str)
-            handle.write("\n")
+            fill(handle)
 
     write_atomically(path, write, f"{path}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a small text file atomically (temp file + rename)."""
+    _write_file(path, lambda handle: handle.write(text))
+
+
+def write_json(path: str, payload: Any) -> None:
+    """Write JSON atomically (temp file + rename), sorted keys, trailing newline."""
+
+    def fill(handle: IO[str]) -> None:
+        json.dump(payload, handle, indent=2, sort_keys=True, default=str)
+        handle.write("\n")
+
+    _write_file(path, fill)
 
 
 def read_json(path: str) -> Any:

@@ -28,6 +28,10 @@ from tlpipe.models import progress
 from tlpipe.models.errors import TlpipeError
 
 ERROR_FILE = "tlpipe_error.txt"
+# Which local run a kfp.local task folder belongs to: the runner sets RUN_ID_ENV for its steps, each step
+# writes the id into RUN_MARK_FILE beside its output (kfp.local's run folder names only the pipeline and a time).
+RUN_ID_ENV = "TLPIPE_RUN_ID"
+RUN_MARK_FILE = "tlpipe_run.txt"
 _KFP_TYPES = {"dataset": "Dataset", "model": "Model", "artifact": "Artifact"}
 
 
@@ -106,12 +110,22 @@ def run_kfp_step(reference: str, step: str, sections_json: str, options_json: st
     module_name, _, name = reference.partition(":")
     spec: ComponentSpec = getattr(importlib.import_module(module_name), name)
     error_anchor = next(iter(outputs.values()), os.path.join(os.getcwd(), step))
+    if outputs and os.environ.get(RUN_ID_ENV):  # a step without artifacts (resolve) leaves no folder to tell
+        os.makedirs(os.path.dirname(error_anchor), exist_ok=True)
+        with open(os.path.join(os.path.dirname(error_anchor), RUN_MARK_FILE), "w", encoding="utf-8") as handle:
+            handle.write(os.environ[RUN_ID_ENV])
     with reporting_errors(error_anchor):
         args = build_args(spec, step=step, sections_json=sections_json, options=json.loads(options_json),
                           parameters=parameters, inputs=inputs, outputs=outputs,
                           values={key: json.loads(value) for key, value in values.items()}, work_root=work_root)
         result = spec.run_function()(args)
     return json.dumps(result, sort_keys=True) if spec.output_value else None
+
+
+def kfp_step_names(pipeline_function: Any) -> dict[str, str]:
+    """kfp.local's task names (`train`, `train-2`, ...) -> the step names the graph gave them (`train-baseline`)."""
+    tasks = pipeline_function.pipeline_spec.root.dag.tasks
+    return {task.component_ref.name.removeprefix("comp-"): task.task_info.name for task in tasks.values()}
 
 
 class InProcessOps:

@@ -61,6 +61,8 @@ class Console:
         self._finished: Optional[tuple[str, str, float]] = None  # task, status, seconds: waits for its outputs
         self._uris: list[str] = []
         self.failed_step: Optional[str] = None
+        # kfp.local's task names (train, train-2, ...) -> the graph's step names (adapters.kfp_step_names)
+        self.step_names: dict[str, str] = {}
 
     @property
     def current_step(self) -> Optional[str]:
@@ -102,17 +104,20 @@ class Console:
             return
         message = record.group(1)
         outputs = _OUTPUTS.match(message)
-        if outputs is None or self._finished is None or outputs.group(1) != self._finished[0]:
+        if outputs is None or self._finished is None or self._step_name(outputs.group(1)) != self._finished[0]:
             self._end_finished_step()
         self.show(text, progress.VERBOSE)
         if match := _STARTED.match(message):
-            self._step_event({"step": match.group(1), "status": "started"})
+            self._step_event({"step": self._step_name(match.group(1)), "status": "started"})
         elif match := _CACHED.match(message):
-            self.show(progress.step_line(match.group(1), "cached"))
+            self.show(progress.step_line(self._step_name(match.group(1)), "cached"))
         elif match := _FINISHED.match(message):
-            task, status = match.groups()
+            task, status = self._step_name(match.group(1)), match.group(2)
             self._finished = (task, status, time.monotonic() - self._started.pop(task, time.monotonic()))
             self._uris = _OUTPUT_URI.findall(message)
+
+    def _step_name(self, task: str) -> str:
+        return self.step_names.get(task, task)
 
     def _step_event(self, event: dict) -> None:
         """A step's start or end, from kfp's records or a `progress.step` event."""

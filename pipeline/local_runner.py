@@ -19,14 +19,16 @@ Layout under the root:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import glob
 import os
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 from tlpipe.models import progress
 from tlpipe.models.artifacts import read_json
+from tlpipe.pipeline.adapters import ERROR_FILE, RUN_ID_ENV, RUN_MARK_FILE, InProcessOps, kfp_step_names
 from tlpipe.pipeline.config import PipelineConfig, save_config
 from tlpipe.pipeline.console import Console, capture
 from tlpipe.pipeline.run_record import LOG_FILE, RunRecord, list_records, sigterm_interrupts
@@ -35,6 +37,7 @@ from tlpipe.models.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters, resolve_handle
 from tlpipe.pipeline.environment import environment
 from tlpipe.pipeline.preflight import preflight
+from tlpipe.pipeline.step_processes import end_descendants
 from tlpipe.models.layout import SAVED_MODEL_FILE
 
 
@@ -100,35 +103,59 @@ def _run_id() -> str:
     return datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
 
 
-def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, log_path: str,
+def _run_kfp_local(pipeline_function: Any, kfp_root: str, enable_caching: bool, log_path: str, run_id: str,
                    **arguments: Any) -> RunResult:
-    """Run with kfp.local (inside `console.capture`, which puts its task logs into `log_path`)."""
+    """Run with kfp.local (inside `console.capture`, which puts its task logs into `log_path`).
+
+    The run's own folder under `kfp_root` is the one whose task folders carry `run_id` (adapters.RUN_MARK_FILE):
+    another run on the same root at the same time creates folders too, so "the newest" is not enough.
+    """
     from kfp import local
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=kfp_root, enable_caching=enable_caching)
     before = set(os.listdir(kfp_root)) if os.path.isdir(kfp_root) else set()
-
-    def new_run_dir() -> str:
-        new_dirs = sorted(set(os.listdir(kfp_root)) - before - {".kfp_cache"})
-        return os.path.join(kfp_root, new_dirs[-1]) if new_dirs else ""
-
-    try:
-        task = pipeline_function(**arguments)
-    except RuntimeError as error:
-        raise _step_failure(new_run_dir(), error, log_path) from None
-    run_dir = new_run_dir()
+    with _environment(RUN_ID_ENV, run_id):
+        try:
+            task = pipeline_function(**arguments)
+        except RuntimeError as error:
+            raise _step_failure(_own_run_dir(kfp_root, before, run_id), error, log_path,
+                                kfp_step_names(pipeline_function)) from None
+    run_dir = _own_run_dir(kfp_root, before, run_id)
     artifacts = {name: artifact.path for name, artifact in task.outputs.items()}
     cached = {name: not (run_dir and path.startswith(run_dir + os.sep)) for name, path in artifacts.items()}
     return RunResult(run_dir=run_dir, artifacts=artifacts, cached=cached)
 
 
-def _step_failure(run_dir: str, error: RuntimeError, log_path: str) -> TlpipeError:
-    """The user error a failed kfp.local step left behind, or the failure kfp reported."""
-    from tlpipe.pipeline.adapters import ERROR_FILE
+@contextlib.contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """Set environment variable `name` for the block (the step processes kfp.local starts inherit it)."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
+
+def _own_run_dir(kfp_root: str, before: set[str], run_id: str) -> str:
+    """The folder kfp.local created for run `run_id` ('' when the run executed no step: all came from the cache)."""
+    for name in sorted(set(os.listdir(kfp_root)) - before) if os.path.isdir(kfp_root) else []:
+        for mark in glob.glob(os.path.join(kfp_root, glob.escape(name), "*", RUN_MARK_FILE)):
+            with open(mark, encoding="utf-8") as handle:
+                if handle.read().strip() == run_id:
+                    return os.path.join(kfp_root, name)
+    return ""
+
+
+def _step_failure(run_dir: str, error: RuntimeError, log_path: str, step_names: dict[str, str]) -> TlpipeError:
+    """The user error a failed kfp.local step left behind (named as the graph names the step), or kfp's failure."""
     reports = sorted(glob.glob(os.path.join(run_dir, "*", ERROR_FILE))) if run_dir else []
     if reports:
-        step = os.path.basename(os.path.dirname(reports[0]))
+        task = os.path.basename(os.path.dirname(reports[0]))
+        step = step_names.get(task, task)
         with open(reports[0], encoding="utf-8") as handle:
             return TlpipeError(f"step '{step}' failed: {handle.read().strip()}")
     return TlpipeError(f"{error} (the step's log in {log_path} says why; `--mode in_process` runs the steps "
@@ -137,7 +164,6 @@ def _step_failure(run_dir: str, error: RuntimeError, log_path: str) -> TlpipeErr
 
 def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> str:
     """Publish the source feature extractor into `paths.module_dir` unless it is already there."""
-    from tlpipe.pipeline.adapters import InProcessOps
     from tlpipe.pipeline.pipeline import build_source_pipeline, source_graph
 
     if paths.module_published():
@@ -148,19 +174,19 @@ def publish_source_module(config: PipelineConfig, paths: Paths, mode: str) -> st
     run_id = _run_id() + "-source"
     log_path = os.path.join(paths.runs_dir, run_id, LOG_FILE)
     progress.note(f"source module: pre-training and publishing into {paths.module_dir} (log: {log_path})")
-    with capture(log_path):
+    with capture(log_path) as output:
         if mode == "in_process":
             run_dir = os.path.join(paths.in_process_root, run_id)
             source_graph(InProcessOps(config, {}, run_dir), config, paths.locations(publish=True))
         else:
             pipeline_function = build_source_pipeline(config, locations=paths.locations(publish=True))
-            _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching, log_path)
+            output.step_names = kfp_step_names(pipeline_function)
+            _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching, log_path, run_id)
     return paths.module_dir
 
 
 def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters: RunParameters = RunParameters()) -> RunResult:
     """Run the transfer pipeline (publishing the source module first when needed) and record the run."""
-    from tlpipe.pipeline.adapters import InProcessOps
     from tlpipe.pipeline.pipeline import build_transfer_pipeline, transfer_graph
 
     mode = mode or config.pipeline.mode
@@ -187,14 +213,17 @@ def run_local(config: PipelineConfig, *, mode: Optional[str] = None, parameters:
                 result = RunResult(run_dir, artifacts, {name: False for name in artifacts})
             else:
                 pipeline_function = build_transfer_pipeline(config, locations=paths.locations(), hub_handle=handle)
+                output.step_names = kfp_step_names(pipeline_function)
                 result = _run_kfp_local(pipeline_function, paths.kfp_root, config.pipeline.enable_caching,
-                                        record.log_path, **dataclasses.asdict(parameters))
+                                        record.log_path, run_id, **dataclasses.asdict(parameters))
     except KeyboardInterrupt as interrupt:  # Ctrl-C, and SIGTERM (run_record.Terminated)
+        if mode != "in_process":
+            end_descendants(os.getpid())  # kfp.local's step processes: none outlives the command
         record.interrupt(str(interrupt) or "interrupted (Ctrl-C)", output.current_step if output else None)
         raise
     except Exception as error:
         record.fail(error, output.current_step if output else None)
         raise
     record.succeed({name: {"artifact": result.artifacts[name], "cached": result.cached[name]}
-                    for name in result.artifacts}, run_outcome(result.artifacts))
+                    for name in result.artifacts}, run_outcome(result.artifacts), result.run_dir)
     return dataclasses.replace(result, record_dir=record_dir)

@@ -112,10 +112,11 @@ class RunRecord:
         self.data.update(status=status, finished=now(), **{k: v for k, v in fields.items() if v is not None})
         self.write()
 
-    def succeed(self, steps: dict[str, Any], outcome: dict[str, Any]) -> None:
-        """`steps`: artifact folder and cache use per step; `outcome`: `step_summary.run_outcome`."""
+    def succeed(self, steps: dict[str, Any], outcome: dict[str, Any], run_dir: str) -> None:
+        """`steps`: artifact folder and cache use per step; `outcome`: `step_summary.run_outcome`;
+        `run_dir`: the folder of the steps this run executed ('' when every one came from the cache)."""
         self.data.pop("step", None)
-        self._end(SUCCEEDED, steps=steps, outcome=outcome)
+        self._end(SUCCEEDED, steps=steps, outcome=outcome, run_dir=run_dir)
 
     def fail(self, error: BaseException, step: Optional[str]) -> None:
         self._end(FAILED, step=step, error=str(error) or type(error).__name__)

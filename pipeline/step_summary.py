@@ -13,7 +13,7 @@ from typing import Any, Optional
 from tlpipe.components.evaluator.spec import EVALUATION
 from tlpipe.components.pusher.spec import PUSH_FILE, PUSHED
 from tlpipe.models.artifacts import read_json
-from tlpipe.models.example_format import METADATA_FILE
+from tlpipe.models.example_format import METADATA_FILE, UNLABELED_SPLIT
 from tlpipe.models.layout import SUMMARY_FILE
 
 
@@ -26,9 +26,14 @@ def _read(folder: str, name: str) -> Optional[dict[str, Any]]:
 
 
 def _examples(metadata: dict[str, Any]) -> str:
+    """Ingest's counts; transform's own (its metadata carries ingest's) once it has set bad records aside."""
     counts = {split: sum(per_class.values()) for split, per_class in metadata.get("counts", {}).items()}
-    splits = ", ".join(f"{split} {count}" for split, count in counts.items())
     unlabeled = (metadata.get("unlabeled") or {}).get("num_examples")
+    transformed = (metadata.get("transform") or {}).get("examples")
+    if transformed:
+        counts = {split: transformed.get(split, 0) for split in counts}
+        unlabeled = transformed.get(UNLABELED_SPLIT)
+    splits = ", ".join(f"{split} {count}" for split, count in counts.items())
     pool = f" + {unlabeled} unlabelled" if unlabeled else ""
     return f"{sum(counts.values())} examples ({splits}){pool}, {metadata.get('num_classes', '?')} classes"
 
@@ -56,7 +61,6 @@ def artifact_summary(folder: str) -> str:
     if summary is not None and "blessing" in summary:
         return _evaluation(summary)
     if summary is not None and summary.get("eval_accuracy") is not None:
-        # kfp.local names trainer tasks train, train-2, ...: the strategy says which model it was
         strategy = f"{summary['strategy']}: " if summary.get("strategy") else ""
         return f"{strategy}eval accuracy {summary['eval_accuracy']:.3f}"
     return ""

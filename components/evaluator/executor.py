@@ -38,6 +38,7 @@ from tlpipe.components.evaluator.tfma_analysis import (
     ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
 )
 from tlpipe.components.production import ProductionModel
+from tlpipe.components.ingest.coverage import read_counts
 from tlpipe.models.progress import log
 from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
 
@@ -123,6 +124,7 @@ def run_evaluator(
         summary = _summary(config, examples_dir, split, label_names, candidates, references, comparisons,
                            blessing, notes, top_ks, loaded_histories, paths)
         blessing.update(split=split, num_examples=summary["num_examples"])
+        summary["coverage"] = read_counts(examples_dir)
         if shift_dirs:
             summary["domain_shift"] = shift_report(shift_dirs, summary)
             write_shift_report(summary["domain_shift"], tmp_dir)

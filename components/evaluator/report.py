@@ -4,7 +4,8 @@ Both render the same tables, built once from the evaluation summary (see
 `tlpipe.components.evaluator.executor`): the verdict and its reasons, every
 model's test accuracy with its interval, the comparisons behind the blessing,
 per-class accuracy, the convergence table (steps each strategy needed to
-reach its target eval accuracy, next to the baseline) and, when
+reach its target eval accuracy, next to the baseline), the data coverage
+(examples per class and split, components/ingest/coverage.py) and, when
 domain-adaptation models were evaluated, the domain shift before and after.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from tlpipe.components.evaluator import plots
 from tlpipe.components.evaluator.shift import before_text, shift_table
 from tlpipe.components.evaluator.spec import BLESSING_FILE
+from tlpipe.components.ingest.coverage import coverage_table
 from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
 
 REPORT_DIR = "report"
@@ -229,6 +231,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         _markdown_table(per_class_table(summary)),
     ]
+    parts += _coverage_markdown(summary)
     if summary["convergence"]:
         parts += ["## Convergence", "", _markdown_table(convergence_table(summary)),
                   *[f"- {finding}" for finding in convergence_findings(summary)], ""]
@@ -272,6 +275,7 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         _html_table(comparisons_table(summary)),
         "<h2>Per class</h2>", _html_table(per_class_table(summary)),
     ]
+    body += _coverage_html(summary)
     if summary["convergence"]:
         body += ["<h2>Convergence</h2>",
                  "<p>Steps are optimizer steps since the start of training (both phases for transfer "
@@ -296,6 +300,23 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
              "font-size:0.9em}th{background:#f4f4f4}img{max-width:100%}")
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>tlpipe evaluation</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+_COVERAGE_TITLE = "Data coverage (examples per class and split, as ingested)"
+
+
+def _coverage_markdown(summary: dict[str, Any]) -> list[str]:
+    """The data-coverage section of summary.md (none for a summary without counts)."""
+    if not summary.get("coverage"):
+        return []
+    return [f"## {_COVERAGE_TITLE}", "", _markdown_table(coverage_table(summary["coverage"]))]
+
+
+def _coverage_html(summary: dict[str, Any]) -> list[str]:
+    """The data-coverage section of index.html (none for a summary without counts)."""
+    if not summary.get("coverage"):
+        return []
+    return [f"<h2>{_esc(_COVERAGE_TITLE)}</h2>", _html_table(coverage_table(summary["coverage"]))]
 
 
 def _html_table(table: Table) -> str:

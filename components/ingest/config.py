@@ -81,8 +81,9 @@ class IngestConfig:
     tested cannot be judged. `allow_missing_classes: true` accepts data
     whose splits lack a class on purpose (the metadata still counts them).
     Two output splits may not take the same examples (the same source split
-    with overlapping ranges: ids hash into both), unless
-    `allow_overlapping_splits: true`.
+    with overlapping ranges: ids hash into both), and no example of another
+    split may have the content (image bytes, text) of a `train` example under
+    another id (duplicates.py), unless `allow_overlapping_splits: true`.
     """
 
     source: str = "idx:/usr/share/datasets/fashion-mnist"

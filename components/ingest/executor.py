@@ -1,4 +1,4 @@
-"""The ingest component (an ExampleGen): a source -> raw tf.Examples per split + metadata.json.
+"""The ingest component (an ExampleGen): a source -> raw tf.Examples per split + metadata.json + coverage.csv.
 
 `run_ingest` resolves the span, opens the source on the driver (existence,
 listing, declared classes: the errors that need no data come first), runs the
@@ -15,6 +15,7 @@ from typing import Any
 from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.components.beam import BeamConfig, create_pipeline
 from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.coverage import write_coverage
 from tlpipe.components.ingest.label_tasks import resolve_label_tasks
 from tlpipe.components.ingest.labels import select_classes
 from tlpipe.components.ingest.metadata import build_metadata
@@ -63,6 +64,7 @@ def run_ingest(config: IngestConfig, beam_config: BeamConfig, output_dir: str) -
         os.remove(stats_path)
         metadata = build_metadata(config, resolved, source.modality, fingerprint, stats)
         write_json(os.path.join(tmp_dir, example_format.METADATA_FILE), metadata)
+        write_coverage(tmp_dir, metadata["counts"])
         progress.update(sum(metadata["source_counts"].values()))
     summary = "; ".join(f"{split}: {n}" for split, n in metadata["num_examples"].items())
     progress.done(f"wrote {summary} examples of {metadata['num_classes']} classes to {output_dir}")

@@ -11,6 +11,8 @@ data can reveal and the `metadata.json` that later components read:
                                             (counted in num_examples, not in counts)
     available {split: {class: n}}           per class before k-shot sampling
     source_counts {source split: n}         examples read
+    shared_content {split: n}               examples whose content is also in `train` (duplicates.py;
+                                            {} unless ingest.allow_overlapping_splits lets them through)
     source, resolved_source, span, available_spans, fingerprint, source_label_names
     splits, shots, seed, num_shards         the config that produced them
     label_tasks {task: {label_names, num_classes, derived_from + mapping or feature, counts}}
@@ -23,6 +25,7 @@ from collections import defaultdict
 from typing import Any
 
 from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.duplicates import check_shared_content, shared_content
 from tlpipe.components.ingest.label_tasks import resolve_label_tasks, task_metadata
 from tlpipe.components.ingest.labels import LabelSet, select_classes
 from tlpipe.components.ingest.spans import ResolvedSpan
@@ -60,6 +63,7 @@ def build_metadata(
     _check_splits(config, counts, names, source_counts)
     written = {split: {name: counts["written"][split].get(i, 0) for i, name in enumerate(names)} for split in config.splits}
     _check_coverage(config, names, written)
+    check_shared_content(counts, config.allow_overlapping_splits)
     num_examples = {split: sum(per_class.values()) for split, per_class in written.items()}
     unlabeled = None
     if config.unlabeled:
@@ -77,6 +81,7 @@ def build_metadata(
             split: {name: counts["available"][split].get(i, 0) for i, name in enumerate(names)} for split in config.splits
         },
         "source_counts": source_counts,
+        "shared_content": shared_content(counts),
         "source": config.source,
         "resolved_source": f"{config.scheme}:{resolved.location}",
         "span": resolved.span,

@@ -8,9 +8,10 @@ example can land in it.
 
 Besides the TFRecords it writes a small JSON file of counts (read per source
 split, labels outside the label set, per output split and class before and
-after k-shot sampling) and the label set used; the executor turns these into
-the checks that need the data (empty splits, k larger than a class, unknown
-labels) and into metadata.json.
+after k-shot sampling, examples whose content is also in the training split:
+duplicates.py) and the label set used; the executor turns these into the
+checks that need the data (empty splits, k larger than a class, unknown
+labels, leakage) and into metadata.json.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.duplicates import SharedContentStats, content_digest
 from tlpipe.components.ingest.label_tasks import TaskLabeler, stat_kind
 from tlpipe.components.ingest.labels import LabelMap, LabelSet, select_classes
 from tlpipe.components.ingest.records import SourceRecord, serialize_example
@@ -32,6 +34,7 @@ from tlpipe.models import example_format
 from tlpipe.models.errors import ConfigError
 
 UNKNOWN_TAG = "unknown"
+CONTENT_TAG = "content"
 # An example on its way to an output split: (split, output label, class name, record).
 Assigned = tuple[str, int, str, SourceRecord]
 
@@ -106,10 +109,20 @@ class _SampleShots(beam.PTransform):
         )
 
 
-def _to_example(item: Assigned, source: Source, content_key: str, labeler: TaskLabeler, label_set: LabelSet) -> bytes:
-    _, label, name, record = item
-    return serialize_example(content_key, source.load(record.payload), label, name, record.id,
-                             labeler.labels(name, label_set, record))
+class _Encode(beam.DoFn):
+    """Loads and serializes an example; tags (digest of its content, (split, id)) for the shared-content check."""
+
+    def __init__(self, source: Source, content_key: str, labeler: TaskLabeler):
+        self.source = source
+        self.content_key = content_key
+        self.labeler = labeler
+
+    def process(self, item: Assigned, label_set: LabelSet) -> Iterator[Any]:
+        split, label, name, record = item
+        content = self.source.load(record.payload)
+        yield beam.pvalue.TaggedOutput(CONTENT_TAG, (content_digest(content), (split, record.id)))
+        yield serialize_example(self.content_key, content, label, name, record.id,
+                                self.labeler.labels(name, label_set, record))
 
 
 def _task_stats(item: Assigned, labeler: TaskLabeler, label_set: LabelSet) -> Iterator[tuple[str, str, int]]:
@@ -180,6 +193,7 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
         relabelled[UNKNOWN_TAG] | "Stat unknown" >> beam.Map(lambda label: ("unknown", None, label)),
     ]
     content_key = example_format.IMAGE_ENCODED_KEY if source.modality == "image" else example_format.TEXT_KEY
+    digests = []
     for split, part in zip(split_names, parts):
         stats.append(part | f"Stat available {split}" >> beam.Map(lambda item: ("available", item[0], item[1])))
         if split in config.shots:
@@ -191,8 +205,12 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
         if config.label_tasks:
             stats.append(part | f"Stat tasks {split}" >> beam.FlatMap(_task_stats, labeler,
                                                                       beam.pvalue.AsSingleton(label_set)))
-        encode = beam.Map(_to_example, source, content_key, labeler, beam.pvalue.AsSingleton(label_set))
-        _write(part | f"Encode {split}" >> encode, split, artifact_dir, config.num_shards)
+        encoded = part | f"Encode {split}" >> beam.ParDo(
+            _Encode(source, content_key, labeler), beam.pvalue.AsSingleton(label_set)
+        ).with_outputs(CONTENT_TAG, main="examples")
+        _write(encoded.examples, split, artifact_dir, config.num_shards)
+        digests.append(encoded[CONTENT_TAG])
+    stats.append(digests | "Merge digests" >> beam.Flatten() | "Shared content" >> SharedContentStats())
     (
         stats
         | "Merge stats" >> beam.Flatten()

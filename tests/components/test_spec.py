@@ -1,13 +1,16 @@
 """Component declarations: run-time parameters land where declared; resumable work folders are stable."""
 
+import json
+
 import pytest
 
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.spec import INGEST
-from tlpipe.components.spec import build_args, group_input_name, sections_to_json
+from tlpipe.components.spec import WORK_KEY_FILE, build_args, group_input_name, sections_to_json
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.spec import TEACHERS, TRAIN
+from tlpipe.models.example_format import METADATA_FILE
 from tlpipe.models.errors import ConfigError
 
 pytestmark = pytest.mark.quick
@@ -50,6 +53,26 @@ def test_resumable_steps_get_a_work_folder_keyed_by_their_inputs(tmp_path):
     assert _train_args(tmp_path, options, {"transformed": "/t/2"}).work_dir != first.work_dir
     assert _train_args(tmp_path, {**options, "handle": "/modules/b"}, {"transformed": "/t/1"}).work_dir != first.work_dir
     assert first.options["handle"] == "/modules/a"
+
+
+def test_inputs_count_by_what_they_hold_not_by_their_folder(tmp_path):
+    # In-process runs write the same transformed data into a new run folder each time: same work, same folder.
+    options = {"strategy": "fine_tune_all", "handle": "/modules/a"}
+    for run, counts in (("run-1", 10), ("run-2", 10), ("run-3", 11)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / METADATA_FILE).write_text(json.dumps({"counts": {"train": {"a": counts}}}))
+    work = {run: _train_args(tmp_path / "work", options, {"transformed": str(tmp_path / run)}).work_dir
+            for run in ("run-1", "run-2", "run-3")}
+    assert work["run-1"] == work["run-2"] != work["run-3"]
+    # A teacher's model counts by the work it came from (its WORK_KEY_FILE), not its folder either.
+    for run in ("run-1", "run-2"):
+        (tmp_path / run / "teacher").mkdir()
+        (tmp_path / run / "teacher" / WORK_KEY_FILE).write_text("train-feature_extraction-0123456789abcdef")
+    students = {run: _train_args(tmp_path / "work", {**options, "strategy": "self_training"},
+                                 {"transformed": str(tmp_path / "run-1"),
+                                  group_input_name(TEACHERS, "feature_extraction"): str(tmp_path / run / "teacher")}
+                                 ).work_dir for run in ("run-1", "run-2")}
+    assert students["run-1"] == students["run-2"]
 
 
 def test_many_inputs_are_grouped_back_by_name(tmp_path):

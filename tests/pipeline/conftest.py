@@ -171,3 +171,30 @@ def preset_hub_cache(tmp_path_factory):
         return str(cache)
 
     return preset
+
+
+def training_state(root, strategy: str) -> dict:
+    """The checkpoint state of `strategy`'s train step under `root`/work ({} before the first epoch)."""
+    import glob
+    import json
+    import os
+
+    from tlpipe.models.artifacts import read_json
+
+    for path in glob.glob(os.path.join(str(root), "work", f"train-{strategy}-*", "checkpoints", "state.json")):
+        try:
+            return read_json(path)
+        except (OSError, json.JSONDecodeError):
+            return {}
+    return {}
+
+
+def training_history(result, strategy: str) -> list[dict]:
+    """The per-epoch numbers of `strategy`'s history in a run's result (without timings)."""
+    import os
+
+    from tlpipe.models.artifacts import read_json
+
+    entries = read_json(os.path.join(result.artifacts[strategy], "history.json"))["entries"]
+    return [{key: entry[key] for key in ("phase", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy")}
+            for entry in entries]

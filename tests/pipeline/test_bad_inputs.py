@@ -252,3 +252,22 @@ def test_the_terminal_shows_one_line_and_no_traceback_for_a_damaged_file(tmp_pat
     errors = [line for line in result.stderr.splitlines() if line.startswith("tlpipe: error:")]
     assert len(errors) == 1 and images in errors[0] and "corrupt or truncated" in errors[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_same_image_in_train_and_test_under_another_name(capsys, tmp_path):
+    from PIL import Image
+
+    from tlpipe.components.ingest.split_spec import parse_split_spec
+
+    splits = {"train": "all[:50%]", "test": "all[50%:]"}
+    folder = tmp_path / "images"
+    for index, name in enumerate(("dark", "light")):
+        (folder / name).mkdir(parents=True)
+        for i in range(8):
+            Image.new("L", (4, 4), color=30 * index + i).save(folder / name / f"{i}.png")
+    train = parse_split_spec(splits["train"], "train")
+    original = next(f"dark/{i}.png" for i in range(8) if train.contains(f"dark/{i}.png"))
+    copy = next(f"dark/copy-{i}.png" for i in range(100) if not train.contains(f"dark/copy-{i}.png"))
+    (folder / copy).write_bytes((folder / original).read_bytes())
+    _ingest_fails(capsys, tmp_path, f"image_folder:{folder}", "leakage", f"1 example(s) of split 'test' (e.g. "
+                  f"'{copy}' = train '{original}')", "ingest.allow_overlapping_splits: true", splits=splits)

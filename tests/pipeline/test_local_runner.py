@@ -139,7 +139,7 @@ def test_a_user_error_inside_a_kfp_local_step_reaches_the_cli_without_a_tracebac
                      ingest={"shots": {"train": 100, "eval": 2}})
     assert main(["-q", "run", "--config", str(tmp_path / "too_many_shots.yaml")]) == 1
     err = capsys.readouterr().err
-    assert "tlpipe: error: step 'ingest' failed: DataError:" in err
+    assert "tlpipe: error: step 'ingest-target' failed: DataError:" in err
     assert "100" in err and "Traceback" not in err
     record_dir = glob.glob(str(tmp_path / "too_many_shots" / "root" / "runs" / "*"))[0]
     assert read_json(os.path.join(record_dir, "run.json"))["status"] == "failed"

@@ -28,11 +28,12 @@ def test_a_run_shows_step_lines_and_a_few_bar_lines_and_logs_everything_else(two
     steps = [STEP_LINE.match(line) for line in terminal.splitlines()]
     started = [m.group(1) for m in steps if m and m.group(2) == "started"]
     ended = [m.group(1) for m in steps if m and m.group(2).startswith("done")]
-    assert {"ingest", "transform", "evaluate", "push"} <= set(started) and sorted(started) == sorted(ended)
-    assert re.search(r"ingest\s+done in \d+ s  \d+ examples", terminal)
+    assert {"ingest-target", "transform-target", "evaluate", "push"} <= set(started) and sorted(started) == sorted(ended)
+    assert re.search(r"ingest-target\s+done in \d+ s  \d+ examples", terminal)
     assert re.search(r"evaluate\s+done in \d+ s  (blessed: \w+|not blessed)", terminal)
-    for strategy in ("feature_extraction", "baseline"):  # kfp's task names (train, train-2) do not say which
-        assert re.search(rf"train\S*\s+done in \d+ s  {strategy}: eval accuracy \d\.\d{{3}}", terminal), strategy
+    for strategy in ("feature_extraction", "baseline"):  # the graph's step names, not kfp's (train, train-2)
+        assert re.search(rf"train-{strategy}\s+done in \d+ s  {strategy}: eval accuracy \d\.\d{{3}}", terminal), \
+            strategy
     bars = [line for line in terminal.splitlines() if "]  epoch " in line]
     phases = {line.split("  [")[0] for line in bars}
     assert phases and all(sum(line.startswith(p + "  [") for line in bars) <= 4 for p in phases), bars
@@ -50,7 +51,7 @@ def test_verbose_shows_kfp_and_quiet_shows_only_the_headline(two_cli_runs, tlpip
     assert verbose.returncode == 0, verbose.stderr[-3000:]
     assert "have no effect in the current local runner" in verbose.stderr
     assert re.search(r"cache hit", verbose.stderr)
-    assert re.search(r"^\d\d:\d\d:\d\d  ingest\s+cached", verbose.stderr, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d  ingest-target\s+cached", verbose.stderr, re.M)
 
     quiet = tlpipe_process("-q", "run", "--config", str(path))
     assert quiet.returncode == 0 and quiet.stderr.strip() == "", quiet.stderr

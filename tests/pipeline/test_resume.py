@@ -8,8 +8,6 @@ and ingest and transform come back from the cache with the same paths). The
 resumed run ends with exactly the metrics of an uninterrupted one.
 """
 
-import glob
-import json
 import os
 import signal
 import subprocess
@@ -19,22 +17,9 @@ import time
 from tlpipe.models.artifacts import read_json
 from tlpipe.pipeline.local_runner import run_local
 
+from .conftest import training_history, training_state
+
 KILL_AT_EPOCH = 2  # the baseline's second epoch is finished and checkpointed: kill during the third
-
-
-def _baseline_state(root: str) -> dict:
-    for path in glob.glob(os.path.join(root, "work", "train-baseline-*", "checkpoints", "state.json")):
-        try:
-            return read_json(path)
-        except (OSError, json.JSONDecodeError):
-            return {}
-    return {}
-
-
-def _baseline_history(result) -> list[dict]:
-    entries = read_json(os.path.join(result.artifacts["baseline"], "history.json"))["entries"]
-    return [{key: entry[key] for key in ("epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy")}
-            for entry in entries]
 
 
 def test_a_killed_run_resumes_training_and_ends_like_an_uninterrupted_one(make_tiny_config, tmp_path):
@@ -48,13 +33,13 @@ def test_a_killed_run_resumes_training_and_ends_like_an_uninterrupted_one(make_t
                                 str(tmp_path / "killed.yaml")], env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
-    while _baseline_state(root).get("epoch", 0) < KILL_AT_EPOCH:
+    while training_state(root, "baseline").get("epoch", 0) < KILL_AT_EPOCH:
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    killed_at = _baseline_state(root)
+    killed_at = training_state(root, "baseline")
     assert not killed_at.get("done") and killed_at["epoch"] >= KILL_AT_EPOCH
 
     resumed = run_local(config)
@@ -64,7 +49,7 @@ def test_a_killed_run_resumes_training_and_ends_like_an_uninterrupted_one(make_t
     assert history["resumed_from"] == [{"phase": "baseline", "epoch": killed_at["epoch"], "step": killed_at["step"]}]
 
     uninterrupted = run_local(make_tiny_config("uninterrupted", **settings))
-    assert _baseline_history(resumed) == _baseline_history(uninterrupted)
+    assert training_history(resumed, "baseline") == training_history(uninterrupted, "baseline")
     accuracy = {name: read_json(os.path.join(result.artifacts["evaluation"], "summary.json"))["models"]
                 for name, result in (("resumed", resumed), ("uninterrupted", uninterrupted))}
     assert {m: v["accuracy"]["value"] for m, v in accuracy["resumed"].items()} == \

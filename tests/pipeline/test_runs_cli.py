@@ -13,6 +13,7 @@ from tlpipe.models.artifacts import read_json, write_json
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.cli_runs import serve_folder
 from tlpipe.pipeline.run_record import RUN_FILE
+from tlpipe.pipeline.step_processes import alive, descendants
 
 
 def _records(root) -> list[dict]:
@@ -33,6 +34,9 @@ def test_runs_lists_both_runs_and_report_finds_each_report(two_cli_runs, capsys)
     assert [line.split()[0] for line in lines[1:]] == [r["run_id"] for r in records]
     cached = [sum(step["cached"] for step in record["steps"].values()) for record in records]
     assert cached[0] == 0 and cached[1] == len(records[1]["steps"])  # an identical rerun is cached step for step
+    # Each record names the kfp folder of the steps it ran itself: none for the rerun taken from the cache.
+    assert all(step["artifact"].startswith(records[0]["run_dir"] + os.sep) for step in records[0]["steps"].values())
+    assert records[1]["run_dir"] == ""
     for line, count, record in zip(lines[1:], cached, records):
         assert f" {count}/{len(record['steps'])} " in line
     for line, record in zip(lines[1:], records):
@@ -81,9 +85,9 @@ def test_a_stale_running_record_is_marked_interrupted_and_a_live_one_is_not(tmp_
 def test_a_failed_step_is_recorded_with_its_name(make_tiny_config, tmp_path, capsys):
     make_tiny_config("fails", pipeline={"mode": "kfp_local"}, ingest={"shots": {"train": 100, "eval": 2}})
     assert main(["run", "--config", str(tmp_path / "fails.yaml")]) == 1
-    assert "step 'ingest' failed" in capsys.readouterr().err
+    assert "step 'ingest-target' failed" in capsys.readouterr().err  # the graph's step name, not kfp's task name
     (record,) = _records(tmp_path / "fails" / "root")
-    assert record["status"] == "failed" and record["step"] == "ingest" and "DataError" in record["error"]
+    assert record["status"] == "failed" and record["step"] == "ingest-target" and "DataError" in record["error"]
 
 
 def test_sigterm_during_a_run_records_it_as_interrupted_at_its_step(make_tiny_config, tmp_path):
@@ -96,15 +100,17 @@ def test_sigterm_during_a_run_records_it_as_interrupted_at_its_step(make_tiny_co
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and process.poll() is None:
             records = _records(runs.parent) if runs.is_dir() else []
-            if records and records[0].get("step") == "ingest":
+            steps = descendants(process.pid)  # kfp.local's process of the ingest step, once it started it
+            if records and records[0].get("step") == "ingest-target" and steps:
                 break
             time.sleep(0.5)
         assert process.poll() is None, "the run ended before its ingest step started"
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)  # to the command only, as `kill PID` does: not to its step
         err = process.communicate(timeout=600)[1]
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 143 and "tlpipe: interrupted (SIGTERM)" in err  # 128 + 15, as the shell reports
+    assert not [pid for pid in steps if alive(pid)]  # no step process outlived the command (issue #26)
     (record,) = _records(runs.parent)
-    assert record["status"] == "interrupted" and record["step"] == "ingest" and "SIGTERM" in record["reason"]
+    assert record["status"] == "interrupted" and record["step"] == "ingest-target" and "SIGTERM" in record["reason"]

@@ -61,8 +61,8 @@ def serialize(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
     return records
 
 
-def write_dataset(root: str, splits: dict[str, list[bytes]]) -> str:
-    """A transformed-dataset artifact: one shard per split plus metadata.json."""
+def write_dataset(root: str, splits: dict[str, list[bytes]], counts: dict[str, dict[str, int]] | None = None) -> str:
+    """A transformed-dataset artifact: one shard per split plus metadata.json (with ingest's `counts` if given)."""
     import tensorflow as tf
 
     for split, records in splits.items():
@@ -71,7 +71,8 @@ def write_dataset(root: str, splits: dict[str, list[bytes]]) -> str:
             for record in records:
                 writer.write(record)
     with open(os.path.join(root, fmt.METADATA_FILE), "w", encoding="utf-8") as handle:
-        json.dump({"label_names": LABEL_NAMES, "num_classes": NUM_CLASSES, "modality": "image"}, handle)
+        json.dump({"label_names": LABEL_NAMES, "num_classes": NUM_CLASSES, "modality": "image",
+                   **({"counts": counts} if counts else {})}, handle)
     return root
 
 
@@ -110,7 +111,9 @@ def test_split() -> tuple[np.ndarray, np.ndarray, list[bytes]]:
 
 @pytest.fixture(scope="session")
 def dataset_dir(tmp_path_factory, test_split) -> str:
-    return write_dataset(str(tmp_path_factory.mktemp("transformed")), {"test": test_split[2]})
+    test_counts = {name: int((test_split[1] == c).sum()) for c, name in enumerate(LABEL_NAMES)}
+    return write_dataset(str(tmp_path_factory.mktemp("transformed")), {"test": test_split[2]},
+                         counts={"train": dict.fromkeys(LABEL_NAMES, 10), "test": test_counts})
 
 
 @pytest.fixture(scope="session")

@@ -113,6 +113,9 @@ def test_better_candidate_is_blessed_with_numbers_matching_its_predictions(
     assert "'feature_extraction' reached 90% of the final eval accuracy of 'baseline' (0.340) after 10 steps; " \
            "'baseline' itself needed 40 (4.0x fewer steps)." in markdown
     assert json.loads((output / "summary.json").read_text())["num_examples"] == 20
+    # The data coverage: examples per class and split as ingested (6, 7 and 7 test examples per class).
+    assert "| left | 10 | 6 | 16 |" in markdown and "| total | 30 | 20 | 50 |" in markdown
+    assert "Data coverage" in index and "<td>middle</td><td>10</td><td>7</td><td>17</td>" in index
     import tensorflow_model_analysis as tfma
 
     assert tfma.load_eval_result(str(output / "tfma" / "vs_baseline"), model_name="feature_extraction").slicing_metrics

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
+import shutil
 
 import pytest
 
 from tlpipe.components.ingest.config import IngestConfig
+from tlpipe.components.ingest.coverage import COVERAGE_FILE
+from tlpipe.components.ingest.split_spec import parse_split_spec
 from tlpipe.models.progress import NORMAL, VERBOSE, set_quiet, set_verbosity
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import ConfigError, DataError
@@ -27,7 +31,7 @@ def test_image_folder_keeps_original_bytes_and_carries_corrupt_files(kit):
     assert metadata["label_names"] == ["bird", "cat", "dog"]
     assert metadata["counts"] == {"all": {"bird": 2, "cat": 4, "dog": 4}}
     assert len(fmt.split_files(out, "all")) == 2
-    assert sorted(os.listdir(out)) == ["all", fmt.METADATA_FILE]
+    assert sorted(os.listdir(out)) == ["all", COVERAGE_FILE, fmt.METADATA_FILE]
     rows = {row["id"]: row for row in kit.read(out, "all")}
     assert len(rows) == 10 and "cat/notes.txt" not in rows
     for example_id, row in rows.items():
@@ -150,3 +154,43 @@ def test_a_class_missing_from_the_training_or_test_split_is_refused_unless_allow
     assert not os.path.exists(kit.path("out"))
     metadata, _ = kit.run(f"image_folder:{folder}", splits=splits, allow_missing_classes=True)
     assert metadata["counts"]["train"]["daisy"] + metadata["counts"]["test"]["daisy"] == 1
+
+
+def _copy_into_other_split(folder: str, original: str, splits: dict[str, str]) -> str:
+    """Copy `original` (a path relative to `folder`) under a new name that hashes into another split; returns it."""
+    specs = {name: parse_split_spec(spec, name) for name, spec in splits.items()}
+    home = next(name for name, spec in specs.items() if spec.contains(original))
+    for index in range(100):
+        copy = f"{os.path.dirname(original)}/copy-{index}.png"
+        if not specs[home].contains(copy):
+            shutil.copyfile(os.path.join(folder, original), os.path.join(folder, copy))
+            return copy
+    raise AssertionError("no name hashes into another split")
+
+
+def test_the_same_content_in_train_and_test_under_other_ids_is_refused_unless_allowed(kit):
+    folder = kit.image_folder("pets", {"dog": 6, "cat": 6})
+    splits = {"train": "all[:50%]", "test": "all[50%:]"}
+    train_image = next(f"dog/{name}" for name in sorted(os.listdir(os.path.join(folder, "dog")))
+                       if parse_split_spec(splits["train"], "train").contains(f"dog/{name}"))
+    copy = _copy_into_other_split(folder, train_image, splits)
+    with pytest.raises(DataError, match=rf"leakage: .* 1 example\(s\) of split 'test' \(e.g. '{copy}' = train "
+                                        rf"'{train_image}'\).*ingest.allow_overlapping_splits: true"):
+        kit.run(f"image_folder:{folder}", splits=splits)
+    assert not os.path.exists(kit.path("out"))
+    metadata, _ = kit.run(f"image_folder:{folder}", splits=splits, allow_overlapping_splits=True)
+    assert metadata["shared_content"] == {"test": 1}
+
+
+def test_ingest_writes_the_coverage_table_of_examples_per_class_and_split(kit):
+    folder = kit.image_folder("pets", {"dog": 6, "cat": 4})
+    metadata, out = kit.run(f"image_folder:{folder}", splits={"train": "all[:50%]", "test": "all[50%:]"})
+    with open(os.path.join(out, COVERAGE_FILE), encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    counts = metadata["counts"]
+    assert rows[0] == ["class", "train", "test", "total"]
+    assert rows[1:] == [
+        ["cat", str(counts["train"]["cat"]), str(counts["test"]["cat"]), "4"],
+        ["dog", str(counts["train"]["dog"]), str(counts["test"]["dog"]), "6"],
+        ["total", str(sum(counts["train"].values())), str(sum(counts["test"].values())), "10"],
+    ]
