@@ -65,7 +65,7 @@ def transfer_graph(ops: Any, config: PipelineConfig, locations: Locations, handl
     production = ops.run(RESOLVE_PRODUCTION, "resolve", options={
         "serving_dir": locations.serving_dir, "compare_with_production": config.evaluator.compare_with_production})
     evaluation = ops.run(EVALUATE, "evaluate", inputs={TRANSFORMED: transformed, MODELS: models},
-                         values={PRODUCTION: production})
+                         options={"edge_formats": config.pusher.edge_formats}, values={PRODUCTION: production})
     pushed = ops.run(PUSH, "push", inputs={EVALUATION: evaluation, MODELS: models},
                      options={"serving_dir": locations.serving_dir})
     return {EXAMPLES: examples, TRANSFORMED: transformed, **models, EVALUATION: evaluation, PUSHED: pushed}

@@ -4,7 +4,9 @@ Inputs: the transformed data, every trained model (a `many` input keyed by
 strategy), and the model now in production as a value the resolver step
 produced (`components/pusher/spec.py`), so the cache and the run record see it.
 Which models are candidates and which are references comes from the strategy
-registry.
+registry. The `edge_formats` option (the graph passes `pusher.formats` beyond
+the SavedModel) says which edge exports of the blessed candidate to convert
+and check (components/evaluator/edge_check.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ EVALUATE = ComponentSpec(
     name="evaluate",
     executor="tlpipe.components.evaluator.spec:run",
     sections={"evaluator": EvaluatorConfig, "beam": BeamConfig},
+    options={"edge_formats": list},
     inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(MODELS, "model", many=True)),
     value_inputs=(PRODUCTION,),
     outputs=(ArtifactSpec(EVALUATION, "artifact"),),
@@ -55,4 +58,5 @@ def run(args: StepArgs) -> dict[str, Any]:
         production=production, histories={name: history_file(path) for name, path in models.items()},
         beam_config=args.sections["beam"],
         shift_dirs={name: path for name, path in models.items() if get_strategy(name).source_domain} or None,
+        edge_formats=args.options.get("edge_formats") or (),
     )
