@@ -21,8 +21,8 @@ format, the input's shape and type, per task for a multi-task model) that
 
 Why these libraries (measured 2026-12-05 on Python 3.11, TF 2.21):
 - conversion: TensorFlow 2.21's `tf.lite.TFLiteConverter` is still the
-  converter for TensorFlow graphs; the `ai-edge-litert` 2.3 wheel has no
-  converter for them. `from_saved_model` on a tlpipe export leaves the Keras 3
+  converter for TensorFlow graphs; the `ai-edge-litert` 2.3 wheel ships only
+  the converter's flag protos, no converter. `from_saved_model` on a tlpipe export leaves the Keras 3
   variables as resource variables (the converted model fails with "READ_VARIABLE
   failed" or returns NaN), so the signature is converted with
   `from_concrete_functions` on the loaded SavedModel, which freezes them.

@@ -156,13 +156,14 @@ def check_edge_formats(model_dir: str, formats: Sequence[str], examples_dir: str
     sample comes from. Writes `edge.json` (the returned record) into
     `output_dir`: per format its file, size, sha256, accuracy, paired
     difference, latency, and whether it is blocked and why; "passed" is
-    True when no format is blocked.
+    True when no format is blocked or refused; "seconds" is the wall time of it all.
     """
     from tlpipe.models import edge
     from tlpipe.models.artifacts import write_json
     from tlpipe.models.edge import median_latency_ms
     from tlpipe.models.serving import load_serving_metadata
 
+    check_started = time.perf_counter()
     serving = load_serving_metadata(model_dir)
     wanted = [name for name in formats if name in edge.EDGE_FORMATS]
     refused = edge.unsupported_formats(serving, wanted)
@@ -194,6 +195,7 @@ def check_edge_formats(model_dir: str, formats: Sequence[str], examples_dir: str
     blocked = {name: result["reason"] for name, result in record["results"].items() if result["blocked"]}
     record["reasons"] = [f"{name} is refused: {why}." for name, why in refused.items()] + list(blocked.values())
     record["passed"] = not record["reasons"]
+    record["seconds"] = round(time.perf_counter() - check_started, 1)  # what the check adds to the evaluation
     write_json(os.path.join(output_dir, EDGE_RECORD_FILE), record)
     return record
 
