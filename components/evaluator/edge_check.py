@@ -38,7 +38,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import DataError
+from tlpipe.models.errors import DataError, ModelError
 from tlpipe.models.layout import EDGE_RECORD_FILE
 
 CALIBRATION_SPLITS = (fmt.UNLABELED_SOURCE_SPLIT, fmt.UNLABELED_SPLIT)
@@ -165,6 +165,10 @@ def check_edge_formats(model_dir: str, formats: Sequence[str], examples_dir: str
 
     check_started = time.perf_counter()
     serving = load_serving_metadata(model_dir)
+    if serving.get("tasks"):
+        raise ModelError(f"cannot check edge exports of {model_dir!r}: it is a multi-task model "
+                         f"({', '.join(serving['tasks'])}) and the check scores one label; export it unchecked "
+                         "(tlpipe export without --examples)")
     wanted = [name for name in formats if name in edge.EDGE_FORMATS]
     refused = edge.unsupported_formats(serving, wanted)
     record: dict[str, Any] = {"model_dir": os.path.abspath(model_dir), "split": split, "formats": wanted,

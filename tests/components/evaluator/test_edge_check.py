@@ -150,6 +150,13 @@ def test_text_models_and_bad_formats_are_refused_plainly(model_dirs):
         PusherConfig(formats=["tflite"]).validate()
 
 
+def test_a_multi_task_model_is_not_checked_and_says_why(tmp_path, full_dataset):
+    (tmp_path / "tlpipe.json").write_text(json.dumps({"label_names": LABEL_NAMES, "modality": "image",
+                                                       "tasks": {"item": {}, "group": {}}}))
+    with pytest.raises(ModelError, match=r"multi-task model \(item, group\) and the check scores one label"):
+        check_edge_formats(str(tmp_path), ["tflite"], full_dataset, str(tmp_path / EDGE_DIR), SETTINGS)
+
+
 def _blessing(folder, model_dir: str, record: dict, edge_dir: str) -> str:
     """The blessing record the evaluator writes beside its edge/ folder (the fields the pusher reads)."""
     blessing = {"blessed": True, "candidate": "fine_tune_all", "candidate_model_dir": model_dir,
