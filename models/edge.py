@@ -86,13 +86,15 @@ def check_format(edge_format: str, allowed: Sequence[str] = FORMATS, key: str = 
 
 def unsupported_formats(serving_metadata: dict[str, Any], formats: Iterable[str]) -> dict[str, str]:
     """{format: why this model cannot take it} for the edge formats among `formats` (empty: all fine)."""
+    from tlpipe.models.serving import PIXELS_SIGNATURE
+
     wanted = [name for name in formats if name in EDGE_FORMATS]
     if serving_metadata.get("modality") == "text":
         why = ("it is a text model: its input is raw strings and its in-graph text vectorizer needs string ops "
                "that are not LiteRT builtins (they would need the Flex delegate, which devices do not ship)")
         return {name: why for name in wanted}
-    if "serving_pixels" not in serving_metadata.get("signatures", []):
-        why = ("its export has no serving_pixels signature (it was exported by a tlpipe without edge export); "
+    if PIXELS_SIGNATURE not in serving_metadata.get("signatures", []):
+        why = (f"its export has no {PIXELS_SIGNATURE} signature (it was exported by a tlpipe without edge export); "
                "train it again to export it")
         return {name: why for name in wanted}
     return {}
