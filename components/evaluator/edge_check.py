@@ -124,17 +124,8 @@ def paired_difference(edge_correct: np.ndarray, reference_correct: np.ndarray, c
     return {"value": float(diff.mean()), "lower": float(lower), "upper": float(upper)}
 
 
-def pixel_signature(model_dir: str) -> Any:
-    """The SavedModel's `serving_pixels` signature: float pixels in 0..255 -> {"probabilities"}."""
-    import tensorflow as tf
-
-    from tlpipe.models.serving import PIXELS_SIGNATURE
-
-    return tf.saved_model.load(model_dir).signatures[PIXELS_SIGNATURE]
-
-
 def saved_model_probabilities(signature: Any, images: np.ndarray) -> np.ndarray:
-    """Probabilities [N, K] of a `pixel_signature` for uint8 images, in batches."""
+    """Probabilities [N, K] of a SavedModel's `serving_pixels` signature for uint8 images, in batches."""
     import tensorflow as tf
 
     from tlpipe.models.serving import PIXELS_INPUT, PROBABILITIES_OUTPUT
@@ -158,10 +149,12 @@ def check_edge_formats(model_dir: str, formats: Sequence[str], examples_dir: str
     difference, latency, and whether it is blocked and why; "passed" is
     True when no format is blocked or refused; "seconds" is the wall time of it all.
     """
+    import tensorflow as tf
+
     from tlpipe.models import edge
     from tlpipe.models.artifacts import write_json
     from tlpipe.models.edge import median_latency_ms
-    from tlpipe.models.serving import load_serving_metadata
+    from tlpipe.models.serving import PIXELS_SIGNATURE, load_serving_metadata
 
     check_started = time.perf_counter()
     serving = load_serving_metadata(model_dir)
@@ -179,7 +172,8 @@ def check_edge_formats(model_dir: str, formats: Sequence[str], examples_dir: str
         image_shape = [*serving["image_size"], serving["channels"]]
         images, labels = read_split(examples_dir, split, image_shape)
         started = time.perf_counter()
-        signature = pixel_signature(model_dir)
+        loaded = tf.saved_model.load(model_dir)  # once: the reference's predictions and every conversion
+        signature = loaded.signatures[PIXELS_SIGNATURE]
         reference = saved_model_probabilities(signature, images)
         record["saved_model"] = {
             "accuracy": float(np.mean(reference.argmax(axis=1) == labels)),
@@ -194,8 +188,8 @@ def check_edge_formats(model_dir: str, formats: Sequence[str], examples_dir: str
             record["calibration"] = {"examples": len(calibration.images), "files": calibration.files}
         for name in wanted:
             if name not in refused:
-                record["results"][name] = _check_one(model_dir, name, output_dir, images, labels, reference,
-                                                     calibration, settings)
+                record["results"][name] = _check_one(model_dir, loaded, name, output_dir, images, labels,
+                                                     reference, calibration, settings)
     blocked = {name: result["reason"] for name, result in record["results"].items() if result["blocked"]}
     record["reasons"] = [f"{name} is refused: {why}." for name, why in refused.items()] + list(blocked.values())
     record["passed"] = not record["reasons"]
@@ -204,14 +198,14 @@ def check_edge_formats(model_dir: str, formats: Sequence[str], examples_dir: str
     return record
 
 
-def _check_one(model_dir: str, edge_format: str, output_dir: str, images: np.ndarray, labels: np.ndarray,
-               reference: np.ndarray, calibration: Optional[CalibrationSample],
+def _check_one(model_dir: str, loaded: Any, edge_format: str, output_dir: str, images: np.ndarray,
+               labels: np.ndarray, reference: np.ndarray, calibration: Optional[CalibrationSample],
                settings: EdgeCheckSettings) -> dict[str, Any]:
     from tlpipe.models import edge
     from tlpipe.models.edge import median_latency_ms
 
     path = os.path.join(output_dir, edge.edge_file_name(edge_format))
-    exported = edge.export_edge(model_dir, edge_format, path,
+    exported = edge.export_edge(model_dir, edge_format, path, loaded=loaded,
                                 calibration=calibration.images if calibration is not None else None)
     started = time.perf_counter()
     model = edge.EdgeModel(path)
