@@ -14,7 +14,7 @@ import hashlib
 import os
 from typing import Any, Optional
 
-from tlpipe.models.layout import SAVED_MODEL_FILE
+from tlpipe.models.layout import EDGE_DIR, SAVED_MODEL_FILE
 
 _CHUNK_BYTES = 1 << 20
 
@@ -112,8 +112,11 @@ def fingerprint_dir(folder: str) -> str:
 
 
 def _files_under(folder: str) -> list[str]:
+    """The model's files: all of them but a pushed version's edge exports (derived from the SavedModel)."""
     relatives = []
     for root, dirs, files in os.walk(folder):
+        if root == folder and EDGE_DIR in dirs:
+            dirs.remove(EDGE_DIR)
         dirs.sort()
         for name in files:
             relatives.append(os.path.relpath(os.path.join(root, name), folder))

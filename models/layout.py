@@ -15,3 +15,7 @@ SERVING_METADATA_FILE = "tlpipe.json"
 SAVED_MODEL_FILE = "saved_model.pb"
 CHECKPOINT_DIR = "checkpoints"
 LOG_DIR = "logs"
+# Edge (LiteRT / TFLite) exports: one `<format>.tflite` per format in this folder of a pushed version (or of the
+# evaluation that checked them), with the check record beside them.
+EDGE_DIR = "edge"
+EDGE_RECORD_FILE = "edge.json"

@@ -11,7 +11,12 @@ per task, as `<task>/probabilities` etc.):
   uint8 in-graph with the transform component's recipe
   (`tlpipe.components.transform.images`), so clients send files as they are;
 - `serving_text(texts)` (text models): raw strings, lower-cased (when the
-  transform lower-cased) and whitespace-collapsed in-graph.
+  transform lower-cased) and whitespace-collapsed in-graph;
+- `serving_pixels(pixels)` (image models): float32 pixel values [None, H, W, C]
+  in 0..255 at the transformed geometry, returning `probabilities` only (per
+  task for a multi-task model). No parsing, decoding or string lookup: it is
+  the graph `tlpipe.models.edge` converts to LiteRT (TFLite), whose builtin
+  op set has none of those.
 
 The label names are a SavedModel asset (`assets/label_names.txt`, one per
 line) that the class-name lookup table reads, and, with the modality, input
@@ -41,6 +46,9 @@ TASK_LABEL_NAMES_FILE = "label_names_{task}.txt"
 DEFAULT_SIGNATURE = "serving_default"
 IMAGE_BYTES_SIGNATURE = "serving_image_bytes"
 TEXT_SIGNATURE = "serving_text"
+PIXELS_SIGNATURE = "serving_pixels"
+PIXELS_INPUT = "pixels"
+PROBABILITIES_OUTPUT = "probabilities"
 # The penultimate features of a single-task Classifier, over serialized examples:
 # what label propagation (self-training), drift checks or a nearest-neighbour
 # search need from a served model besides its predictions.
@@ -87,6 +95,8 @@ class _ServingModule(tf.Module):
         self.serving_functions = {DEFAULT_SIGNATURE: _string_signature(self._serve_examples, "examples")}
         if modality == "image":
             self.serving_functions[IMAGE_BYTES_SIGNATURE] = _string_signature(self._serve_image_bytes, "images")
+            self.serving_functions[PIXELS_SIGNATURE] = tf.function(
+                self._serve_pixels, input_signature=[tf.TensorSpec([None, *image_shape], tf.float32, name=PIXELS_INPUT)])
         else:
             self.serving_functions[TEXT_SIGNATURE] = _string_signature(self._serve_texts, "texts")
         features = getattr(model, "features", None)
@@ -99,19 +109,30 @@ class _ServingModule(tf.Module):
         if self.task_tables:
             outputs = {}
             for task, table in self.task_tables.items():
-                for key, value in self._group(tf.cast(predictions[task], tf.float32), table).items():
+                for key, value in self._group(predictions[task], table).items():
                     outputs[task_output_key(task, key)] = value
             return outputs
-        return self._group(tf.cast(predictions, tf.float32), self.class_names_table)
+        return self._group(predictions, self.class_names_table)
+
+    def _probabilities(self, predictions: tf.Tensor) -> tf.Tensor:
+        predictions = tf.cast(predictions, tf.float32)
+        return tf.nn.softmax(predictions, axis=-1) if self._from_logits else predictions
 
     def _group(self, predictions: tf.Tensor, table: tf.lookup.StaticHashTable) -> dict[str, tf.Tensor]:
-        probabilities = tf.nn.softmax(predictions, axis=-1) if self._from_logits else predictions
+        probabilities = self._probabilities(predictions)
         class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {
-            "probabilities": probabilities,
+            PROBABILITIES_OUTPUT: probabilities,
             "class_ids": class_ids,
             "class_names": table.lookup(class_ids),
         }
+
+    def _serve_pixels(self, pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        predictions = self.model(scale_pixels(pixels), training=False)
+        if self.task_tables:
+            return {task_output_key(task, PROBABILITIES_OUTPUT): self._probabilities(predictions[task])
+                    for task in self.task_tables}
+        return {PROBABILITIES_OUTPUT: self._probabilities(predictions)}
 
     def _serve_examples(self, examples: tf.Tensor) -> dict[str, tf.Tensor]:
         inputs, _ = decode_examples(examples, self._modality, self._image_shape)

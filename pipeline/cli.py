@@ -17,7 +17,7 @@ import sys
 from typing import Any, Optional, Sequence
 
 from tlpipe.models import progress
-from tlpipe.pipeline import cli_kubeflow, cli_rank, cli_runs, cli_shift, cli_sweep
+from tlpipe.pipeline import cli_export, cli_kubeflow, cli_rank, cli_runs, cli_shift, cli_sweep
 from tlpipe.pipeline.console import hide_startup_lines
 from tlpipe.pipeline.run_record import Terminated
 from tlpipe.models.errors import TlpipeError
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_shift.register(commands, _add_config_arguments)
     cli_runs.register(commands, _add_config_arguments)
     cli_sweep.register(commands, _add_config_arguments)
+    cli_export.register(commands, _add_config_arguments)
     return parser
 
 

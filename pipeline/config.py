@@ -24,9 +24,10 @@ from tlpipe.components.ingest.config import ALL_SPLIT, SINGLE_SPLIT_SCHEMES, Ing
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.trainer.config import BaselineConfig, SourceConfig, TrainerConfig
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, UNLABELED, required_splits
+from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, MULTI_TASK, UNLABELED, required_splits
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.config_schema import from_dict, merge, to_dict
+from tlpipe.models.edge import SAVED_MODEL
 from tlpipe.models.errors import ConfigError
 from tlpipe.models.example_format import MAIN_LABEL
 from tlpipe.pipeline.kubeflow_config import KubeflowConfig
@@ -145,6 +146,11 @@ class PipelineConfig:
             if task.label not in labels:
                 raise ConfigError(f"trainer.tasks[{index}].label", task.label,
                                   f"a label the ingest step writes: {labels} (add it to ingest.label_tasks)")
+        if MULTI_TASK in self.trainer.strategies and self.pusher.edge_formats:
+            raise ConfigError("pusher.formats", self.pusher.formats,
+                              f"[{SAVED_MODEL!r}] with strategy {MULTI_TASK!r}: the evaluator checks edge exports on "
+                              "one label, a multi-task model has one per task (`tlpipe export` converts it, "
+                              "without the check)")
         heads = [task.name for task in self.trainer.tasks]
         for name in self.evaluator.tasks:
             if name not in heads:

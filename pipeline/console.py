@@ -39,10 +39,13 @@ _OUTPUTS = re.compile(r"^Task '([^']+)' (?:outputs:|has no outputs)")
 _OUTPUT_URI = re.compile(r"uri='([^']*)'")
 # How long the console waits for the last lines once the run is over.
 JOIN_TIMEOUT_S = 30.0
-# What TensorFlow's C++ start-up writes to stderr (absl-style log lines and their preamble).
+# What TensorFlow's C++ start-up writes to stderr (absl-style log lines and their preamble), and the LiteRT
+# converter's and interpreter's notices (edge exports: "fully_quantize: 0, ...", "INFO: Created TensorFlow Lite
+# XNNPACK delegate for CPU.").
 _TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)"
                          r"|[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\]"
-                         r"|To enable the following instructions:)")
+                         r"|To enable the following instructions:"
+                         r"|fully_quantize: \d|INFO: Created TensorFlow Lite XNNPACK delegate)")
 
 _held_lines: list[str] = []  # start-up lines held back until a run's log opens
 _real_stderr: Optional[int] = None  # the descriptor of the terminal while `hide_startup_lines` filters fd 2

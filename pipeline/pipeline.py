@@ -67,7 +67,8 @@ def transfer_graph(ops: Any, config: PipelineConfig, locations: Locations, handl
         "serving_dir": locations.serving_dir, "compare_with_production": config.evaluator.compare_with_production})
     pairing = Pairing.for_strategies(list(models), config.trainer.teachers())
     evaluation = ops.run(EVALUATE, "evaluate", inputs={TRANSFORMED: transformed, MODELS: models},
-                         values={PRODUCTION: production}, options={"pairing": pairing.to_dict()})
+                         values={PRODUCTION: production},
+                         options={"pairing": pairing.to_dict(), "edge_formats": config.pusher.edge_formats})
     pushed = ops.run(PUSH, "push", inputs={EVALUATION: evaluation, MODELS: models},
                      options={"serving_dir": locations.serving_dir})
     return {EXAMPLES: examples, TRANSFORMED: transformed, **models, EVALUATION: evaluation, PUSHED: pushed}

@@ -41,6 +41,15 @@ class EvaluatorConfig:
     when transfer paid off, and a from-scratch winner says the module is not
     worth its cost here; the headline says so either way.
 
+    Edge exports (`pusher.formats` beyond `saved_model`; see
+    components/evaluator/edge_check.py): the blessed candidate is converted to
+    each format and scored on the same test examples; a format whose accuracy
+    drop against the SavedModel is surely above `edge_max_drop` (the upper end
+    of the `confidence_level` interval of the paired difference is below
+    -edge_max_drop) blocks the push. `edge_calibration_examples` images, a
+    sample seeded by `seed` from the train and unlabelled splits, calibrate
+    `tflite_int8`.
+
     `tasks`: per-task thresholds of a multi-task candidate (strategy
     `multi_task`; see multi_task_config.py): each task's floor and how far
     below its single-task model it may fall.
@@ -57,6 +66,8 @@ class EvaluatorConfig:
     convergence_fraction: float = 0.9
     bless_from_scratch: bool = False
     tasks: dict[str, TaskThresholds] = dataclasses.field(default_factory=dict)  # multi-task models, per task
+    edge_max_drop: float = 0.01
+    edge_calibration_examples: int = 200
 
     def validate(self) -> None:
         if not 0.0 <= self.min_accuracy <= 1.0:
@@ -72,4 +83,10 @@ class EvaluatorConfig:
             raise ConfigError("top_k", self.top_k, "a list of distinct integers >= 1 (e.g. [2, 3])")
         if not 0.0 < self.convergence_fraction <= 1.0:
             raise ConfigError("convergence_fraction", self.convergence_fraction, "a number in (0, 1]")
+        if not 0.0 <= self.edge_max_drop <= 1.0:
+            raise ConfigError("edge_max_drop", self.edge_max_drop,
+                              "a number in [0, 1]: the accuracy an edge export may surely lose against its SavedModel")
+        if self.edge_calibration_examples < 1:
+            raise ConfigError("edge_calibration_examples", self.edge_calibration_examples,
+                              "an integer >= 1 (images that calibrate tflite_int8)")
         check_task_thresholds(self.tasks)

@@ -16,13 +16,18 @@ and the most accurate passing one is blessed. Output folder, written atomically:
                         only when domain-adaptation models were evaluated: the
                         domain shift before and after each one's training beside
                         its target test accuracy, and the verdict in words
+    edge/<format>.tflite, edge/edge.json
+                        only when edge formats are asked for and a candidate is
+                        blessed: its conversions and their check
+                        (components/evaluator/edge_check.py); a format that
+                        surely loses more than `edge_max_drop` withdraws the blessing
 """
 
 from __future__ import annotations
 
 import datetime
 import os
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from tlpipe.models.artifacts import atomic_output_dir, write_json
 from tlpipe.components.beam import BeamConfig
@@ -40,7 +45,7 @@ from tlpipe.components.evaluator.tfma_analysis import (
 from tlpipe.components.production import ProductionModel
 from tlpipe.components.ingest.coverage import read_counts
 from tlpipe.models.progress import log
-from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
+from tlpipe.models.layout import EDGE_DIR, SUMMARY_FILE, SUMMARY_MD
 
 TFMA_DIR = "tfma"
 
@@ -58,6 +63,7 @@ def run_evaluator(
     beam_config: Optional[BeamConfig] = None,
     shift_dirs: Optional[dict[str, str]] = None,
     pairing: Pairing = Pairing(),
+    edge_formats: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Evaluate `candidates` against `baseline` (and production) on `split`; bless the best passing one.
 
@@ -69,7 +75,8 @@ def run_evaluator(
     their train folders (each holds the `shift.json` its trainer wrote), for
     the shift report; `pairing` names each candidate's matched reference and
     the differences that decompose its gain (without it, every candidate must
-    beat every reference). Returns the summary (also written to `summary.json`), whose
+    beat every reference); `edge_formats` the edge formats (`tlpipe.models.edge`)
+    the blessed candidate is converted to and checked in. Returns the summary (also written to `summary.json`), whose
     "blessing" entry is the blessing record.
     """
     config.validate()
@@ -121,10 +128,13 @@ def run_evaluator(
             "summary_md": os.path.join(output_dir, SUMMARY_MD),
         }
         blessing.update(report=paths["report"], evaluation_dir=output_dir, production=production.to_dict())
+        edge_record = _check_edge(config, blessing, edge_formats, examples_dir, split, tmp_dir, output_dir, notes)
         summary = _summary(config, examples_dir, split, label_names, candidates, references, comparisons,
                            blessing, notes, top_ks, loaded_histories, paths)
         blessing.update(split=split, num_examples=summary["num_examples"])
         summary["coverage"] = read_counts(examples_dir)
+        if edge_record:
+            summary["edge"] = edge_record
         if shift_dirs:
             summary["domain_shift"] = shift_report(shift_dirs, summary)
             write_shift_report(summary["domain_shift"], tmp_dir)
@@ -166,6 +176,26 @@ def _gate_result(blessing: dict[str, Any], name: str, reference: str) -> dict[st
     if verdict is None:
         return {"passed": None, "gating": False}
     return {"passed": verdict["passed"], "gating": verdict["gating"]}
+
+
+def _check_edge(config: EvaluatorConfig, blessing: dict[str, Any], edge_formats: Sequence[str], examples_dir: str,
+                split: str, tmp_dir: str, output_dir: str, notes: list[str]) -> Optional[dict[str, Any]]:
+    """Convert the blessed candidate to every edge format and check it; the record, or None when there is none."""
+    if not edge_formats:
+        return None
+    if not blessing["blessed"]:
+        notes.append(f"edge formats {list(edge_formats)} were not converted: no candidate is blessed")
+        return None
+    from tlpipe.components.evaluator.edge_check import EdgeCheckSettings, apply_to_blessing, check_edge_formats
+
+    log(f"evaluate: converting '{blessing['candidate']}' to {', '.join(edge_formats)} and checking each on "
+        f"split '{split}'")
+    settings = EdgeCheckSettings(max_drop=config.edge_max_drop, confidence_level=config.confidence_level,
+                                 seed=config.seed, calibration_examples=config.edge_calibration_examples)
+    record = check_edge_formats(blessing["candidate_model_dir"], edge_formats, examples_dir,
+                                os.path.join(tmp_dir, EDGE_DIR), settings, split=split)
+    apply_to_blessing(blessing, record, os.path.join(output_dir, EDGE_DIR))
+    return record
 
 
 def _model_summary(result: dict[str, Any], role: str, model_dir: str, label_names: list[str],

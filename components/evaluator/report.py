@@ -4,9 +4,12 @@ Both render the same tables, built once from the evaluation summary (see
 `tlpipe.components.evaluator.executor`): the verdict and its reasons, every
 model's test accuracy with its interval, the comparisons behind the blessing,
 per-class accuracy, the convergence table (steps each strategy needed to
-reach its target eval accuracy, next to the baseline), the data coverage
-(examples per class and split, components/ingest/coverage.py) and, when
-domain-adaptation models were evaluated, the domain shift before and after.
+reach its target eval accuracy, next to the baseline), where each
+candidate's gain came from (components/evaluator/pairing.py), the data
+coverage (examples per class and split, components/ingest/coverage.py), when
+domain-adaptation models were evaluated, the domain shift before and after,
+and, when edge formats were checked, one row per format (file size,
+accuracy, paired difference to the SavedModel, latency per image).
 """
 
 from __future__ import annotations
@@ -146,6 +149,38 @@ def _gate_cells(result: dict[str, Any], required: str) -> list[str]:
     return [required, "pass" if result["passed"] else "FAIL"]
 
 
+def edge_table(summary: dict[str, Any]) -> Table:
+    """The blessed candidate's exports: format, file size, accuracy, difference to the SavedModel, latency."""
+    edge = summary["edge"]
+    level = f"{edge['confidence_level']:.0%}"
+    header = ["Format", "File size", "Test accuracy", f"Difference to the SavedModel ({level} interval)",
+              "Latency per image", "Result"]
+    rows = []
+    if "saved_model" in edge:
+        reference = edge["saved_model"]
+        rows.append(["saved_model", _megabytes(reference["size_bytes"]), f"{reference['accuracy']:.4f}", "",
+                     f"{reference['latency_ms']:.2f} ms", "reference"])
+    for name, result in edge["results"].items():
+        difference = result["difference"]
+        rows.append([name, _megabytes(result["size_bytes"]), f"{result['accuracy']:.4f}",
+                     f"{difference['value']:+.4f} {_bounds(difference, signed=True)}",
+                     f"{result['latency_ms']:.2f} ms", "BLOCKED" if result["blocked"] else "pass"])
+    rows += [[name, "", "", "", "", f"refused: {why}"] for name, why in edge["refused"].items()]
+    return header, rows
+
+
+def _edge_caption(summary: dict[str, Any]) -> str:
+    edge = summary["edge"]
+    return (f"The blessed candidate converted to each format of pusher.formats and scored on the same "
+            f"{summary['num_examples']} test examples in the LiteRT interpreter; blocked when the drop is surely "
+            f"above evaluator.edge_max_drop {edge['max_drop']:.3f}. Latency: median of single-image calls after "
+            f"a warm-up, on this machine's CPU.")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
+
+
 def _reference_label(name: str, comparison: dict[str, Any]) -> str:
     if comparison["role"] == "baseline":
         return f"from-scratch '{name}'"
@@ -239,6 +274,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         shift = summary["domain_shift"]
         parts += ["## Domain shift", "", before_text(shift), "", _markdown_table(shift_table(shift)),
                   shift["verdict"], ""]
+    if "edge" in summary:
+        parts += ["## Edge exports", "", _edge_caption(summary), "", _markdown_table(edge_table(summary))]
     return "\n".join(parts)
 
 
@@ -288,6 +325,8 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         shift = summary["domain_shift"]
         body += ["<h2>Domain shift</h2>", f"<p>{_esc(before_text(shift))}</p>", _html_table(shift_table(shift)),
                  f"<p><strong>{_esc(shift['verdict'])}</strong></p>"]
+    if "edge" in summary:
+        body += ["<h2>Edge exports</h2>", f"<p>{_esc(_edge_caption(summary))}</p>", _html_table(edge_table(summary))]
     for file_name, title in figures:
         body.append(f'<h2>{_esc(title)}</h2><img src="{_esc(file_name)}" alt="{_esc(title)}">')
     links = [(name, f"../{name}") for name in (BLESSING_FILE, SUMMARY_FILE, SUMMARY_MD)]

@@ -6,6 +6,9 @@ produced (`components/pusher/spec.py`), so the cache and the run record see it.
 Which models are candidates and which are references comes from the strategy
 registry; which reference each candidate is judged against (its matched
 reference) comes from the graph, as the `pairing` option.
+The `edge_formats` option (the graph passes `pusher.formats` beyond
+the SavedModel) says which edge exports of the blessed candidate to convert
+and check (components/evaluator/edge_check.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ EVALUATE = ComponentSpec(
     name="evaluate",
     executor="tlpipe.components.evaluator.spec:run",
     sections={"evaluator": EvaluatorConfig, "beam": BeamConfig},
-    options={"pairing": dict},  # Pairing.to_dict(): each candidate's matched reference, the gain decomposition
+    options={"pairing": dict,  # Pairing.to_dict(): each candidate's matched reference, the gain decomposition
+             "edge_formats": list},  # pusher.formats beyond the SavedModel: the edge exports to convert and check
     inputs=(ArtifactSpec(TRANSFORMED, "dataset"), ArtifactSpec(MODELS, "model", many=True)),
     value_inputs=(PRODUCTION,),
     outputs=(ArtifactSpec(EVALUATION, "artifact"),),
@@ -59,4 +63,5 @@ def run(args: StepArgs) -> dict[str, Any]:
         beam_config=args.sections["beam"],
         shift_dirs={name: path for name, path in models.items() if get_strategy(name).source_domain} or None,
         pairing=Pairing.from_dict(args.options.get("pairing")),
+        edge_formats=args.options.get("edge_formats") or (),
     )

@@ -13,6 +13,14 @@ one decision under an exclusive lock (`fcntl.flock` on `<serving_dir>/.push.lock
    and rename it to the next version number, so a model server watching the
    folder never sees a half-copied version (it ignores names that are not numbers).
 
+Edge exports (`pusher.formats` beyond `saved_model`) are not converted here:
+the evaluator converted and checked them (components/evaluator/edge_check.py)
+and its blessing lists each file with its sha256. The pusher copies exactly
+those files, after checking that the formats are the ones asked for and the
+bytes the ones checked, into `<version>/edge/` inside the same temporary
+folder, so the SavedModel and its edge files appear in one rename. A version's
+fingerprint is its SavedModel's (`components/production.py` leaves `edge/` out).
+
 If the model now on top already has the candidate's exact files (the same
 blessing's push was interrupted after its rename, or another run pushed the
 identical model), nothing is copied and the push is recorded as that version,
@@ -47,7 +55,7 @@ from tlpipe.components.production import (
     ProductionModel, describe_production, fingerprint_dir, latest_pushed_model, next_version, pushed_versions,
     strangers,
 )
-from tlpipe.models.layout import SAVED_MODEL_FILE
+from tlpipe.models.layout import EDGE_DIR, EDGE_RECORD_FILE, SAVED_MODEL_FILE
 from tlpipe.models.errors import ModelError, NotBlessedError
 
 HISTORY_FILE = "push_history.jsonl"
@@ -72,6 +80,7 @@ def run_pusher(config: PusherConfig, model_dir: str, blessing_path: str, serving
     """
     config.validate()
     blessing = _check_blessing(model_dir, blessing_path)
+    edge_files = _checked_edge_files(config, blessing, blessing_path)
     if not os.path.isfile(os.path.join(model_dir, SAVED_MODEL_FILE)):
         raise ModelError(f"cannot push {model_dir!r}: it is not a SavedModel (no {SAVED_MODEL_FILE} inside)")
     serving_dir = os.path.abspath(serving_dir)
@@ -111,8 +120,9 @@ def run_pusher(config: PusherConfig, model_dir: str, blessing_path: str, serving
         if stray:
             note(f"push: ignoring {', '.join(stray)} in {serving_dir}: named like versions but not complete "
                 f"versions (no {SAVED_MODEL_FILE}); remove them if nothing else needs them")
-        version, version_dir = _copy_as_new_version(model_dir, serving_dir)
+        version, version_dir = _copy_as_new_version(model_dir, serving_dir, edge_files)
         record.update(pushed=True, version=version, serving_model_dir=version_dir, pushed_at=record["decided_at"],
+                      edge_formats=config.edge_formats,
                       removed_versions=_prune(serving_dir, config.keep_versions))
         _append_history(serving_dir, record)
     log(f"push: {blessing['candidate']!r} is serving version {version} at {version_dir}"
@@ -205,13 +215,46 @@ def _check_blessing(model_dir: str, blessing_path: str) -> dict[str, Any]:
     return blessing
 
 
-def _copy_as_new_version(model_dir: str, serving_dir: str) -> tuple[int, str]:
-    """Copy into a hidden temp folder, then rename it to the next version number (under the lock)."""
+def _checked_edge_files(config: PusherConfig, blessing: dict[str, Any], blessing_path: str) -> list[str]:
+    """The edge files (and their check record) to ship: those the evaluator checked, unchanged since.
+
+    NotBlessedError when `pusher.formats` asks for formats the evaluator did not
+    check, or a checked file is missing or differs from the bytes checked.
+    """
+    if not config.edge_formats:
+        return []
+    from tlpipe.components.evaluator.edge_check import file_sha256
+
+    checked = blessing.get("edge") or {}
+    if checked.get("formats") != config.edge_formats or not checked.get("passed"):
+        raise NotBlessedError(
+            f"cannot push {blessing.get('candidate')!r}: pusher.formats asks for edge formats "
+            f"{config.edge_formats}, but the evaluator checked {checked.get('formats', [])}"
+            f"{'' if checked.get('passed', True) else ' and blocked some'}; run the evaluator with the same "
+            f"pusher.formats (the pipeline passes them to it). Received: formats {config.formats}")
+    edge_dir = os.path.join(os.path.dirname(blessing_path), EDGE_DIR)
+    paths = [os.path.join(edge_dir, EDGE_RECORD_FILE)]
+    for name, entry in checked["files"].items():
+        path = os.path.join(edge_dir, entry["file"])
+        if not os.path.isfile(path) or file_sha256(path) != entry["sha256"]:
+            raise NotBlessedError(f"cannot push {blessing.get('candidate')!r}: the {name} file the evaluator "
+                                  f"checked is missing or changed since ({path}); run the evaluator again")
+        paths.append(path)
+    return paths
+
+
+def _copy_as_new_version(model_dir: str, serving_dir: str, edge_files: list[str]) -> tuple[int, str]:
+    """Copy the model (and its checked edge files into `edge/`) into a hidden temp folder, then rename it to the
+    next version number (under the lock)."""
     tmp_dir = os.path.join(serving_dir, f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}")
     version = next_version(serving_dir)
     version_dir = os.path.join(serving_dir, str(version))
     try:
         shutil.copytree(model_dir, tmp_dir)
+        if edge_files:
+            os.makedirs(os.path.join(tmp_dir, EDGE_DIR))
+        for path in edge_files:
+            shutil.copy2(path, os.path.join(tmp_dir, EDGE_DIR, os.path.basename(path)))
         os.rename(tmp_dir, version_dir)  # one step: the version appears complete or not at all
     except (OSError, shutil.Error) as error:
         shutil.rmtree(tmp_dir, ignore_errors=True)

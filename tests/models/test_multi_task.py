@@ -180,3 +180,18 @@ def test_bad_heads_are_model_errors(keras_hub_module):
         model_of(keras_hub_module, heads=(TaskHead("a", 2), TaskHead("a", 3)))
     with pytest.raises(ModelError, match="loss_weight"):
         model_of(keras_hub_module, heads=(TaskHead("a", 2, loss_weight=0.0),))
+
+
+def test_a_multi_task_export_converts_to_litert_with_an_output_per_task(keras_hub_module, tmp_path):
+    from tlpipe.models.edge import EdgeModel, export_edge, read_edge_metadata
+
+    model = model_of(keras_hub_module)
+    path = export_for_serving(model, str(tmp_path / "model"), label_names=NAMES["fine"], modality="image",
+                              image_size=(16, 16), channels=3, task_label_names=NAMES)
+    exported = export_edge(path, "tflite", str(tmp_path / "model.tflite"))
+    pixels = np.random.default_rng(2).integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
+    outputs = EdgeModel(exported["file"]).predict(pixels)
+    expected = model(pixels.astype("float32") / 255.0)
+    for task in NAMES:
+        np.testing.assert_allclose(outputs[task_output_key(task, "probabilities")], expected[task], atol=1e-5)
+    assert read_edge_metadata(exported["file"])["tasks"] == {task: {"label_names": names} for task, names in NAMES.items()}

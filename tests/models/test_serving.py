@@ -75,7 +75,10 @@ def test_serving_default_answers_transformed_examples_like_the_model(image_model
 
 def test_signatures_declare_their_inputs_and_outputs(image_export):
     _, loaded = image_export
-    assert set(loaded.signatures) == {"serving_default", "serving_image_bytes", "serving_features"}
+    assert set(loaded.signatures) == {"serving_default", "serving_image_bytes", "serving_features", "serving_pixels"}
+    pixels = loaded.signatures["serving_pixels"]
+    assert pixels.structured_input_signature[1]["pixels"] == tf.TensorSpec([None, 16, 16, 3], tf.float32, "pixels")
+    assert list(pixels.structured_outputs) == ["probabilities"]  # no string lookup: LiteRT converts it
     features = loaded.signatures["serving_features"]
     assert features.structured_input_signature[1]["examples"] == tf.TensorSpec([None], tf.string, "examples")
     assert features.structured_outputs["features"].dtype == tf.float32
@@ -84,6 +87,13 @@ def test_signatures_declare_their_inputs_and_outputs(image_export):
     outputs = default.structured_outputs
     assert outputs["probabilities"].shape.as_list() == [None, 3]
     assert (outputs["class_ids"].dtype, outputs["class_names"].dtype) == (tf.int64, tf.string)
+
+
+def test_serving_pixels_takes_raw_pixel_values(image_model, image_export, pixels):
+    _, loaded = image_export
+    outputs = loaded.signatures["serving_pixels"](pixels=tf.constant(pixels, tf.float32))
+    expected = image_model.predict(pixels.astype("float32") / 255.0, verbose=0)
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_serving_image_bytes_decodes_converts_and_resizes(image_model, image_export, pixels):
@@ -112,7 +122,7 @@ def test_label_names_config_and_history_travel_with_the_model(image_export):
     assert (metadata["modality"], metadata["image_size"], metadata["channels"]) == ("image", [16, 16], 3)
     assert metadata["config"] == {"strategy": "fine_tune_all"}
     assert metadata["history"] == {"entries": [{"step": 3}]}
-    assert metadata["signatures"] == ["serving_default", "serving_features", "serving_image_bytes"]
+    assert metadata["signatures"] == ["serving_default", "serving_features", "serving_image_bytes", "serving_pixels"]
 
 
 def test_serving_features_returns_the_classifier_base_features(image_model, image_export, pixels):

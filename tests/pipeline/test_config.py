@@ -94,6 +94,9 @@ def test_saved_config_loads_back_identically(tmp_path):
         ("ingest.splits.test=train[50%:]", "ingest.splits.test", "train[50%:]",
          "it shares 30% of source split 'train' with splits.train ('train[:80%]')"),
         ("kubeflow.caching.trian=false", "kubeflow.caching.trian", False, "steps ingest, transform, pretrain, rank"),
+        ("pusher.formats=[tflite]", "pusher.formats", ["tflite"], "that includes 'saved_model'"),
+        ("pusher.formats=[saved_model,onnx]", "pusher.formats", "onnx", "'tflite_int8'"),
+        ("evaluator.edge_max_drop=-0.1", "evaluator.edge_max_drop", -0.1, "[0, 1]"),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(override, key, received, allowed):
@@ -102,6 +105,14 @@ def test_bad_values_name_key_value_and_what_is_allowed(override, key, received, 
     assert caught.value.key == key
     assert caught.value.received == received
     assert allowed in str(caught.value)
+
+
+def test_edge_formats_are_refused_with_the_multi_task_strategy():
+    with pytest.raises(ConfigError, match=r"\['saved_model'\] with strategy 'multi_task': the evaluator checks"):
+        load_config(overrides=["trainer.strategies=[multi_task]", "pusher.formats=[saved_model,tflite]",
+                               "ingest.label_tasks={group: {mapping: {Bag: carried, Sandal: worn}}}",
+                               "trainer.tasks=[{name: item, label: label}, {name: group, label: group}]"])
+    assert load_config(overrides=["pusher.formats=[saved_model,tflite_int8]"]).pusher.edge_formats == ["tflite_int8"]
 
 
 def test_overlapping_splits_are_accepted_only_when_allowed():
