@@ -25,27 +25,26 @@ and the most accurate passing one is blessed. Output folder, written atomically:
 
 from __future__ import annotations
 
-import datetime
 import os
 from typing import Any, Optional, Sequence
 
-from tlpipe.models.artifacts import atomic_output_dir, write_json
+from tlpipe.models.artifacts import atomic_output_dir
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator import inputs, report
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE, DECOMPOSITION_ROLE, PRODUCTION_ROLE, decide_blessing
 from tlpipe.components.evaluator.config import EvaluatorConfig
+from tlpipe.components.evaluator.outputs import evaluation_paths, summary_header, write_evaluation
 from tlpipe.components.evaluator.pairing import Pairing
 from tlpipe.components.evaluator.convergence import convergence_table, load_history
 from tlpipe.components.evaluator.training_data import describe_training_data
 from tlpipe.components.evaluator.shift import shift_report, write_shift_report
-from tlpipe.components.evaluator.spec import BLESSING_FILE
 from tlpipe.components.evaluator.tfma_analysis import (
     ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
 )
 from tlpipe.components.production import ProductionModel
 from tlpipe.components.ingest.coverage import read_counts
 from tlpipe.models.progress import log
-from tlpipe.models.layout import EDGE_DIR, SUMMARY_FILE, SUMMARY_MD
+from tlpipe.models.layout import EDGE_DIR
 
 TFMA_DIR = "tfma"
 
@@ -120,13 +119,7 @@ def run_evaluator(
         in_production = [name for name, path in candidates.items() if production.holds(path)]
         in_production += [name for name, info in references.items() if production.holds(info["model_dir"])]
         blessing = decide_blessing(config, candidates, references, comparisons, in_production, pairing)
-        paths = {
-            "output_dir": output_dir,
-            "blessing": os.path.join(output_dir, BLESSING_FILE),
-            "report": os.path.join(output_dir, report.REPORT_DIR, report.INDEX_FILE),
-            "summary_json": os.path.join(output_dir, SUMMARY_FILE),
-            "summary_md": os.path.join(output_dir, SUMMARY_MD),
-        }
+        paths = evaluation_paths(output_dir)
         blessing.update(report=paths["report"], evaluation_dir=output_dir, production=production.to_dict())
         edge_record = _check_edge(config, blessing, edge_formats, examples_dir, split, tmp_dir, output_dir, notes)
         summary = _summary(config, examples_dir, split, label_names, candidates, references, comparisons,
@@ -138,11 +131,8 @@ def run_evaluator(
         if shift_dirs:
             summary["domain_shift"] = shift_report(shift_dirs, summary)
             write_shift_report(summary["domain_shift"], tmp_dir)
-        write_json(os.path.join(tmp_dir, BLESSING_FILE), blessing)
-        report.write_report(os.path.join(tmp_dir, report.REPORT_DIR), summary, loaded_histories)
-        with open(os.path.join(tmp_dir, SUMMARY_MD), "w", encoding="utf-8") as handle:
-            handle.write(report.render_markdown(summary))
-        write_json(os.path.join(tmp_dir, SUMMARY_FILE), summary)
+        write_evaluation(tmp_dir, summary, markdown=report.render_markdown(summary),
+                         write_report=lambda report_dir: report.write_report(report_dir, summary, loaded_histories))
     log(f"evaluate: {report.headline(summary)}")
     if shift_dirs:
         log(f"evaluate: domain shift: {summary['domain_shift']['verdict']}")
@@ -235,13 +225,9 @@ def _summary(config: EvaluatorConfig, examples_dir: str, split: str, label_names
     baselines = [name for name, info in references.items() if info["role"] == BASELINE_ROLE]
     ordered_histories = {name: histories[name] for name in models if name in histories}
     return {
-        "examples_dir": os.path.abspath(examples_dir),
-        "split": split,
-        "num_examples": next(iter(models.values()))["example_count"],
+        **summary_header(config, examples_dir, split, next(iter(models.values()))["example_count"]),
         "label_names": label_names,
         "classes_in_split": present,
-        "evaluated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "confidence": {"level": config.confidence_level, "method": config.confidence_interval_method},
         "thresholds": blessing["thresholds"],
         "top_k": top_ks,
         "models": models,

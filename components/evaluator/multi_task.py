@@ -17,7 +17,6 @@ every task's accuracy of every model.
 
 from __future__ import annotations
 
-import datetime
 import html
 import os
 from typing import Any, Optional
@@ -25,20 +24,20 @@ from typing import Any, Optional
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE
 from tlpipe.components.evaluator.config import EvaluatorConfig
+from tlpipe.components.evaluator.outputs import evaluation_paths, summary_header, write_evaluation
 from tlpipe.components.evaluator.multi_task_analysis import build_multi_task_eval_config, read_multi_task_output
 from tlpipe.components.evaluator.multi_task_config import TaskThresholds
-from tlpipe.components.evaluator.report import INDEX_FILE, REPORT_DIR, _html_table, _markdown_table, headline
-from tlpipe.components.evaluator.spec import BLESSING_FILE
+from tlpipe.components.evaluator.report import INDEX_FILE, _html_table, _markdown_table, headline
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, THRESHOLD_SLACK, run_tfma
 from tlpipe.components.production import ProductionModel
 from tlpipe.components.trainer.multi_task import SINGLE_TASK_DIR
 from tlpipe.components.trainer.spec import MODEL_DIR
 from tlpipe.models import example_format as fmt
-from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.models.artifacts import atomic_output_dir, read_json, write_text
 from tlpipe.models.errors import ConfigError, DataError, ModelError
 from tlpipe.models.progress import log
 from tlpipe.models.serving import load_serving_metadata
-from tlpipe.models.layout import SAVED_MODEL_FILE, SUMMARY_FILE, SUMMARY_MD
+from tlpipe.models.layout import SAVED_MODEL_FILE
 
 TFMA_DIR = "tfma"
 SINGLE_ROLE = "single_task"
@@ -130,19 +129,11 @@ def run_multi_task_evaluator(
             results[other] = {**read_multi_task_output(os.path.join(tmp_dir, run_dir), keys, num_classes,
                                                        config.confidence_level),
                               "tfma_output": os.path.join(output_dir, run_dir)}
-        paths = {"output_dir": output_dir, "blessing": os.path.join(output_dir, BLESSING_FILE),
-                 "report": os.path.join(output_dir, REPORT_DIR, INDEX_FILE),
-                 "summary_json": os.path.join(output_dir, SUMMARY_FILE),
-                 "summary_md": os.path.join(output_dir, SUMMARY_MD)}
+        paths = evaluation_paths(output_dir)
         summary = _summary(config, examples_dir, split, name, model_dir, reference, reference_dir, singles, tasks,
                            results, notes, paths, production, histories or {})
-        write_json(os.path.join(tmp_dir, BLESSING_FILE), summary["blessing"])
-        os.makedirs(os.path.join(tmp_dir, REPORT_DIR))
-        with open(os.path.join(tmp_dir, REPORT_DIR, INDEX_FILE), "w", encoding="utf-8") as handle:
-            handle.write(render_html(summary))
-        with open(os.path.join(tmp_dir, SUMMARY_MD), "w", encoding="utf-8") as handle:
-            handle.write(render_markdown(summary))
-        write_json(os.path.join(tmp_dir, SUMMARY_FILE), summary)
+        write_evaluation(tmp_dir, summary, markdown=render_markdown(summary),
+                         write_report=lambda report_dir: write_report(report_dir, summary))
     log(f"evaluate: {headline(summary)}")
     log(f"evaluate: report at {paths['report']}")
     return summary
@@ -252,9 +243,7 @@ def _summary(config: EvaluatorConfig, examples_dir: str, split: str, name: str, 
     first = next(iter(models.values()))
     blessing["num_examples"] = first["example_count"]
     return {
-        "examples_dir": os.path.abspath(examples_dir), "split": split, "num_examples": first["example_count"],
-        "evaluated_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "confidence": {"level": config.confidence_level, "method": config.confidence_interval_method},
+        **summary_header(config, examples_dir, split, first["example_count"]),
         "thresholds": blessing["thresholds"], "models": models, "tasks": per_task,
         "comparisons": {other: {"tfma_output": result["tfma_output"]} for other, result in results.items()},
         "histories": dict(histories), "notes": notes, "blessing": blessing, "paths": paths,
@@ -312,6 +301,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
         for title, table in task_tables(summary, task):
             parts += [f"### {title}", "", _markdown_table(table)]
     return "\n".join(parts)
+
+
+def write_report(report_dir: str, summary: dict[str, Any]) -> None:
+    """report/index.html (no plots: the tables per task say it)."""
+    os.makedirs(report_dir, exist_ok=True)
+    write_text(os.path.join(report_dir, INDEX_FILE), render_html(summary))
 
 
 def render_html(summary: dict[str, Any]) -> str:
