@@ -1,14 +1,18 @@
-"""Ctrl-C in the middle of a fine-tune in `pipeline.mode: in_process`, then the same command: it resumes.
+"""Ctrl-C in the middle of a fine-tune in `pipeline.mode: in_process`, then a full disk in the next command,
+then the same command once more: it resumes each time.
 
 In-process runs write every step into a new run folder, so the trainer's work folder is keyed by what its
 inputs hold, not where (issue #26: every rerun started again from epoch 1). A real SIGINT reaches the
 `tlpipe run` process; its train step leaves no output folder (only complete ones appear), keeps its
-TensorBoard logs beside the checkpoints, and the rerun continues at the next epoch and ends with exactly the
-history and test accuracy of an uninterrupted run.
+TensorBoard logs beside the checkpoints, and the rerun continues at the next epoch. That rerun meets a full
+disk (an injected ENOSPC when a checkpoint is published, tests/pipeline/fault_hook): one line naming the
+folder, the record "failed" with it, no temporary file left. The third command continues from the last
+complete checkpoint and ends with exactly the history and test accuracy of an uninterrupted run.
 """
 
 import glob
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +29,8 @@ SETTINGS = dict(pipeline={"mode": "in_process"},
                 trainer={"strategies": [STRATEGY], "head_epochs": 2, "fine_tune_epochs": 6,
                          "early_stopping_patience": 6, "baseline": {"epochs": 2}})
 INTERRUPT_AT = 2  # fine-tune epochs finished (and checkpointed) before the SIGINT
+FULL_AT = INTERRUPT_AT + 2  # the fine-tune epoch whose checkpoint finds the disk full
+HOOK_DIR = os.path.join(os.path.dirname(__file__), "fault_hook")
 
 
 def _test_accuracy(result) -> dict:
@@ -32,7 +38,7 @@ def _test_accuracy(result) -> dict:
     return {name: model["accuracy"]["value"] for name, model in models.items()}
 
 
-def test_ctrl_c_in_a_fine_tune_in_process_then_the_same_command_resumes_at_the_next_epoch(make_tiny_config,
+def test_ctrl_c_then_a_full_disk_in_a_fine_tune_in_process_and_the_same_command_resumes_each_time(make_tiny_config,
                                                                                            tmp_path):
     config = make_tiny_config("interrupted", **SETTINGS)
     root = config.pipeline.root
@@ -61,10 +67,27 @@ def test_ctrl_c_in_a_fine_tune_in_process_then_the_same_command_resumes_at_the_n
     (work_dir,) = glob.glob(os.path.join(root, "work", f"train-{STRATEGY}-*"))
     assert os.listdir(os.path.join(work_dir, LOG_DIR))  # the interrupted fit's TensorBoard logs, kept
 
+    full = subprocess.run(
+        [sys.executable, "-m", "tlpipe.pipeline.cli", "-q", "run", "--config", str(tmp_path / "interrupted.yaml")],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": HOOK_DIR,
+             "TLPIPE_TEST_ENOSPC": rf"/epoch-fine_tune-{FULL_AT:04d}\.weights\.h5$"},
+        capture_output=True, text=True, timeout=600)
+    assert full.returncode == 1, full.stderr[-2000:]
+    assert "Traceback" not in full.stderr and "Segmentation" not in full.stderr
+    (line,) = [line for line in full.stderr.splitlines() if "no space left on device" in line]
+    assert re.search(rf"no space left on device writing {re.escape(root)}/work/train-{STRATEGY}-\w+/checkpoints",
+                     line)
+    records = sorted(glob.glob(os.path.join(root, "runs", "*")))
+    failed = read_json(os.path.join(records[-1], "run.json"))
+    assert failed["status"] == "failed" and "no space left on device" in failed["error"]
+    assert [path for path in glob.glob(os.path.join(root, "**", "*"), recursive=True) if ".tmp-" in path] == []
+    full_at = training_state(root, STRATEGY)
+    assert (full_at["phase_index"], full_at["epoch"]) == (1, FULL_AT - 1)  # the last complete checkpoint
+
     resumed = run_local(config)
     history = read_json(os.path.join(resumed.artifacts[STRATEGY], "history.json"))
-    assert history["resumed_from"] == [{"phase": "fine_tune", "epoch": interrupted_at["epoch"],
-                                        "step": interrupted_at["step"]}]
+    assert [(entry["phase"], entry["epoch"]) for entry in history["resumed_from"]] == [
+        ("fine_tune", interrupted_at["epoch"]), ("fine_tune", FULL_AT - 1)]
     uninterrupted = run_local(make_tiny_config("uninterrupted", **SETTINGS))
     assert training_history(resumed, STRATEGY) == training_history(uninterrupted, STRATEGY)
     assert _test_accuracy(resumed) == _test_accuracy(uninterrupted)

@@ -13,8 +13,13 @@ a step and a point of it: e.g. "before:/ingest[^/]*/examples$" is "ingest has
 written everything into its temporary folder and is about to publish it".
 Before dying it writes the path into TLPIPE_TEST_KILL_MARK, so the test knows
 the kill happened there (and not some other failure).
+
+TLPIPE_TEST_ENOSPC="REGEX": the first `os.rename` / `os.replace` whose
+destination matches REGEX fails with ENOSPC instead, as on a full disk
+(the temporary file is written; publishing it finds no space).
 """
 
+import errno
 import os
 import re
 import signal
@@ -45,3 +50,20 @@ if _SPEC:
 
     os.rename = _armed(os.rename)
     os.replace = _armed(os.replace)
+
+_NO_SPACE = os.environ.get("TLPIPE_TEST_ENOSPC", "")
+if _NO_SPACE:
+    _FULL = re.compile(_NO_SPACE)
+    _hit = []
+
+    def _full_disk(original):
+        def rename(src, dst, *args, **kwargs):
+            if not _hit and _FULL.search(os.fspath(dst)):
+                _hit.append(dst)
+                raise OSError(errno.ENOSPC, "No space left on device", os.fspath(dst))
+            return original(src, dst, *args, **kwargs)
+
+        return rename
+
+    os.rename = _full_disk(os.rename)
+    os.replace = _full_disk(os.replace)
