@@ -19,19 +19,21 @@ import json
 from typing import Any, Iterator, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
+from tlpipe.components.beam import values_tagged
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.label_tasks import TaskLabeler, stat_kind
 from tlpipe.components.ingest.labels import LabelMap, LabelSet, select_classes
 from tlpipe.components.ingest.records import SourceRecord, serialize_example
 from tlpipe.components.ingest.sources import Source
 from tlpipe.components.ingest.split_spec import SplitSpec, stable_fraction
+from tlpipe.components.sharded_writes import WriteLines, WriteShardedTFRecords
 from tlpipe.models.progress import Progress, is_quiet
 from tlpipe.models import example_format
 from tlpipe.models.errors import ConfigError
 
 UNKNOWN_TAG = "unknown"
+KEPT_TAG = "kept"
 # An example on its way to an output split: (split, output label, class name, record).
 Assigned = tuple[str, int, str, SourceRecord]
 
@@ -53,7 +55,10 @@ class _CountProgress(beam.DoFn):
 
 
 class _Relabel(beam.DoFn):
-    """Maps source labels to output labels; other classes are dropped, unknown labels tagged."""
+    """Maps source labels to output labels: (KEPT_TAG, relabelled) or (UNKNOWN_TAG, label); other classes dropped.
+
+    One output of tagged pairs, not Beam's tagged outputs: the DaskRunner does
+    not keep a ParDo's outputs apart (see dask_runner.py)."""
 
     def __init__(self, classes: Sequence[str]):
         self.classes = tuple(classes)
@@ -69,11 +74,16 @@ class _Relabel(beam.DoFn):
                 self._label_map = None
         index = label_set.index(record.label)
         if index is None:
-            yield beam.pvalue.TaggedOutput(UNKNOWN_TAG, record.label)
+            yield UNKNOWN_TAG, record.label
             return
         output = None if self._label_map is None else self._label_map.output_label(index)
         if output is not None:
-            yield output, self._label_map.names[output], record
+            yield KEPT_TAG, (output, self._label_map.names[output], record)
+
+
+
+def _in_split(item: Assigned, split: str) -> bool:
+    return item[0] == split
 
 
 def _assign_splits(item: tuple[int, str, SourceRecord], specs: dict[str, SplitSpec]) -> Iterator[Assigned]:
@@ -132,11 +142,8 @@ def _write(examples: Any, split: str, artifact_dir: str, num_shards: int) -> Non
     (
         examples
         | f"Progress {split}" >> beam.ParDo(_CountProgress(f"ingest: write {split}"))
-        | f"Write {split}" >> beam.io.WriteToTFRecord(
-            example_format.shard_prefix(artifact_dir, split),
-            file_name_suffix=example_format.SHARD_SUFFIX,
-            num_shards=num_shards,
-        )
+        | f"Write {split}" >> WriteShardedTFRecords(
+            example_format.shard_prefix(artifact_dir, split), num_shards, example_format.SHARD_SUFFIX)
     )
 
 
@@ -165,22 +172,21 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
             | "All labels" >> beam.combiners.ToList()
             | "Discovered label set" >> beam.Map(LabelSet.from_values)
         )
-    relabelled = records | "Relabel" >> beam.ParDo(
-        _Relabel(config.classes), beam.pvalue.AsSingleton(label_set)
-    ).with_outputs(UNKNOWN_TAG, main="kept")
-    split_names = list(specs)
+    relabelled = records | "Relabel" >> beam.ParDo(_Relabel(config.classes), beam.pvalue.AsSingleton(label_set))
     labeler = TaskLabeler(config.label_tasks, config.classes)
-    parts = (
-        relabelled.kept
+    assigned = (
+        relabelled
+        | "Kept" >> beam.FlatMap(values_tagged, KEPT_TAG)
         | "Assign splits" >> beam.FlatMap(_assign_splits, specs)
-        | "By split" >> beam.Partition(lambda item, _: split_names.index(item[0]), len(split_names))
     )
     stats = [
         records | "Stat read" >> beam.Map(lambda record: ("read", record.split, None)),
-        relabelled[UNKNOWN_TAG] | "Stat unknown" >> beam.Map(lambda label: ("unknown", None, label)),
+        relabelled | "Unknown" >> beam.FlatMap(values_tagged, UNKNOWN_TAG)
+        | "Stat unknown" >> beam.Map(lambda label: ("unknown", None, label)),
     ]
     content_key = example_format.IMAGE_ENCODED_KEY if source.modality == "image" else example_format.TEXT_KEY
-    for split, part in zip(split_names, parts):
+    for split in specs:
+        part = assigned | f"Split {split}" >> beam.Filter(_in_split, split)
         stats.append(part | f"Stat available {split}" >> beam.Map(lambda item: ("available", item[0], item[1])))
         if split in config.shots:
             sampled = part | f"Sample {split}" >> _SampleShots(config.shots[split], config.seed)
@@ -199,7 +205,7 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
         | "Count" >> beam.combiners.Count.PerElement()
         | "Collect counts" >> beam.combiners.ToList()
         | "Stats JSON" >> beam.Map(_stats_json, beam.pvalue.AsSingleton(label_set))
-        | "Write stats" >> beam.Map(_write_text, stats_path)
+        | "Write stats" >> WriteLines(stats_path)
     )
 
 
@@ -217,8 +223,3 @@ def _unlabeled(part: Any, sampled: Any, source: Source, content_key: str, artifa
            num_shards)
     return rest | f"Stat written {split}" >> beam.Map(lambda item: ("written", split, item[1]))
 
-
-def _write_text(text: str, path: str) -> None:
-    """Write one small file through Beam's file systems (local paths, gs://, ...)."""
-    with FileSystems.create(path) as handle:
-        handle.write(text.encode("utf-8"))
