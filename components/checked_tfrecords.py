@@ -1,4 +1,4 @@
-"""Reading TFRecord files with every record's checksums checked, in Beam; writing them without TensorFlow.
+"""Reading TFRecord files with every record's checksums checked, in Beam; framing records to write them.
 
 A TFRecord record is `length (8 bytes) | masked crc32c of length | data |
 masked crc32c of data`. Beam's own reader raises a ValueError with a hex dump
@@ -9,9 +9,8 @@ file, the record's number and byte offset, and the fix the caller gives
 
 from __future__ import annotations
 
-import os
 import struct
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import apache_beam as beam
 import google_crc32c
@@ -62,17 +61,10 @@ def read_records(path: str, fix: str) -> Iterator[bytes]:
             offset += _HEADER.size + len(body)
 
 
-def write_records(path: str, records: Iterable[bytes]) -> int:
-    """Write `records` as an uncompressed TFRecord file at `path` (replacing it whole); returns their number."""
-    partial = path + ".partial"
-    count = 0
-    with open(partial, "wb") as handle:
-        for record in records:
-            length = _LENGTH.pack(len(record))
-            handle.write(length + _CRC.pack(masked_crc(length)) + record + _CRC.pack(masked_crc(record)))
-            count += 1
-    os.replace(partial, path)
-    return count
+def framed(record: bytes) -> bytes:
+    """`record` as it is stored in an uncompressed TFRecord file (files are these, concatenated)."""
+    length = _LENGTH.pack(len(record))
+    return length + _CRC.pack(masked_crc(length)) + record + _CRC.pack(masked_crc(record))
 
 
 def _read_file(path: str, fix: str) -> Iterator[bytes]:
