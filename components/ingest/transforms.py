@@ -82,15 +82,10 @@ class _Relabel(beam.DoFn):
 
 
 
-def _in_split(item: Assigned, split: str) -> bool:
-    return item[0] == split
-
-
-def _assign_splits(item: tuple[int, str, SourceRecord], specs: dict[str, SplitSpec]) -> Iterator[Assigned]:
+def _assign_split(item: tuple[int, str, SourceRecord], split: str, spec: SplitSpec) -> Iterator[Assigned]:
     label, name, record = item
-    for split, spec in specs.items():
-        if spec.source_split == record.split and spec.contains(record.id):
-            yield split, label, name, record
+    if spec.source_split == record.split and spec.contains(record.id):
+        yield split, label, name, record
 
 
 def _shot_rank(item: Assigned, seed: int) -> tuple[float, str]:
@@ -152,46 +147,80 @@ def _stats_json(counts: list[tuple[tuple[str, Any, Any], int]], label_set: Label
     return json.dumps({"counts": sorted(rows, key=str), "label_set": label_set.to_json()})
 
 
+class _ReadSplit(beam.PTransform):
+    """The records of one source split ("records") and their relabelled pairs ("relabelled": KEPT_TAG /
+    UNKNOWN_TAG, see _Relabel), read from the source.
+
+    A composite, so that a split can be read twice under one root (its steps
+    are named inside it)."""
+
+    def __init__(self, source: Source, split: str, classes: Sequence[str], label_set: Any):
+        super().__init__()
+        self._source = source
+        self._split = split
+        self._classes = classes
+        self._label_set = label_set
+
+    def expand(self, root: Any) -> Any:
+        records = self._source.read(root, self._split) | "Progress read" >> beam.ParDo(_CountProgress("ingest: read"))
+        return {
+            "records": records,
+            "relabelled": records | "Relabel" >> beam.ParDo(_Relabel(self._classes),
+                                                           beam.pvalue.AsSingleton(self._label_set)),
+        }
+
+
+def _split_part(relabelled: Any, split: str, spec: SplitSpec, step: str) -> Any:
+    """The examples of output split `split` among a source split's relabelled records (steps named `step`)."""
+    return relabelled | f"Kept {step}" >> beam.FlatMap(values_tagged, KEPT_TAG) | f"Assign {step}" >> beam.FlatMap(
+        _assign_split, split, spec)
+
+
 def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: str, stats_path: str) -> None:
-    """Add the ingest graph to Beam pipeline `root`, writing under `artifact_dir` and `stats_path`."""
+    """Add the ingest graph to Beam pipeline `root`, writing under `artifact_dir` and `stats_path`.
+
+    Each source split is its own branch, never merged with another: on Beam's
+    in-process runner a Flatten of several stages' outputs is a buffer that
+    would hold every record of the source in memory. For the same reason the
+    unlabelled split reads its source split a second time rather than keep the
+    `train` split's records until the sampled ids are known. Statistics are
+    counted per branch and the counts summed.
+    """
     specs = config.split_specs()
     source_splits = sorted({spec.source_split for spec in specs.values()})
-    records = (
-        [source.read(root, split) for split in source_splits]
-        | "Merge source splits" >> beam.Flatten()
-        | "Progress read" >> beam.ParDo(_CountProgress("ingest: read"))
-    )
     declared = source.label_set()
     if declared is not None:
         label_set = root | "Declared label set" >> beam.Create([declared])
     else:
         label_set = (
-            records
-            | "Labels" >> beam.Map(lambda record: record.label)
+            [source.read(root, split) | f"Labels {split}" >> beam.Map(lambda record: record.label)
+             | f"Distinct labels {split}" >> beam.Distinct() for split in source_splits]
+            | "Merge labels" >> beam.Flatten()
             | "Distinct labels" >> beam.Distinct()
             | "All labels" >> beam.combiners.ToList()
             | "Discovered label set" >> beam.Map(LabelSet.from_values)
         )
-    relabelled = records | "Relabel" >> beam.ParDo(_Relabel(config.classes), beam.pvalue.AsSingleton(label_set))
+    relabelled = {}
+    stats = []
+    for split in source_splits:
+        read = root | f"Read {split}" >> _ReadSplit(source, split, config.classes, label_set)
+        relabelled[split] = read["relabelled"]
+        stats.append(read["records"] | f"Stat read {split}" >> beam.Map(lambda record: ("read", record.split, None)))
+        stats.append(relabelled[split] | f"Unknown {split}" >> beam.FlatMap(values_tagged, UNKNOWN_TAG)
+                     | f"Stat unknown {split}" >> beam.Map(lambda label: ("unknown", None, label)))
     labeler = TaskLabeler(config.label_tasks, config.classes)
-    assigned = (
-        relabelled
-        | "Kept" >> beam.FlatMap(values_tagged, KEPT_TAG)
-        | "Assign splits" >> beam.FlatMap(_assign_splits, specs)
-    )
-    stats = [
-        records | "Stat read" >> beam.Map(lambda record: ("read", record.split, None)),
-        relabelled | "Unknown" >> beam.FlatMap(values_tagged, UNKNOWN_TAG)
-        | "Stat unknown" >> beam.Map(lambda label: ("unknown", None, label)),
-    ]
     content_key = example_format.IMAGE_ENCODED_KEY if source.modality == "image" else example_format.TEXT_KEY
-    for split in specs:
-        part = assigned | f"Split {split}" >> beam.Filter(_in_split, split)
+    for split, spec in specs.items():
+        part = _split_part(relabelled[spec.source_split], split, spec, split)
         stats.append(part | f"Stat available {split}" >> beam.Map(lambda item: ("available", item[0], item[1])))
         if split in config.shots:
             sampled = part | f"Sample {split}" >> _SampleShots(config.shots[split], config.seed)
             if config.unlabeled and split == example_format.UNLABELED_SOURCE_SPLIT:
-                stats.append(_unlabeled(part, sampled, source, content_key, artifact_dir, config.num_shards))
+                again = root | f"Read {spec.source_split} again" >> _ReadSplit(source, spec.source_split,
+                                                                                config.classes, label_set)
+                stats.append(_unlabeled(_split_part(again["relabelled"], split, spec, f"{split} again"), sampled, source,
+                                        content_key,
+                                        artifact_dir, config.num_shards))
             part = sampled
         stats.append(part | f"Stat written {split}" >> beam.Map(lambda item: ("written", item[0], item[1])))
         if config.label_tasks:
@@ -200,9 +229,9 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
         encode = beam.Map(_to_example, source, content_key, labeler, beam.pvalue.AsSingleton(label_set))
         _write(part | f"Encode {split}" >> encode, split, artifact_dir, config.num_shards)
     (
-        stats
-        | "Merge stats" >> beam.Flatten()
-        | "Count" >> beam.combiners.Count.PerElement()
+        [rows | f"Count {index}" >> beam.combiners.Count.PerElement() for index, rows in enumerate(stats)]
+        | "Merge counts" >> beam.Flatten()
+        | "Sum counts" >> beam.CombinePerKey(sum)
         | "Collect counts" >> beam.combiners.ToList()
         | "Stats JSON" >> beam.Map(_stats_json, beam.pvalue.AsSingleton(label_set))
         | "Write stats" >> WriteLines(stats_path)
