@@ -34,7 +34,6 @@ around the step (imports excluded):
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
@@ -46,7 +45,6 @@ from typing import Any
 
 import numpy as np
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 SHIFT = 2
 CHUNK = 10_000
 SHARDS_PER_SCALE = 4
@@ -58,14 +56,6 @@ STEPS = ("data", "ingest", "transform", "train_input", "propagation_exact", "pro
 def _folders(work: str, scale: int) -> dict[str, str]:
     root = os.path.join(work, f"{scale}x")
     return {name: os.path.join(root, name) for name in ("data", "ingest", "transform", "evaluation", "dask")}
-
-
-def _read_idx(prefix: str) -> tuple[np.ndarray, np.ndarray]:
-    with gzip.open(os.path.join(FASHION_MNIST_DIR, f"{prefix}-images-idx3-ubyte.gz")) as handle:
-        images = np.frombuffer(handle.read(), np.uint8, offset=16).reshape(-1, 28, 28)
-    with gzip.open(os.path.join(FASHION_MNIST_DIR, f"{prefix}-labels-idx1-ubyte.gz")) as handle:
-        labels = np.frombuffer(handle.read(), np.uint8, offset=8)
-    return images, labels
 
 
 def _augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -83,10 +73,12 @@ def _augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def make_data(folder: str, scale: int, seed: int) -> dict[str, int]:
     """IDX files of Fashion-MNIST repeated `scale` times (copies after the first augmented), written chunk by chunk."""
+    from bench_ingest_transform import read_fashion_mnist  # here: that module imports TensorFlow
+
     os.makedirs(folder, exist_ok=True)
     counts = {}
     for prefix in ("train", "t10k"):
-        images, labels = _read_idx(prefix)
+        images, labels = read_fashion_mnist(prefix)
         total = len(images) * scale
         with open(os.path.join(folder, f"{prefix}-images-idx3-ubyte"), "wb") as image_file, \
                 open(os.path.join(folder, f"{prefix}-labels-idx1-ubyte"), "wb") as label_file:
@@ -179,13 +171,14 @@ def _propagation(data_dir: str, scale: int, seed: int, exact: bool) -> dict[str,
 def _models(folder: str) -> dict[str, str]:
     """A small CNN and a linear model on 64x64x3 inputs, trained on 1,000 target images, exported for serving."""
     import keras
+    from bench_ingest_transform import read_fashion_mnist
 
     from tlpipe.models.serving import export_for_serving
     from tlpipe.pipeline.config import FASHION_MNIST_LABELS, TARGET_CLASSES
 
     if os.path.isdir(folder):
         return {name: os.path.join(folder, name) for name in sorted(os.listdir(folder))}
-    images, labels = _read_idx("train")
+    images, labels = read_fashion_mnist("train")
     target = [FASHION_MNIST_LABELS.index(name) for name in TARGET_CLASSES]
     keep = np.flatnonzero(np.isin(labels, target))[:1000]
     x = np.repeat(np.kron(images[keep], np.ones((2, 2), np.uint8))[..., None], 3, axis=-1)[:, :56, :56]
@@ -256,7 +249,8 @@ def measure(step: str, work: str, scale: int, seed: int) -> dict[str, Any]:
         return {"step": step, "scale": scale, "failed": f"exit status {status}"}
     with open(out) as handle:
         result = json.load(handle)
-    per_example = result["wall_s"] / result["examples"] if result.get("examples") else None
+    seconds = result.get("evaluator_s", result["wall_s"])  # evaluate: without training its two models
+    per_example = seconds / result["examples"] if result.get("examples") else None
     return {"step": step, "scale": scale, **result, "peak_rss_mib": round(usage.ru_maxrss / 1024),
             "ms_per_example": round(1000 * per_example, 3) if per_example else None}
 

@@ -1,7 +1,7 @@
 """Beam's DaskRunner, made to run tlpipe's ingest and transform graphs to the end.
 
 `beam.runner: dask` runs a pipeline on a dask.distributed cluster with
-Beam's own DaskRunner (`apache_beam.runners.dask`). Three things it does not
+Beam's own DaskRunner (`apache_beam.runners.dask`). Four things it does not
 do as it stands in apache-beam 2.77, which this subclass adds:
 
 - it computes only the last Dask bag of the graph ("connected to the full
@@ -12,6 +12,9 @@ do as it stands in apache-beam 2.77, which this subclass adds:
   LocalCluster with one worker per core; here it starts `num_workers` worker
   processes of one thread each (`beam.num_workers`) and closes them when the
   pipeline is done.
+- every task that reads a side input computes the side input's branch again;
+  here it is computed once, on the cluster, while the graph is translated
+  (`_SideInputComputedOnce`).
 - `beam.Create` becomes a bag of 128 elements per partition, so a list of a few
   files or IDX chunks is one task on one worker; here each created element is
   its own partition (the work item, as Beam's other runners treat it), unless
@@ -22,19 +25,39 @@ shapes the graphs that run on it: sources are read inside ParDos from file
 lists made with Create (no `beam.io.Read`: it would yield nothing), outputs are
 written inside ParDos (`sharded_writes`), and no ParDo has more than one output
 (the DaskRunner does not keep tagged outputs apart: every consumer would see
-them all). Side inputs work, but each task computes its side input's whole
-branch again: keep them small and cheap.
+them all). Side inputs are computed before the graph runs and shipped with
+its tasks: keep them small.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
+from unittest import mock
 
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.dask import dask_runner as beam_dask_runner
 from apache_beam.runners.dask.dask_runner import DaskOptions, DaskRunner, DaskRunnerResult
 from apache_beam.runners.dask.overrides import dask_overrides
+from apache_beam.runners.dask.transform_evaluator import get_windowed_value
 
 _ONE_ELEMENT_PER_PARTITION = {"partition_size": 1}
+
+
+class _SideInputComputedOnce:
+    """A side input's values, computed on the cluster once, when the ParDo reading it is translated.
+
+    Beam's `DaskBagWindowedIterator` holds the side input's bag and computes it
+    in every task that reads it: each partition of the consumer ran the side
+    input's whole branch again (ingest's sampled ids: a full read of the train
+    split per chunk of it, quadratic in the data). These values are small by
+    nature (a label set, the ids of k-shot samples) and travel with the tasks.
+    """
+
+    def __init__(self, bag: Any, window_fn: Any):
+        self.values = [get_windowed_value(value, window_fn) for value in bag.compute()]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.values)
 
 
 def _nothing(partition: Any) -> list:
@@ -76,7 +99,8 @@ class AllSinksDaskRunner(DaskRunner):
             client = distributed.Client(cluster, **dask_options)
         pipeline.replace_all(dask_overrides())
         visitor = self.to_dask_bag_visitor(bag_kwargs)
-        pipeline.visit(visitor)
+        with mock.patch.object(beam_dask_runner, "DaskBagWindowedIterator", _SideInputComputedOnce):
+            pipeline.visit(visitor)  # the client is the default scheduler here: side inputs compute on the cluster
         consumed = {value.producer for node in visitor.bags for value in node.inputs}
         consumed |= {side.pvalue.producer for node in visitor.bags for side in node.side_inputs}
         sinks = [bag for node, bag in visitor.bags.items() if node not in consumed]
