@@ -93,7 +93,7 @@ def _exact_neighbors(unit: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.n
         similarity = unit[start:start + block_rows] @ unit.T
         block = np.arange(similarity.shape[0])
         similarity[block, start + block] = -np.inf  # no self-loops
-        nearest = np.argpartition(-similarity, neighbors - 1, axis=1)[:, :neighbors]
+        nearest = np.argpartition(-similarity, neighbors - 1, axis=1)[:, :neighbors].copy()  # not a view of the block
         indices.append(nearest)
         similarities.append(np.take_along_axis(similarity, nearest, axis=1))
     return np.concatenate(indices), np.concatenate(similarities)
