@@ -26,9 +26,9 @@ the embedded default stays exact), memory O(n k) plus one block of
 similarities of at most `_BLOCK_BYTES`. Past it the search is approximate, a
 graph index (HNSW, faiss-cpu) of O(n log n) time: chosen by measurement over
 hnswlib and pynndescent (bench/README.md, "Scale"): at 60,000 Fashion-MNIST
-images it found 99.7% of the exact 10 neighbours in a ninth of the exact
-search's time (hnswlib: the same recall, somewhat faster, but no release
-since 2023; pynndescent: 98.4%, twice the time).
+images it found 99.8% of the exact 10 neighbours in a fifth of the exact
+search's time (hnswlib: the same recall, a fifth faster, but no release since
+2023; pynndescent: 98.4%, four times faiss's time).
 """
 
 from __future__ import annotations
