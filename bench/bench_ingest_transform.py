@@ -51,7 +51,8 @@ def _transform_config() -> TransformConfig:
     return TransformConfig(image_size=[28, 28], channels=1)
 
 
-def _read_idx(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+def read_fashion_mnist(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images [N, 28, 28] and labels [N] of Debian's Fashion-MNIST IDX files, `prefix` "train" or "t10k"."""
     with gzip.open(os.path.join(FASHION_MNIST_DIR, f"{prefix}-images-idx3-ubyte.gz")) as handle:
         images = np.frombuffer(handle.read(), np.uint8, offset=16).reshape(-1, 28, 28)
     with gzip.open(os.path.join(FASHION_MNIST_DIR, f"{prefix}-labels-idx1-ubyte.gz")) as handle:
@@ -79,7 +80,7 @@ def loop_way(folder: str) -> dict[str, float]:
     started = time.perf_counter()
     raw_records: dict[str, list[bytes]] = {}
     for split, prefix in SPLITS.items():
-        images, labels = _read_idx(prefix)
+        images, labels = read_fashion_mnist(prefix)
         os.makedirs(os.path.join(folder, "ingest", split), exist_ok=True)
         records = raw_records[split] = []
         with tf.io.TFRecordWriter(os.path.join(folder, "ingest", split, "part-00000-of-00001.tfrecord")) as out:

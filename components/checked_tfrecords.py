@@ -1,4 +1,4 @@
-"""Reading TFRecord files with every record's checksums checked, in Beam.
+"""Reading TFRecord files with every record's checksums checked, in Beam; framing records to write them.
 
 A TFRecord record is `length (8 bytes) | masked crc32c of length | data |
 masked crc32c of data`. Beam's own reader raises a ValueError with a hex dump
@@ -20,9 +20,11 @@ from tlpipe.models.errors import DataError
 
 _HEADER = struct.Struct("<QI")
 _CRC = struct.Struct("<I")
+_LENGTH = struct.Struct("<Q")
 
 
-def _masked_crc(data: bytes) -> int:
+def masked_crc(data: bytes) -> int:
+    """The masked CRC-32C a TFRecord file stores after a record's length and after its data."""
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
@@ -46,17 +48,23 @@ def read_records(path: str, fix: str) -> Iterator[bytes]:
             if len(header) < _HEADER.size:
                 raise damaged(index, offset, "the file ends inside a record header (truncated)")
             length, length_crc = _HEADER.unpack(header)
-            if _masked_crc(header[:8]) != length_crc:
+            if masked_crc(header[:8]) != length_crc:
                 raise damaged(index, offset, "bad checksum of the record length (not a TFRecord file, or corrupt)")
             body = handle.read(length + _CRC.size)
             if len(body) < length + _CRC.size:
                 raise damaged(index, offset, f"the file ends inside a {length}-byte record (truncated)")
             data = body[:length]
-            if _masked_crc(data) != _CRC.unpack(body[length:])[0]:
+            if masked_crc(data) != _CRC.unpack(body[length:])[0]:
                 raise damaged(index, offset, "bad checksum of the record data (corrupt)")
             yield data
             index += 1
             offset += _HEADER.size + len(body)
+
+
+def framed(record: bytes) -> bytes:
+    """`record` as it is stored in an uncompressed TFRecord file (files are these, concatenated)."""
+    length = _LENGTH.pack(len(record))
+    return length + _CRC.pack(masked_crc(length)) + record + _CRC.pack(masked_crc(record))
 
 
 def _read_file(path: str, fix: str) -> Iterator[bytes]:

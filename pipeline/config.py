@@ -19,6 +19,7 @@ import os
 from typing import Any, Literal, Optional, Sequence
 
 from tlpipe.components.beam import BeamConfig
+from tlpipe.components.evaluator.tfma_analysis import refuse_dask
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.ingest.config import ALL_SPLIT, SINGLE_SPLIT_SCHEMES, IngestConfig
 from tlpipe.components.pusher.config import PusherConfig
@@ -130,6 +131,7 @@ class PipelineConfig:
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     def validate(self) -> None:
+        refuse_dask(self.beam)  # every pipeline evaluates: fail before ingest, not after the training
         if self.trainer.handle and self.trainer.preset:
             raise ConfigError(
                 "trainer.preset", self.trainer.preset,

@@ -39,7 +39,7 @@ from tlpipe.components.evaluator.convergence import convergence_table, load_hist
 from tlpipe.components.evaluator.training_data import describe_training_data
 from tlpipe.components.evaluator.shift import shift_report, write_shift_report
 from tlpipe.components.evaluator.tfma_analysis import (
-    ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, run_tfma, top_k_metric,
+    ACCURACY, EXAMPLE_COUNT, build_eval_config, read_tfma_output, refuse_dask, run_tfma, top_k_metric,
 )
 from tlpipe.components.production import ProductionModel
 from tlpipe.components.ingest.coverage import read_counts
@@ -80,6 +80,7 @@ def run_evaluator(
     """
     config.validate()
     beam_config = beam_config or BeamConfig()
+    refuse_dask(beam_config)
     inputs.check_names(candidates, baseline)
     data = inputs.evaluation_data(examples_dir, split)
     label_names, data_files = data["label_names"], data["files"]

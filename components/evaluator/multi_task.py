@@ -28,7 +28,7 @@ from tlpipe.components.evaluator.outputs import evaluation_paths, summary_header
 from tlpipe.components.evaluator.multi_task_analysis import build_multi_task_eval_config, read_multi_task_output
 from tlpipe.components.evaluator.multi_task_config import TaskThresholds
 from tlpipe.components.evaluator.report import INDEX_FILE, _html_table, _markdown_table, headline
-from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, THRESHOLD_SLACK, run_tfma
+from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, THRESHOLD_SLACK, refuse_dask, run_tfma
 from tlpipe.components.production import ProductionModel
 from tlpipe.components.trainer.multi_task import SINGLE_TASK_DIR
 from tlpipe.components.trainer.spec import MODEL_DIR
@@ -91,6 +91,7 @@ def run_multi_task_evaluator(
     """
     config.validate()
     beam_config = beam_config or BeamConfig()
+    refuse_dask(beam_config)
     if len(candidates) != 1 or len(baseline) != 1:
         raise ConfigError("candidates", sorted(candidates) + sorted(baseline),
                           "one multi-task candidate and one multi-task baseline")

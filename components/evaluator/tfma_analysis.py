@@ -84,6 +84,16 @@ def build_eval_config(config: EvaluatorConfig, candidates: list[str], reference:
     )
 
 
+_WHY_NOT_ON_DASK = ("TFMA reads the examples with beam.io.Read (tfxio's TFRecord source), which the DaskRunner "
+                    "does not translate (it would evaluate no example), and its extractors emit tagged outputs, "
+                    "which the DaskRunner does not keep apart")
+
+
+def refuse_dask(beam_config: BeamConfig) -> None:
+    """ConfigError before any work when `beam_config` would run TFMA on the DaskRunner."""
+    beam_config.refuse_dask("evaluate", _WHY_NOT_ON_DASK)
+
+
 def run_tfma(eval_config: Any, model_dirs: dict[str, str], data_files: list[str], output_path: str,
              beam_config: BeamConfig, seed: int) -> None:
     """Evaluate `model_dirs` (names as in `eval_config`) over `data_files` on the configured Beam runner.

@@ -52,4 +52,4 @@ def serialize_example(content_key: str, content: bytes, label: int | None, label
             features[example_format.task_label_key(task)].int64_list.value.append(task_label)
             features[example_format.task_label_name_key(task)].bytes_list.value.append(task_name.encode("utf-8"))
     features[example_format.ID_KEY].bytes_list.value.append(example_id.encode("utf-8"))
-    return example.SerializeToString()
+    return example.SerializeToString(deterministic=True)  # map keys sorted: the same bytes in every process

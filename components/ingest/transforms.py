@@ -20,8 +20,8 @@ import json
 from typing import Any, Iterator, Optional, Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
+from tlpipe.components.beam import values_tagged
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.duplicates import SharedContentStats, content_digest
 from tlpipe.components.ingest.label_tasks import TaskLabeler, stat_kind
@@ -29,11 +29,14 @@ from tlpipe.components.ingest.labels import LabelMap, LabelSet, select_classes
 from tlpipe.components.ingest.records import SourceRecord, serialize_example
 from tlpipe.components.ingest.sources import Source
 from tlpipe.components.ingest.split_spec import SplitSpec, stable_fraction
+from tlpipe.components.sharded_writes import WriteLines, WriteShardedTFRecords
 from tlpipe.models.progress import Progress, is_quiet
 from tlpipe.models import example_format
 from tlpipe.models.errors import ConfigError
 
 UNKNOWN_TAG = "unknown"
+KEPT_TAG = "kept"
+EXAMPLE_TAG = "example"
 CONTENT_TAG = "content"
 # An example on its way to an output split: (split, output label, class name, record).
 Assigned = tuple[str, int, str, SourceRecord]
@@ -56,7 +59,10 @@ class _CountProgress(beam.DoFn):
 
 
 class _Relabel(beam.DoFn):
-    """Maps source labels to output labels; other classes are dropped, unknown labels tagged."""
+    """Maps source labels to output labels: (KEPT_TAG, relabelled) or (UNKNOWN_TAG, label); other classes dropped.
+
+    One output of tagged pairs, not Beam's tagged outputs: the DaskRunner does
+    not keep a ParDo's outputs apart (see dask_runner.py)."""
 
     def __init__(self, classes: Sequence[str]):
         self.classes = tuple(classes)
@@ -72,18 +78,18 @@ class _Relabel(beam.DoFn):
                 self._label_map = None
         index = label_set.index(record.label)
         if index is None:
-            yield beam.pvalue.TaggedOutput(UNKNOWN_TAG, record.label)
+            yield UNKNOWN_TAG, record.label
             return
         output = None if self._label_map is None else self._label_map.output_label(index)
         if output is not None:
-            yield output, self._label_map.names[output], record
+            yield KEPT_TAG, (output, self._label_map.names[output], record)
 
 
-def _assign_splits(item: tuple[int, str, SourceRecord], specs: dict[str, SplitSpec]) -> Iterator[Assigned]:
+
+def _assign_split(item: tuple[int, str, SourceRecord], split: str, spec: SplitSpec) -> Iterator[Assigned]:
     label, name, record = item
-    for split, spec in specs.items():
-        if spec.source_split == record.split and spec.contains(record.id):
-            yield split, label, name, record
+    if spec.source_split == record.split and spec.contains(record.id):
+        yield split, label, name, record
 
 
 def _shot_rank(item: Assigned, seed: int) -> tuple[float, str]:
@@ -110,7 +116,8 @@ class _SampleShots(beam.PTransform):
 
 
 class _Encode(beam.DoFn):
-    """Loads and serializes an example; tags (digest of its content, (split, id)) for the shared-content check."""
+    """Loads and serializes an example: (EXAMPLE_TAG, serialized) and, for the shared-content check,
+    (CONTENT_TAG, (digest of its content, (split, id)))."""
 
     def __init__(self, source: Source, content_key: str, labeler: TaskLabeler):
         self.source = source
@@ -120,9 +127,9 @@ class _Encode(beam.DoFn):
     def process(self, item: Assigned, label_set: LabelSet) -> Iterator[Any]:
         split, label, name, record = item
         content = self.source.load(record.payload)
-        yield beam.pvalue.TaggedOutput(CONTENT_TAG, (content_digest(content), (split, record.id)))
-        yield serialize_example(self.content_key, content, label, name, record.id,
-                                self.labeler.labels(name, label_set, record))
+        yield CONTENT_TAG, (content_digest(content), (split, record.id))
+        yield EXAMPLE_TAG, serialize_example(self.content_key, content, label, name, record.id,
+                                             self.labeler.labels(name, label_set, record))
 
 
 def _task_stats(item: Assigned, labeler: TaskLabeler, label_set: LabelSet) -> Iterator[tuple[str, str, int]]:
@@ -145,11 +152,8 @@ def _write(examples: Any, split: str, artifact_dir: str, num_shards: int) -> Non
     (
         examples
         | f"Progress {split}" >> beam.ParDo(_CountProgress(f"ingest: write {split}"))
-        | f"Write {split}" >> beam.io.WriteToTFRecord(
-            example_format.shard_prefix(artifact_dir, split),
-            file_name_suffix=example_format.SHARD_SUFFIX,
-            num_shards=num_shards,
-        )
+        | f"Write {split}" >> WriteShardedTFRecords(
+            example_format.shard_prefix(artifact_dir, split), num_shards, example_format.SHARD_SUFFIX)
     )
 
 
@@ -158,48 +162,81 @@ def _stats_json(counts: list[tuple[tuple[str, Any, Any], int]], label_set: Label
     return json.dumps({"counts": sorted(rows, key=str), "label_set": label_set.to_json()})
 
 
+class _ReadSplit(beam.PTransform):
+    """The records of one source split ("records") and their relabelled pairs ("relabelled": KEPT_TAG /
+    UNKNOWN_TAG, see _Relabel), read from the source.
+
+    A composite, so that a split can be read twice under one root (its steps
+    are named inside it)."""
+
+    def __init__(self, source: Source, split: str, classes: Sequence[str], label_set: Any):
+        super().__init__()
+        self._source = source
+        self._split = split
+        self._classes = classes
+        self._label_set = label_set
+
+    def expand(self, root: Any) -> Any:
+        records = self._source.read(root, self._split) | "Progress read" >> beam.ParDo(_CountProgress("ingest: read"))
+        return {
+            "records": records,
+            "relabelled": records | "Relabel" >> beam.ParDo(_Relabel(self._classes),
+                                                           beam.pvalue.AsSingleton(self._label_set)),
+        }
+
+
+def _split_part(relabelled: Any, split: str, spec: SplitSpec, step: str) -> Any:
+    """The examples of output split `split` among a source split's relabelled records (steps named `step`)."""
+    return relabelled | f"Kept {step}" >> beam.FlatMap(values_tagged, KEPT_TAG) | f"Assign {step}" >> beam.FlatMap(
+        _assign_split, split, spec)
+
+
 def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: str, stats_path: str) -> None:
-    """Add the ingest graph to Beam pipeline `root`, writing under `artifact_dir` and `stats_path`."""
+    """Add the ingest graph to Beam pipeline `root`, writing under `artifact_dir` and `stats_path`.
+
+    Each source split is its own branch, never merged with another: on Beam's
+    in-process runner a Flatten of several stages' outputs is a buffer that
+    would hold every record of the source in memory. For the same reason the
+    unlabelled split reads its source split a second time rather than keep the
+    `train` split's records until the sampled ids are known. Statistics are
+    counted per branch and the counts summed.
+    """
     specs = config.split_specs()
     source_splits = sorted({spec.source_split for spec in specs.values()})
-    records = (
-        [source.read(root, split) for split in source_splits]
-        | "Merge source splits" >> beam.Flatten()
-        | "Progress read" >> beam.ParDo(_CountProgress("ingest: read"))
-    )
     declared = source.label_set()
     if declared is not None:
         label_set = root | "Declared label set" >> beam.Create([declared])
     else:
         label_set = (
-            records
-            | "Labels" >> beam.Map(lambda record: record.label)
+            [source.read(root, split) | f"Labels {split}" >> beam.Map(lambda record: record.label)
+             | f"Distinct labels {split}" >> beam.Distinct() for split in source_splits]
+            | "Merge labels" >> beam.Flatten()
             | "Distinct labels" >> beam.Distinct()
             | "All labels" >> beam.combiners.ToList()
             | "Discovered label set" >> beam.Map(LabelSet.from_values)
         )
-    relabelled = records | "Relabel" >> beam.ParDo(
-        _Relabel(config.classes), beam.pvalue.AsSingleton(label_set)
-    ).with_outputs(UNKNOWN_TAG, main="kept")
-    split_names = list(specs)
+    relabelled = {}
+    stats = []
+    for split in source_splits:
+        read = root | f"Read {split}" >> _ReadSplit(source, split, config.classes, label_set)
+        relabelled[split] = read["relabelled"]
+        stats.append(read["records"] | f"Stat read {split}" >> beam.Map(lambda record: ("read", record.split, None)))
+        stats.append(relabelled[split] | f"Unknown {split}" >> beam.FlatMap(values_tagged, UNKNOWN_TAG)
+                     | f"Stat unknown {split}" >> beam.Map(lambda label: ("unknown", None, label)))
     labeler = TaskLabeler(config.label_tasks, config.classes)
-    parts = (
-        relabelled.kept
-        | "Assign splits" >> beam.FlatMap(_assign_splits, specs)
-        | "By split" >> beam.Partition(lambda item, _: split_names.index(item[0]), len(split_names))
-    )
-    stats = [
-        records | "Stat read" >> beam.Map(lambda record: ("read", record.split, None)),
-        relabelled[UNKNOWN_TAG] | "Stat unknown" >> beam.Map(lambda label: ("unknown", None, label)),
-    ]
     content_key = example_format.IMAGE_ENCODED_KEY if source.modality == "image" else example_format.TEXT_KEY
     digests = []
-    for split, part in zip(split_names, parts):
+    for split, spec in specs.items():
+        part = _split_part(relabelled[spec.source_split], split, spec, split)
         stats.append(part | f"Stat available {split}" >> beam.Map(lambda item: ("available", item[0], item[1])))
         if split in config.shots:
             sampled = part | f"Sample {split}" >> _SampleShots(config.shots[split], config.seed)
             if config.unlabeled and split == example_format.UNLABELED_SOURCE_SPLIT:
-                stats.append(_unlabeled(part, sampled, source, content_key, artifact_dir, config.num_shards))
+                again = root | f"Read {spec.source_split} again" >> _ReadSplit(source, spec.source_split,
+                                                                                config.classes, label_set)
+                stats.append(_unlabeled(_split_part(again["relabelled"], split, spec, f"{split} again"), sampled, source,
+                                        content_key,
+                                        artifact_dir, config.num_shards))
             part = sampled
         stats.append(part | f"Stat written {split}" >> beam.Map(lambda item: ("written", item[0], item[1])))
         if config.label_tasks:
@@ -207,17 +244,18 @@ def build_ingest(root: Any, source: Source, config: IngestConfig, artifact_dir: 
                                                                       beam.pvalue.AsSingleton(label_set)))
         encoded = part | f"Encode {split}" >> beam.ParDo(
             _Encode(source, content_key, labeler), beam.pvalue.AsSingleton(label_set)
-        ).with_outputs(CONTENT_TAG, main="examples")
-        _write(encoded.examples, split, artifact_dir, config.num_shards)
-        digests.append(encoded[CONTENT_TAG])
+        )
+        _write(encoded | f"Examples {split}" >> beam.FlatMap(values_tagged, EXAMPLE_TAG), split, artifact_dir,
+               config.num_shards)
+        digests.append(encoded | f"Digests {split}" >> beam.FlatMap(values_tagged, CONTENT_TAG))
     stats.append(digests | "Merge digests" >> beam.Flatten() | "Shared content" >> SharedContentStats())
     (
-        stats
-        | "Merge stats" >> beam.Flatten()
-        | "Count" >> beam.combiners.Count.PerElement()
+        [rows | f"Count {index}" >> beam.combiners.Count.PerElement() for index, rows in enumerate(stats)]
+        | "Merge counts" >> beam.Flatten()
+        | "Sum counts" >> beam.CombinePerKey(sum)
         | "Collect counts" >> beam.combiners.ToList()
         | "Stats JSON" >> beam.Map(_stats_json, beam.pvalue.AsSingleton(label_set))
-        | "Write stats" >> beam.Map(_write_text, stats_path)
+        | "Write stats" >> WriteLines(stats_path)
     )
 
 
@@ -235,8 +273,3 @@ def _unlabeled(part: Any, sampled: Any, source: Source, content_key: str, artifa
            num_shards)
     return rest | f"Stat written {split}" >> beam.Map(lambda item: ("written", split, item[1]))
 
-
-def _write_text(text: str, path: str) -> None:
-    """Write one small file through Beam's file systems (local paths, gs://, ...)."""
-    with FileSystems.create(path) as handle:
-        handle.write(text.encode("utf-8"))

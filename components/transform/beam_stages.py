@@ -4,9 +4,9 @@ Reading checks every record's checksums: a damaged input file fails the run
 with a DataError naming the file and the record (checked_tfrecords).
 
 Per split, one `TransformSplit` writes
-  - transformed examples with `WriteToTFRecord` at `example_format.shard_prefix`,
-    in the given number of shards;
-  - bad records as JSON lines (id, split, kind, reason) at `bad_records_path`;
+  - transformed examples at `example_format.shard_prefix`, in the given number
+    of shards (sharded_writes: the same files on every runner);
+  - bad records as JSON lines (id, split, kind, reason), sorted, at `bad_records_path`;
   - the split's statistics (`SplitStatistics.report`) as one JSON line at
     `statistics_path`, for the driver to check and publish.
 """
@@ -18,20 +18,25 @@ import json
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.pvalue import TaggedOutput
 
+from tlpipe.components.beam import values_tagged
 from tlpipe.components.checked_tfrecords import ReadCheckedTFRecords
+from tlpipe.components.sharded_writes import WriteLines, WriteShardedTFRecords
 from tlpipe.models.progress import Progress, set_quiet
 from tlpipe.components.transform.records import BadRecord, RecordSpec, transform_record
 from tlpipe.components.transform.statistics import SplitStatistics
 from tlpipe.models import example_format as fmt
 
+_EXAMPLE = "example"
 _BAD = "bad"
 _SUMMARY = "summary"
 
 
 class _TransformRecords(beam.DoFn):
-    """Transforms raw records; bad ones go to the `bad` output, every record's summary to `summary`."""
+    """Transforms raw records into (tag, value) pairs: the example, or the bad record's JSON line, and the summary.
+
+    One output of tagged pairs, not Beam's tagged outputs: the DaskRunner does
+    not keep a ParDo's outputs apart (see dask_runner.py)."""
 
     def __init__(self, spec: RecordSpec, split: str, quiet: bool):
         self._spec = spec
@@ -48,11 +53,12 @@ class _TransformRecords(beam.DoFn):
         self._progress.update()
         if isinstance(outcome, BadRecord):
             line = {"id": outcome.id, "split": self._split, "kind": outcome.kind, "reason": outcome.reason}
-            yield TaggedOutput(_BAD, json.dumps(line, ensure_ascii=False))
-            yield TaggedOutput(_SUMMARY, outcome)
+            yield _BAD, json.dumps(line, ensure_ascii=False)
+            yield _SUMMARY, outcome
         else:
-            yield outcome.example
-            yield TaggedOutput(_SUMMARY, outcome.summary)
+            yield _EXAMPLE, outcome.example
+            yield _SUMMARY, outcome.summary
+
 
 
 class _CombineStatistics(beam.CombineFn):
@@ -104,20 +110,20 @@ class TransformSplit(beam.PTransform):
             pbegin
             | "Read" >> ReadCheckedTFRecords(sorted(glob.glob(pattern)), fix)
             | "Transform" >> beam.ParDo(_TransformRecords(self._spec, self._split, self._quiet))
-            .with_outputs(_BAD, _SUMMARY, main="examples")
         )
-        outputs.examples | "WriteExamples" >> beam.io.WriteToTFRecord(
-            fmt.shard_prefix(self._output_dir, self._split),
-            file_name_suffix=fmt.SHARD_SUFFIX,
-            num_shards=self._num_shards,
+        (
+            outputs
+            | "Examples" >> beam.FlatMap(values_tagged, _EXAMPLE)
+            | "WriteExamples" >> WriteShardedTFRecords(
+                fmt.shard_prefix(self._output_dir, self._split), self._num_shards, fmt.SHARD_SUFFIX)
         )
-        outputs[_BAD] | "WriteBadRecords" >> beam.io.WriteToText(
-            self._bad_records_path, num_shards=1, shard_name_template=""
-        )
+        outputs | "BadRecords" >> beam.FlatMap(values_tagged, _BAD) | "WriteBadRecords" >> WriteLines(
+            self._bad_records_path)
         return (
-            outputs[_SUMMARY]
+            outputs
+            | "Summaries" >> beam.FlatMap(values_tagged, _SUMMARY)
             | "Statistics" >> beam.CombineGlobally(
                 _CombineStatistics(self._spec.modality, list(self._spec.label_names))
             )
-            | "WriteStatistics" >> beam.io.WriteToText(self._statistics_path, num_shards=1, shard_name_template="")
+            | "WriteStatistics" >> WriteLines(self._statistics_path)
         )

@@ -105,7 +105,7 @@ def transform_record(record: bytes, spec: RecordSpec) -> Transformed | BadRecord
     if isinstance(result, BadRecord):
         return result
     example = proto.Example(features=proto.Features(feature=out))
-    return Transformed(example.SerializeToString(), result)
+    return Transformed(example.SerializeToString(deterministic=True), result)  # the same bytes in every process
 
 
 def _copy_task_labels(features, spec: RecordSpec, record_id: str, out: dict) -> BadRecord | None:

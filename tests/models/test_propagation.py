@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tlpipe.models.errors import DataError, ModelError
-from tlpipe.models.propagation import join_views, knn_graph, principal_components, propagate_labels
+from tlpipe.models.propagation import join_views, knn_graph, nearest_neighbors, principal_components, propagate_labels
 
 pytestmark = pytest.mark.quick
 
@@ -74,3 +74,37 @@ def test_errors_say_what_is_wrong():
         propagate_labels(points, np.array([0, 1, -1]), 2)
     with pytest.raises(DataError, match="same examples"):
         join_views([np.zeros((3, 2)), np.zeros((4, 2))])
+
+
+def _clustered(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` points in 20-d around 5 centres, and each point's centre."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0.0, 1.0, (5, 20))
+    truth = rng.integers(0, 5, count)
+    return centres[truth] + rng.normal(0.0, 0.3, (count, 20)), truth
+
+
+def test_past_the_exact_limit_the_search_is_approximate_and_finds_nearly_every_neighbour():
+    points, _ = _clustered(3000)
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    exact, exact_similarity = nearest_neighbors(unit, 10)
+    approximate, similarity = nearest_neighbors(unit, 10, exact_limit=1000)
+    assert approximate.shape == exact.shape == (3000, 10)
+    assert not (approximate == np.arange(3000)[:, None]).any()  # no self-loops
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact)])
+    assert recall > 0.95
+    np.testing.assert_allclose(np.sort(similarity, axis=1)[:, -1], np.sort(exact_similarity, axis=1)[:, -1],
+                               atol=1e-5)  # the nearest neighbour's similarity
+
+
+def test_approximate_graph_propagates_the_labels_the_exact_graph_does():
+    points, truth = _clustered(3000, seed=1)
+    labels = np.full(len(points), -1)
+    for label in range(5):
+        labels[np.flatnonzero(truth == label)[:3]] = label
+    exact = propagate_labels(points, labels, 5).argmax(axis=1)
+    approximate = propagate_labels(points, labels, 5, exact_limit=1000).argmax(axis=1)
+    graph = knn_graph(points, 10, exact_limit=1000)
+    assert abs(graph - graph.T).max() < 1e-6 and graph.diagonal().max() == 0.0
+    assert np.mean(exact == truth) > 0.95
+    assert np.mean(approximate == exact) > 0.99
