@@ -31,6 +31,7 @@ its tasks: keep them small.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Iterator
 from unittest import mock
 
@@ -94,8 +95,13 @@ class AllSinksDaskRunner(DaskRunner):
         if dask_options.get("address") or dask_options.get("scheduler_file"):
             client = distributed.Client(**dask_options)
         else:
+            environ = dict(os.environ)
             cluster = distributed.LocalCluster(n_workers=self.num_workers, threads_per_worker=1, processes=True,
                                                dashboard_address=None)
+            # Each nanny sets its pre-spawn variables (OMP_NUM_THREADS=1 and the like) in this process's
+            # environment to hand them to the worker it spawns; the rest of this process keeps its own.
+            os.environ.clear()
+            os.environ.update(environ)
             client = distributed.Client(cluster, **dask_options)
         pipeline.replace_all(dask_overrides())
         visitor = self.to_dask_bag_visitor(bag_kwargs)

@@ -57,10 +57,10 @@ def write_atomically(path: str, write: Callable[[str], Any], tmp_path: str) -> N
     try:
         write(tmp_path)
         os.replace(tmp_path, path)
-    except OSError as error:
+    except BaseException as error:  # a Ctrl-C between the write and the rename leaves no temporary file either
         with contextlib.suppress(OSError):
             os.remove(tmp_path)
-        if is_no_space(error):
+        if isinstance(error, OSError) and is_no_space(error):
             raise NoSpaceError(os.path.dirname(os.path.abspath(path))) from None
         raise
 

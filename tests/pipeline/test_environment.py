@@ -4,7 +4,7 @@ import importlib.metadata
 
 import pytest
 
-from tlpipe.pipeline.environment import KERNEL_CPU_FLAGS, environment
+from tlpipe.pipeline.environment import KERNEL_CPU_FLAGS, KERNEL_SWITCHES, environment
 
 pytestmark = pytest.mark.quick
 
@@ -13,8 +13,9 @@ def test_the_environment_names_cpu_kernel_flags_versions_and_switches(tmp_path, 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse4_2 avx avx2 fma amx_tile\n"
                        "processor\t: 1\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse4_2 avx avx2 fma amx_tile\n")
+    for switch in KERNEL_SWITCHES:
+        monkeypatch.delenv(switch, raising=False)
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
-    monkeypatch.delenv("TF_DETERMINISTIC_OPS", raising=False)
     found = environment(str(cpuinfo))
     assert found["cpu"] == "Test CPU 9000"
     assert found["cpu_kernel_flags"] == ["sse4_2", "avx", "avx2", "fma", "amx_tile"]  # in KERNEL_CPU_FLAGS' order

@@ -3,7 +3,7 @@ then the same command once more: it resumes each time.
 
 In-process runs write every step into a new run folder, so the trainer's work folder is keyed by what its
 inputs hold, not where (issue #26: every rerun started again from epoch 1). A real SIGINT reaches the
-`tlpipe run` process; its train step leaves no output folder (only complete ones appear), keeps its
+`tlpipe run` process (sent by the process itself at a named checkpoint, tests/pipeline/fault_hook); its train step leaves no output folder (only complete ones appear), keeps its
 TensorBoard logs beside the checkpoints, and the rerun continues at the next epoch. That rerun meets a full
 disk (an injected ENOSPC when a checkpoint is published, tests/pipeline/fault_hook): one line naming the
 folder, the record "failed" with it, no temporary file left. The third command continues from the last
@@ -13,10 +13,8 @@ complete checkpoint and ends with exactly the history and test accuracy of an un
 import glob
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 from tlpipe.models.artifacts import read_json
 from tlpipe.models.layout import LOG_DIR
@@ -33,32 +31,27 @@ FULL_AT = INTERRUPT_AT + 2  # the fine-tune epoch whose checkpoint finds the dis
 HOOK_DIR = os.path.join(os.path.dirname(__file__), "fault_hook")
 
 
+def _run_cli(config, **fault) -> subprocess.CompletedProcess:
+    """`tlpipe -q run --config CONFIG` with a fault armed by tests/pipeline/fault_hook (`fault`: its variable)."""
+    return subprocess.run([sys.executable, "-m", "tlpipe.pipeline.cli", "-q", "run", "--config", str(config)],
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": HOOK_DIR, **fault},
+                          capture_output=True, text=True, timeout=600)
+
+
 def _test_accuracy(result) -> dict:
     models = read_json(os.path.join(result.artifacts["evaluation"], "summary.json"))["models"]
     return {name: model["accuracy"]["value"] for name, model in models.items()}
 
 
-def test_ctrl_c_then_a_full_disk_in_a_fine_tune_in_process_and_the_same_command_resumes_each_time(make_tiny_config,
-                                                                                           tmp_path):
+def test_ctrl_c_then_a_full_disk_mid_fine_tune_in_process_and_the_same_command_resumes(make_tiny_config, tmp_path):
     config = make_tiny_config("interrupted", **SETTINGS)
     root = config.pipeline.root
-    process = subprocess.Popen([sys.executable, "-m", "tlpipe.pipeline.cli", "-q", "run", "--config",
-                                str(tmp_path / "interrupted.yaml")], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 600
-        while not (training_state(root, STRATEGY).get("phase_index") == 1 and training_state(root, STRATEGY).get("epoch", 0) >= INTERRUPT_AT):
-            assert process.poll() is None, "the run ended before it could be interrupted"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        process.send_signal(signal.SIGINT)
-        err = process.communicate(timeout=300)[1]
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 130, err[-2000:]
+    # Ctrl-C as the checkpoint of fine-tune epoch INTERRUPT_AT + 1 is published: INTERRUPT_AT epochs are saved.
+    interrupted = _run_cli(tmp_path / "interrupted.yaml",
+                           TLPIPE_TEST_SIGINT=rf"/epoch-fine_tune-{INTERRUPT_AT + 1:04d}\.weights\.h5$")
+    assert interrupted.returncode == 130, interrupted.stderr[-2000:]
     interrupted_at = training_state(root, STRATEGY)
-    assert interrupted_at["phase_index"] == 1 and not interrupted_at["done"]
+    assert (interrupted_at["phase_index"], interrupted_at["epoch"]) == (1, INTERRUPT_AT) and not interrupted_at["done"]
     (record_dir,) = glob.glob(os.path.join(root, "runs", "*"))
     record = read_json(os.path.join(record_dir, "run.json"))
     assert record["status"] == "interrupted" and record["step"] == f"train-{STRATEGY}"
@@ -67,11 +60,7 @@ def test_ctrl_c_then_a_full_disk_in_a_fine_tune_in_process_and_the_same_command_
     (work_dir,) = glob.glob(os.path.join(root, "work", f"train-{STRATEGY}-*"))
     assert os.listdir(os.path.join(work_dir, LOG_DIR))  # the interrupted fit's TensorBoard logs, kept
 
-    full = subprocess.run(
-        [sys.executable, "-m", "tlpipe.pipeline.cli", "-q", "run", "--config", str(tmp_path / "interrupted.yaml")],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": HOOK_DIR,
-             "TLPIPE_TEST_ENOSPC": rf"/epoch-fine_tune-{FULL_AT:04d}\.weights\.h5$"},
-        capture_output=True, text=True, timeout=600)
+    full = _run_cli(tmp_path / "interrupted.yaml", TLPIPE_TEST_ENOSPC=rf"/epoch-fine_tune-{FULL_AT:04d}\.weights\.h5$")
     assert full.returncode == 1, full.stderr[-2000:]
     assert "Traceback" not in full.stderr and "Segmentation" not in full.stderr
     (line,) = [line for line in full.stderr.splitlines() if "no space left on device" in line]

@@ -17,6 +17,11 @@ the kill happened there (and not some other failure).
 TLPIPE_TEST_ENOSPC="REGEX": the first `os.rename` / `os.replace` whose
 destination matches REGEX fails with ENOSPC instead, as on a full disk
 (the temporary file is written; publishing it finds no space).
+
+TLPIPE_TEST_SIGINT="REGEX": just before the first rename whose destination
+matches REGEX the process sends itself SIGINT, as a Ctrl-C at that moment
+(a test that watched the files and signalled from outside could be late
+on a loaded machine and hit another step).
 """
 
 import errno
@@ -67,3 +72,20 @@ if _NO_SPACE:
 
     os.rename = _full_disk(os.rename)
     os.replace = _full_disk(os.replace)
+
+_INTERRUPT = os.environ.get("TLPIPE_TEST_SIGINT", "")
+if _INTERRUPT:
+    _AT = re.compile(_INTERRUPT)
+    _sent = []
+
+    def _ctrl_c(original):
+        def rename(src, dst, *args, **kwargs):
+            if not _sent and _AT.search(os.fspath(dst)):
+                _sent.append(dst)
+                os.kill(os.getpid(), signal.SIGINT)
+            return original(src, dst, *args, **kwargs)
+
+        return rename
+
+    os.rename = _ctrl_c(os.rename)
+    os.replace = _ctrl_c(os.replace)
