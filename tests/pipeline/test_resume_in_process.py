@@ -13,6 +13,7 @@ complete checkpoint and ends with exactly the history and test accuracy of an un
 import glob
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -31,11 +32,19 @@ FULL_AT = INTERRUPT_AT + 2  # the fine-tune epoch whose checkpoint finds the dis
 HOOK_DIR = os.path.join(os.path.dirname(__file__), "fault_hook")
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """In the child before it runs: SIGINT delivered and handled by default. A child inherits an ignored or
+    blocked SIGINT, and an earlier test's library can leave one so in the pytest worker (measured: the run then
+    ignored its Ctrl-C and finished with exit 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _run_cli(config, **fault) -> subprocess.CompletedProcess:
     """`tlpipe -q run --config CONFIG` with a fault armed by tests/pipeline/fault_hook (`fault`: its variable)."""
     return subprocess.run([sys.executable, "-m", "tlpipe.pipeline.cli", "-q", "run", "--config", str(config)],
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": HOOK_DIR, **fault},
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, preexec_fn=_ctrl_c_as_in_a_terminal)
 
 
 def _test_accuracy(result) -> dict:
