@@ -56,36 +56,33 @@ if _SPEC:
     os.rename = _armed(os.rename)
     os.replace = _armed(os.replace)
 
-_NO_SPACE = os.environ.get("TLPIPE_TEST_ENOSPC", "")
-if _NO_SPACE:
-    _FULL = re.compile(_NO_SPACE)
-    _hit = []
+def _on_first_rename(pattern: str, act) -> None:
+    """Call `act(destination)` just before the first `os.rename` / `os.replace` whose destination matches
+    `pattern`; the rename then goes on unless `act` raises."""
+    regex, fired = re.compile(pattern), []
 
-    def _full_disk(original):
+    def armed(original):
         def rename(src, dst, *args, **kwargs):
-            if not _hit and _FULL.search(os.fspath(dst)):
-                _hit.append(dst)
-                raise OSError(errno.ENOSPC, "No space left on device", os.fspath(dst))
+            if not fired and regex.search(os.fspath(dst)):
+                fired.append(dst)
+                act(os.fspath(dst))
             return original(src, dst, *args, **kwargs)
 
         return rename
 
-    os.rename = _full_disk(os.rename)
-    os.replace = _full_disk(os.replace)
+    os.rename = armed(os.rename)
+    os.replace = armed(os.replace)
 
-_INTERRUPT = os.environ.get("TLPIPE_TEST_SIGINT", "")
-if _INTERRUPT:
-    _AT = re.compile(_INTERRUPT)
-    _sent = []
 
-    def _ctrl_c(original):
-        def rename(src, dst, *args, **kwargs):
-            if not _sent and _AT.search(os.fspath(dst)):
-                _sent.append(dst)
-                os.kill(os.getpid(), signal.SIGINT)
-            return original(src, dst, *args, **kwargs)
+def _full_disk(destination: str) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device", destination)
 
-        return rename
 
-    os.rename = _ctrl_c(os.rename)
-    os.replace = _ctrl_c(os.replace)
+def _ctrl_c(destination: str) -> None:
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+if os.environ.get("TLPIPE_TEST_ENOSPC"):
+    _on_first_rename(os.environ["TLPIPE_TEST_ENOSPC"], _full_disk)
+if os.environ.get("TLPIPE_TEST_SIGINT"):
+    _on_first_rename(os.environ["TLPIPE_TEST_SIGINT"], _ctrl_c)
