@@ -118,7 +118,8 @@ def run_evaluator(
                 "role": role, "model_dir": model_dir, "tfma_output": os.path.join(output_dir, run_dir),
             }
         in_production = [name for name, path in candidates.items() if production.holds(path)]
-        in_production += [name for name, info in references.items() if production.holds(info["model_dir"])]
+        if config.bless_from_scratch:  # a from-scratch reference may be blessed: it too may already serve
+            in_production += [name for name, info in references.items() if production.holds(info["model_dir"])]
         blessing = decide_blessing(config, candidates, references, comparisons, in_production, pairing)
         paths = evaluation_paths(output_dir)
         blessing.update(report=paths["report"], evaluation_dir=output_dir, production=production.to_dict())
