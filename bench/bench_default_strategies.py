@@ -59,15 +59,17 @@ def run_seed(root: str, seed: int, overrides: list[str]) -> dict[str, Any]:
                                                        image_size=size, channels=channels))
     trainer = config.trainer
     out = {name: os.path.join(folder, name) for name in (*CANDIDATES, *REFERENCES)}
-    _timed(timings, "baseline", lambda: train_baseline(trainer, transformed, out["baseline"], handle=handle))
+    _timed(timings, "baseline", lambda: train_baseline(trainer, transformed, out["baseline"], handle=handle, strategy="baseline"))
     for strategy in ("feature_extraction", "fine_tune_all"):
         _timed(timings, strategy, lambda: train_transfer(trainer, transformed, out[strategy], strategy=strategy,
                                                          handle=handle))
     teacher = out[trainer.self_training.teacher]
     _timed(timings, "self_training", lambda: train_self_training(
-        trainer, transformed, out["self_training"], handle=handle, teacher_model_dir=teacher))
+        trainer, transformed, out["self_training"], handle=handle, teacher_model_dir=teacher,
+        strategy="self_training"))
     _timed(timings, "baseline_self_training", lambda: train_baseline_self_training(
-        trainer, transformed, out["baseline_self_training"], handle=handle, teacher_model_dir=out["baseline"]))
+        trainer, transformed, out["baseline_self_training"], handle=handle, teacher_model_dir=out["baseline"],
+        strategy="baseline_self_training"))
     candidates = {name: os.path.join(out[name], "model") for name in CANDIDATES}
     references = {name: os.path.join(out[name], "model") for name in REFERENCES}
     summary = _timed(timings, "evaluate", lambda: run_evaluator(

@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from tlpipe.components.evaluator.executor import run_evaluator
     from tlpipe.components.evaluator.shift import measure_domain_shift, shift_report, write_shift_report
     from tlpipe.components.ingest.executor import run_ingest
+    from tlpipe.components.strategies.domain import SOURCE_ONLY
     from tlpipe.components.trainer.domain_adaptation import train_domain_adaptation
     from tlpipe.components.trainer.pretrain import pretrain_and_publish
     from tlpipe.components.transform.executor import run_transform
@@ -71,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         trained[name] = os.path.join(output, f"train-{name}")
         teacher_dir = os.path.join(trained[teacher], "model") if teacher else None
         timed(f"train {name}", train_domain_adaptation, config.trainer, data["source"], data["target"],
-              trained[name], handle=module, method=method, teacher_model_dir=teacher_dir)
+              trained[name], handle=module, method=method, strategy=name, teacher_model_dir=teacher_dir)
     evaluator = EvaluatorConfig(**{**config.evaluator.__dict__, "compare_with_production": False,
                                    "min_improvement": 0.0})
     evaluation = timed("evaluate (TFMA)", run_evaluator, evaluator, data["target"],
                        {name: os.path.join(path, "model") for name, path in trained.items() if name != "source_only"},
                        {"source_only": os.path.join(trained["source_only"], "model")}, os.path.join(output, "evaluate"))
-    report = shift_report(trained, evaluation)
+    report = shift_report(trained, evaluation, reference=SOURCE_ONLY)
     write_shift_report(report, os.path.join(output, "shift"))
     print(json.dumps({"before": before["before"], "timings_s": timings, "total_s": round(sum(timings.values()), 1)},
                      indent=1))

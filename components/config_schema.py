@@ -12,10 +12,11 @@ dict[str, T], Literal[...], and nested section dataclasses.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, Iterator, Literal, TypeVar, Union
 
 from tlpipe.models.errors import ConfigError
 
@@ -46,12 +47,20 @@ def validate_tree(section: Any, key: str = "") -> None:
             validate_tree(value, _join(key, field.name))
     validate = getattr(section, "validate", None)
     if validate is not None:
-        try:
+        with prefixed(key):
             validate()
-        except ConfigError as error:
-            if key and not error.key.startswith(key + "."):
-                raise ConfigError(_join(key, error.key), error.received, error.allowed) from None
-            raise
+
+
+@contextlib.contextmanager
+def prefixed(key: str) -> Iterator[None]:
+    """A ConfigError raised inside names its key under `key` (`dropout` of section `trainer.head` becomes
+    `trainer.head.dropout`), unless it already does."""
+    try:
+        yield
+    except ConfigError as error:
+        if key and not error.key.startswith(key + "."):
+            raise ConfigError(_join(key, error.key), error.received, error.allowed) from None
+        raise
 
 
 def to_dict(section: Any) -> dict[str, Any]:

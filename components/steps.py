@@ -13,8 +13,9 @@ from tlpipe.components.ingest.spec import INGEST
 from tlpipe.components.pusher.spec import PUSH, RESOLVE_PRODUCTION
 from tlpipe.components.rank.spec import RANK
 from tlpipe.components.spec import ComponentSpec
+from tlpipe.components.strategies.train_step import TRAIN
 from tlpipe.components.sweep.spec import SWEEP_GATHER, SWEEP_POINT
-from tlpipe.components.trainer.spec import PRETRAIN, TRAIN
+from tlpipe.components.trainer.spec import PRETRAIN
 from tlpipe.components.transform.spec import TRANSFORM
 
 STEPS: tuple[ComponentSpec, ...] = (

@@ -25,7 +25,8 @@ from tlpipe.components.ingest.config import ALL_SPLIT, SINGLE_SPLIT_SCHEMES, Ing
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.trainer.config import BaselineConfig, SourceConfig, TrainerConfig
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, MULTI_TASK, UNLABELED, required_splits
+from tlpipe.components.strategies.plugin import UNLABELED
+from tlpipe.components.strategies.registry import check_trainer, get_strategy, required_splits, train_steps
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.config_schema import from_dict, merge, to_dict
 from tlpipe.models.edge import SAVED_MODEL
@@ -131,14 +132,14 @@ class PipelineConfig:
     kubeflow: KubeflowConfig = dataclasses.field(default_factory=KubeflowConfig)
 
     def validate(self) -> None:
+        check_trainer(self.trainer)
         refuse_dask(self.beam)  # every pipeline evaluates: fail before ingest, not after the training
         if self.trainer.handle and self.trainer.preset:
             raise ConfigError(
                 "trainer.preset", self.trainer.preset,
                 f"null when trainer.handle is set (received handle {self.trainer.handle!r}); set one of them",
             )
-        needs = required_splits([*self.trainer.strategies, *(
-            [BASELINE_SELF_TRAINING] if self.trainer.baseline.self_training else [])])
+        needs = required_splits(train_steps(self.trainer))
         for strategy, splits in needs.items():
             if UNLABELED in splits and not self.ingest.unlabeled:
                 raise ConfigError("ingest.unlabeled", self.ingest.unlabeled,
@@ -148,11 +149,12 @@ class PipelineConfig:
             if task.label not in labels:
                 raise ConfigError(f"trainer.tasks[{index}].label", task.label,
                                   f"a label the ingest step writes: {labels} (add it to ingest.label_tasks)")
-        if MULTI_TASK in self.trainer.strategies and self.pusher.edge_formats:
+        own_evaluation = [name for name in self.trainer.strategies if get_strategy(name).evaluate]
+        if self.pusher.edge_formats and own_evaluation:
             raise ConfigError("pusher.formats", self.pusher.formats,
-                              f"[{SAVED_MODEL!r}] with strategy {MULTI_TASK!r}: the evaluator checks edge exports on "
-                              "one label, a multi-task model has one per task (`tlpipe export` converts it, "
-                              "without the check)")
+                              f"[{SAVED_MODEL!r}] with strategy {own_evaluation[0]!r}: the evaluator checks edge "
+                              "exports in its standard evaluation only, and this strategy has its own (`tlpipe "
+                              "export` converts its model, without the check)")
         heads = [task.name for task in self.trainer.tasks]
         for name in self.evaluator.tasks:
             if name not in heads:

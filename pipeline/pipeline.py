@@ -17,15 +17,15 @@ declaration (components/<component>/spec.py) plus one line here.
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
-from tlpipe.components.evaluator.pairing import Pairing
-from tlpipe.components.evaluator.spec import EVALUATE, EVALUATION, MODELS, PRODUCTION
+from tlpipe.components.evaluator.spec import EVALUATION, MODELS, PRODUCTION
 from tlpipe.components.ingest.spec import EXAMPLES, INGEST, LATEST_SPAN
 from tlpipe.components.pusher.spec import PUSH, PUSHED, RESOLVE_PRODUCTION
 from tlpipe.components.rank.spec import RANK
-from tlpipe.components.trainer.spec import PRETRAIN, SELECTED, SOURCE_DOMAIN, TEACHERS, TRAIN
-from tlpipe.components.trainer.strategies import (
-    BASELINE_SELF_TRAINING, get_strategy, needs_source_domain, strategies_to_run, teacher_of,
+from tlpipe.components.strategies.registry import (
+    evaluation_for, get_strategy, needs_source_domain, pairing_for, teacher_of, train_steps,
 )
+from tlpipe.components.strategies.train_step import TRAIN
+from tlpipe.components.trainer.spec import PRETRAIN, SELECTED, SOURCE_DOMAIN, TEACHERS
 from tlpipe.components.transform.spec import TRANSFORM, TRANSFORMED
 from tlpipe.pipeline.config import PipelineConfig
 from tlpipe.pipeline.parameters import RunParameters
@@ -56,17 +56,17 @@ def transfer_graph(ops: Any, config: PipelineConfig, locations: Locations, handl
         source_domain = {TRANSFORMED: ops.run(TRANSFORM, "transform-source", inputs={EXAMPLES: source_examples},
                                               options={"handle": handle})}
     models: dict[str, Any] = {}
-    for name in train_steps(config):
+    for name in train_steps(config.trainer):
         strategy = get_strategy(name)
-        teacher = teacher_of(name, config.trainer.teachers())
+        teacher = teacher_of(name, config.trainer)
         models[name] = ops.run(TRAIN, f"train-{name}", options={"strategy": name, "handle": handle}, values=selection,
                                inputs={TRANSFORMED: transformed,
                                        TEACHERS: {teacher: models[teacher]} if teacher else {},
                                        SOURCE_DOMAIN: source_domain if strategy.source_domain else {}})
     production = ops.run(RESOLVE_PRODUCTION, "resolve", options={
         "serving_dir": locations.serving_dir, "compare_with_production": config.evaluator.compare_with_production})
-    pairing = Pairing.for_strategies(list(models), config.trainer.teachers())
-    evaluation = ops.run(EVALUATE, "evaluate", inputs={TRANSFORMED: transformed, MODELS: models},
+    pairing = pairing_for(list(models), config.trainer)
+    evaluation = ops.run(evaluation_for(list(models)), "evaluate", inputs={TRANSFORMED: transformed, MODELS: models},
                          values={PRODUCTION: production},
                          options={"pairing": pairing.to_dict(), "edge_formats": config.pusher.edge_formats})
     pushed = ops.run(PUSH, "push", inputs={EVALUATION: evaluation, MODELS: models},
@@ -87,13 +87,7 @@ def source_graph(ops: Any, config: PipelineConfig, locations: Locations) -> dict
 
 def transfer_output_names(config: PipelineConfig) -> list[str]:
     """The names `transfer_graph` returns, in order."""
-    return [EXAMPLES, TRANSFORMED, *train_steps(config), EVALUATION, PUSHED]
-
-
-def train_steps(config: PipelineConfig) -> list[str]:
-    """The strategies a run trains, teachers first: the configured candidates, the baseline(s)."""
-    references = (BASELINE_SELF_TRAINING,) if config.trainer.baseline.self_training else ()
-    return strategies_to_run(config.trainer.strategies, references, config.trainer.teachers())
+    return [EXAMPLES, TRANSFORMED, *train_steps(config.trainer), EVALUATION, PUSHED]
 
 
 def _outputs_type(names: list[str], artifact_type: Any) -> type:

@@ -42,7 +42,6 @@ from typing import Any, Collection, Optional
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.pairing import Pairing
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, THRESHOLD_SLACK
-from tlpipe.components.trainer.strategies import SOURCE_ONLY
 
 BASELINE_ROLE = "baseline"
 PRODUCTION_ROLE = "production"
@@ -258,7 +257,7 @@ def _shortfall(config: EvaluatorConfig, name: str, accuracy: dict[str, float], w
 
 
 def _describe(ref: str, reference: dict[str, Any], pairing: Pairing) -> str:
-    if reference["role"] == BASELINE_ROLE and ref == SOURCE_ONLY:
+    if reference["role"] == BASELINE_ROLE and ref in pairing.source_domain:
         return f"the reference '{ref}' (trained on the source domain's labels, no adaptation)"
     if reference["role"] == BASELINE_ROLE and ref in pairing.extra_data:
         return f"the matched from-scratch reference '{ref}' (the same labels and {pairing.extra_data[ref]})"

@@ -131,7 +131,8 @@ def run_evaluator(
         if edge_record:
             summary["edge"] = edge_record
         if shift_dirs:
-            summary["domain_shift"] = shift_report(shift_dirs, summary)
+            shift_reference = _shift_reference(shift_dirs, candidates, pairing)
+            summary["domain_shift"] = shift_report(shift_dirs, summary, reference=shift_reference)
             write_shift_report(summary["domain_shift"], tmp_dir)
         write_evaluation(tmp_dir, summary, markdown=report.render_markdown(summary),
                          write_report=lambda report_dir: report.write_report(report_dir, summary, loaded_histories))
@@ -256,3 +257,10 @@ def _summary(config: EvaluatorConfig, examples_dir: str, split: str, label_names
         "blessing": blessing,
         "paths": paths,
     }
+
+
+def _shift_reference(shift_dirs: dict[str, str], candidates: dict[str, str], pairing: Pairing) -> str:
+    """The model the domain-shift report compares with: the adapted candidates' matched reference (without a
+    pairing: the source-domain model that is not a candidate)."""
+    matched = [pairing.matched[name] for name in shift_dirs if name in pairing.matched]
+    return matched[0] if matched else next(name for name in shift_dirs if name not in candidates)

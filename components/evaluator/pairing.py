@@ -21,17 +21,16 @@ with TFMA (each on the same test examples, with its interval):
   (baseline_self_training vs baseline);
 - total: the candidate vs that plain reference (self_training vs baseline).
 
-The pipeline graph computes the pairing from the registry (`for_strategies`)
-and passes it to the evaluate step as an option, so the evaluator itself
-needs no strategy names.
+The strategy registry computes a run's pairing
+(components/strategies/registry.py: `pairing_for`, with the roles: which
+models are candidates, which trained on a source domain) and the graph passes
+it to the evaluate step as an option, so the evaluator names no strategy.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Mapping, Optional
-
-from tlpipe.components.trainer.strategies import REFERENCE, get_strategy, teacher_of
 
 MODULE = "module"
 DATA_WITH_TRANSFER = "data_with_transfer"
@@ -41,36 +40,30 @@ TOTAL = "total"
 
 @dataclasses.dataclass(frozen=True)
 class Pairing:
-    """`matched`: candidate -> its matched reference; `builds_on`: model -> the model whose data it extends
-    (its teacher); `extra_data`: model -> what data it adds, in words; `from_scratch`: the from-scratch references."""
+    """A run's models as the evaluator sees them. `candidates`: the models that may be blessed (every other
+    model is a reference); `matched`: candidate -> its matched reference; `builds_on`: model -> the model whose
+    data it extends (its teacher); `extra_data`: model -> what data it adds, in words; `from_scratch`: the
+    from-scratch references; `source_domain`: the models trained on a labelled source domain."""
 
+    candidates: tuple[str, ...] = ()
     matched: Mapping[str, str] = dataclasses.field(default_factory=dict)
     builds_on: Mapping[str, str] = dataclasses.field(default_factory=dict)
     extra_data: Mapping[str, str] = dataclasses.field(default_factory=dict)
     from_scratch: tuple[str, ...] = ()
-
-    @classmethod
-    def for_strategies(cls, names: list[str], teachers: Mapping[str, str]) -> "Pairing":
-        """The pairing of a run that trains `names` (`teachers`: `trainer.self_training.teacher` and the like)."""
-        strategies = {name: get_strategy(name) for name in names}
-        matched = {name: s.reference for name, s in strategies.items() if s.role != REFERENCE and s.reference in names}
-        return cls(
-            matched=matched,
-            builds_on={name: teacher for name in names  # a teacher that is also the matched reference adds nothing
-                       if (teacher := teacher_of(name, teachers)) in names and teacher != matched.get(name)},
-            extra_data={name: s.extra_data for name, s in strategies.items() if s.extra_data},
-            from_scratch=tuple(name for name, s in strategies.items() if s.role == REFERENCE and not s.source_domain),
-        )
+    source_domain: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Optional[Mapping[str, Any]]) -> "Pairing":
         data = data or {}
-        return cls(matched=dict(data.get("matched", {})), builds_on=dict(data.get("builds_on", {})),
-                   extra_data=dict(data.get("extra_data", {})), from_scratch=tuple(data.get("from_scratch", ())))
+        return cls(candidates=tuple(data.get("candidates", ())), matched=dict(data.get("matched", {})),
+                   builds_on=dict(data.get("builds_on", {})), extra_data=dict(data.get("extra_data", {})),
+                   from_scratch=tuple(data.get("from_scratch", ())),
+                   source_domain=tuple(data.get("source_domain", ())))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"matched": dict(self.matched), "builds_on": dict(self.builds_on),
-                "extra_data": dict(self.extra_data), "from_scratch": list(self.from_scratch)}
+        return {"candidates": list(self.candidates), "matched": dict(self.matched), "builds_on": dict(self.builds_on),
+                "extra_data": dict(self.extra_data), "from_scratch": list(self.from_scratch),
+                "source_domain": list(self.source_domain)}
 
     def gating_references(self, candidate: str, references: Mapping[str, str]) -> list[str]:
         """The references (name -> role) `candidate` must beat: its matched one and production when it is

@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from tlpipe.components.trainer.strategies import SOURCE_ONLY as REFERENCE
 from tlpipe.models.artifacts import read_json, write_json
 from tlpipe.models.errors import DataError
 from tlpipe.models.shift import LARGE_SHIFT_PAD, SMALL_SHIFT_PAD
@@ -75,7 +74,7 @@ def before_training_verdict(measure: dict[str, Any]) -> str:
 
 
 def shift_report(trained_dirs: dict[str, str], evaluation: Optional[dict[str, Any]] = None, *,
-                 reference: str = REFERENCE) -> dict[str, Any]:
+                 reference: str) -> dict[str, Any]:
     """The report over the domain-adaptation strategies' train folders (name -> folder holding shift.json).
 
     `evaluation` is the evaluator's summary (`summary.json`) of a run that
@@ -159,7 +158,7 @@ def before_text(report: dict[str, Any]) -> str:
 
 def shift_table(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """A row per model: the shift after its training, its target accuracy and its difference to the reference."""
-    header = ["model", "PAD after", "MMD^2 after", "target accuracy", f"vs {report.get('reference', REFERENCE)}"]
+    header = ["model", "PAD after", "MMD^2 after", "target accuracy", f"vs {report['reference']}"]
     rows = []
     for name, row in report.get("models", {}).items():
         accuracy, diff = row.get("accuracy"), row.get("accuracy_diff")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from tlpipe.components.trainer.spec import SUMMARY_FILE
+from tlpipe.models.layout import SUMMARY_FILE
 from tlpipe.models.artifacts import read_json
 
 

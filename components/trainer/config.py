@@ -11,9 +11,8 @@ from typing import Literal, Optional
 
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.trainer.domain_config import DomainConfig
-from tlpipe.components.trainer.multi_task_config import TaskConfig, check_tasks
+from tlpipe.components.trainer.multi_task_config import TaskConfig
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-from tlpipe.components.trainer.strategies import CANDIDATE_STRATEGIES, MULTI_TASK, SELF_TRAINING
 from tlpipe.models.errors import ConfigError
 from tlpipe.models.regularization import Regularization
 
@@ -107,7 +106,10 @@ class TrainerConfig:
     for the head phase (ignored when `augment` is on). `candidates` (presets,
     module folders or hub handles) instead of `handle`/`preset`: a rank step
     scores each on the labelled target examples and the trainers build on the
-    one with the best `select` score (see `tlpipe rank`). `tasks` are the heads
+    one with the best `select` score (see `tlpipe rank`). `strategies` names
+    registered candidates (components/strategies/); `plugins` names modules
+    imported first, in every process, which register strategies of their own
+    (docs/architecture.md, "Recipe: add a strategy"). `tasks` are the heads
     of strategy `multi_task` (see multi_task_config.py).
     """
 
@@ -122,6 +124,7 @@ class TrainerConfig:
     domain: DomainConfig = dataclasses.field(default_factory=DomainConfig)  # domain-adaptation strategies
     self_training: SelfTrainingConfig = dataclasses.field(default_factory=SelfTrainingConfig)
     tasks: list[TaskConfig] = dataclasses.field(default_factory=list)  # the heads of `multi_task`
+    plugins: list[str] = dataclasses.field(default_factory=list)  # modules that register strategies of their own
     batch_size: Optional[int] = None
     head_epochs: Optional[int] = None
     head_learning_rate: Optional[float] = None
@@ -137,19 +140,9 @@ class TrainerConfig:
     seed: int = 0
     distribution: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
 
-    def teachers(self) -> dict[str, str]:
-        """Strategy -> the strategy that teaches it, where the config chooses (self-training's teacher)."""
-        return {SELF_TRAINING: self.self_training.teacher}
-
     def validate(self) -> None:
-        if not self.strategies:
-            raise ConfigError("strategies", self.strategies, "a non-empty list of " + ", ".join(CANDIDATE_STRATEGIES))
-        for strategy in self.strategies:
-            if strategy not in CANDIDATE_STRATEGIES:
-                raise ConfigError("strategies", strategy, CANDIDATE_STRATEGIES)
-        if len(set(self.strategies)) != len(self.strategies):
-            raise ConfigError("strategies", self.strategies, "each strategy at most once")
-        check_tasks(self.tasks, self.strategies, MULTI_TASK)
+        """The section's own values; `strategies` and what each strategy needs of the section are checked by the
+        strategy registry (components/strategies/registry.py: `check_trainer`), which knows the strategies."""
         if self.candidates:
             from tlpipe.models.transferability import SCORES
 

@@ -38,12 +38,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlpipe.components.trainer import strategies
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData
 from tlpipe.components.trainer.engine import train_and_export
 from tlpipe.components.trainer.executor import configured_transfer_model
-from tlpipe.components.trainer.spec import SUMMARY_FILE
 from tlpipe.models import example_format as fmt
 from tlpipe.models.adabn import adapt_batch_norm
 from tlpipe.models.artifacts import write_json
@@ -51,15 +49,12 @@ from tlpipe.models.domain import DANN, SOURCE_ONLY, fit_domain_adversarial, samp
 from tlpipe.models.errors import ConfigError, DataError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.hyperrule import Schedule
-from tlpipe.models.layout import HISTORY_FILE
+from tlpipe.models.layout import HISTORY_FILE, SUMMARY_FILE
 from tlpipe.models.progress import log
 from tlpipe.models.shift import measure_shift
 
 BN_ADAPT = "bn_adapt"
 METHODS = (DANN, BN_ADAPT, SOURCE_ONLY)  # DANN and SOURCE_ONLY: models/domain.py's two fits
-# The strategy names of the registry (the literature's) and the method each runs.
-STRATEGY_METHODS = {strategies.DOMAIN_ADAPTATION: DANN, strategies.BN_ADAPT: BN_ADAPT,
-                    strategies.SOURCE_ONLY: SOURCE_ONLY}
 SHIFT_FILE = "shift.json"
 WEIGHTS_FILE = "classifier.weights.h5"
 _DECODE_BATCH = 256
@@ -125,6 +120,7 @@ def train_domain_adaptation(
     *,
     handle: str,
     method: str,
+    strategy: str,
     work_dir: Optional[str] = None,
     teacher_model_dir: Optional[str] = None,
 ) -> dict[str, Any]:
@@ -135,6 +131,8 @@ def train_domain_adaptation(
     `target_transformed_dir`: the target domain's, with
     `config.domain.unlabeled_split` (labels never read) and optionally
     `config.domain.target_eval_split` (labelled; reported only).
+    `strategy` names the model in its records (components/strategies/domain.py: the literature's name of
+    each method).
     `work_dir` is accepted as for every strategy's executor (the registry
     passes it); these fits keep no checkpoints, so nothing is written there: a
     killed run starts again. `teacher_model_dir`, for "bn_adapt" only: the exported
@@ -151,7 +149,6 @@ def train_domain_adaptation(
     check_same_classes(source_names, target_names)
     target = load_split(target_transformed_dir, domain.unlabeled_split, with_labels=False)
     target_eval = _optional_labelled(target_transformed_dir, domain.target_eval_split)
-    strategy = next(name for name, value in STRATEGY_METHODS.items() if value == method)
     shift: dict[str, Any] = {"unlabeled_split": domain.unlabeled_split, "samples_per_domain": domain.shift_samples}
 
     recipe = DomainRecipe(config, handle, method, strategy, output_dir, target, target_eval, teacher_model_dir, shift)
@@ -160,18 +157,6 @@ def train_domain_adaptation(
                    num_target_unlabeled=target.count)
     write_json(os.path.join(output_dir, SUMMARY_FILE), summary)
     return summary
-
-
-def train_domain_strategy(config: TrainerConfig, transformed_dir: str, output_dir: str, *, strategy: str, handle: str,
-                          source_transformed_dir: str, work_dir: Optional[str] = None,
-                          teacher_model_dir: Optional[str] = None) -> dict[str, Any]:
-    """`train_domain_adaptation` in the strategy registry's calling convention: `transformed_dir` is the
-    target domain's, `strategy` one of `STRATEGY_METHODS` (domain_adaptation, bn_adapt, source_only)."""
-    if strategy not in STRATEGY_METHODS:
-        raise ConfigError("strategy", strategy, tuple(STRATEGY_METHODS))
-    return train_domain_adaptation(config, source_transformed_dir, transformed_dir, output_dir, handle=handle,
-                                   method=STRATEGY_METHODS[strategy], work_dir=work_dir,
-                                   teacher_model_dir=teacher_model_dir)
 
 
 class _Split:

@@ -25,10 +25,10 @@ from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData, check_augmentation, default_augmentation, load_transformed
 from tlpipe.components.trainer.determinism import make_deterministic
 from tlpipe.components.trainer.distribution import make_strategy
-from tlpipe.components.trainer.spec import MODEL_DIR, SUMMARY_FILE
+from tlpipe.components.trainer.spec import MODEL_DIR
 from tlpipe.models.artifacts import write_json
 from tlpipe.models.hyperrule import Schedule, make_schedule
-from tlpipe.models.layout import CHECKPOINT_DIR
+from tlpipe.models.layout import CHECKPOINT_DIR, SUMMARY_FILE
 from tlpipe.models.progress import log
 from tlpipe.models.serving import export_for_serving
 

@@ -32,18 +32,11 @@ import numpy as np
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData
 from tlpipe.components.trainer.engine import augmentation_for, checkpoint_dir_for, train_and_export
-from tlpipe.components.trainer.strategies import BASELINE
+from tlpipe.components.trainer.transfer_fits import FEATURE_EXTRACTION, FINE_TUNE_ALL, TRANSFER_FITS
 from tlpipe.models.builders import build_baseline_model, build_transfer_model
 from tlpipe.models.errors import ConfigError
 from tlpipe.models.fit import UNFREEZE_ALL, Unfreeze, fit_baseline, two_phase_fit
 from tlpipe.models.hyperrule import Schedule
-
-
-FEATURE_EXTRACTION = "feature_extraction"
-FINE_TUNE_TOP = "fine_tune_top"
-FINE_TUNE_ALL = "fine_tune_all"
-# The strategies that are one transfer fit each; `unfreeze_for` says what of the base each one trains.
-TRANSFER_FITS = (FEATURE_EXTRACTION, FINE_TUNE_TOP, FINE_TUNE_ALL)
 
 
 def unfreeze_for(strategy: str, config: TrainerConfig) -> Optional[Unfreeze]:
@@ -149,7 +142,7 @@ def train_transfer(config: TrainerConfig, transformed_dir: str, output_dir: str,
 
 
 def train_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
-                   strategy: str = BASELINE, work_dir: Optional[str] = None,
+                   strategy: str, work_dir: Optional[str] = None,
                    data: Optional[TransformedData] = None, extra: Optional[dict[str, Any]] = None,
                    keep_last_epoch: bool = False) -> dict[str, Any]:
     """Train the from-scratch baseline of `handle`'s transfer model; returns the summary. `data`, `extra` and

@@ -34,9 +34,9 @@ from tlpipe.components.config_schema import validate_tree
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import EVAL_SPLIT, TRAIN_SPLIT, TransformedData, load_transformed
 from tlpipe.components.trainer.engine import augmentation_for, checkpoint_dir_for, train_and_export
-from tlpipe.components.trainer.executor import FINE_TUNE_ALL, FINE_TUNE_TOP, BaselineRecipe
+from tlpipe.components.trainer.executor import BaselineRecipe
 from tlpipe.components.trainer.spec import MODEL_DIR
-from tlpipe.components.trainer.strategies import MULTI_TASK, MULTI_TASK_BASELINE
+from tlpipe.components.trainer.transfer_fits import FINE_TUNE_ALL, FINE_TUNE_TOP
 from tlpipe.models import example_format as fmt
 from tlpipe.models.errors import DataError
 from tlpipe.models.examples import decode_examples
@@ -172,7 +172,7 @@ def _train_transfer_heads(config: TrainerConfig, transformed_dir: str, output_di
                             export_options={"task_label_names": task_data.label_names})
 
 
-def train_multi_task(config: TrainerConfig, transformed_dir: str, output_dir: str, *, strategy: str = MULTI_TASK,
+def train_multi_task(config: TrainerConfig, transformed_dir: str, output_dir: str, *, strategy: str,
                      handle: str, work_dir: Optional[str] = None) -> dict[str, Any]:
     """A single-task model per head, then the multi-task model; returns the multi-task model's summary."""
     validate_tree(config, "trainer")
@@ -189,7 +189,7 @@ def train_multi_task(config: TrainerConfig, transformed_dir: str, output_dir: st
 
 
 def train_multi_task_baseline(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
-                              strategy: str = MULTI_TASK_BASELINE, handle: str,
+                              strategy: str, handle: str,
                               work_dir: Optional[str] = None) -> dict[str, Any]:
     """The same heads on a randomly initialised base, trained end to end with the baseline's budget."""
     validate_tree(config, "trainer")

@@ -64,7 +64,6 @@ from tlpipe.components.trainer.self_training_config import (
     FEATURE_EXTRACTION, LAST_EPOCH, TEACHER, SelfTrainingConfig,
 )
 from tlpipe.components.trainer.spec import MODEL_DIR
-from tlpipe.components.trainer.strategies import BASELINE_SELF_TRAINING, SELF_TRAINING
 from tlpipe.models import example_format as fmt
 from tlpipe.models.artifacts import write_json
 from tlpipe.models.errors import DataError, ModelError
@@ -86,7 +85,7 @@ RAW_VIEW_SIDE = 32
 
 def train_self_training(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
                         teacher_model_dir: str, work_dir: Optional[str] = None,
-                        strategy: str = SELF_TRAINING) -> dict[str, Any]:
+                        strategy: str) -> dict[str, Any]:
     """Pseudo-label the `unlabeled` split with the teacher; train a transfer student on `handle`; its summary.
 
     `teacher_model_dir` is an exported model (`export_for_serving`'s SavedModel)
@@ -98,7 +97,7 @@ def train_self_training(config: TrainerConfig, transformed_dir: str, output_dir:
 
 def train_baseline_self_training(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
                                  teacher_model_dir: str, work_dir: Optional[str] = None,
-                                 strategy: str = BASELINE_SELF_TRAINING) -> dict[str, Any]:
+                                 strategy: str) -> dict[str, Any]:
     """The from-scratch counterpart: `teacher_model_dir` is the from-scratch baseline, the student is one too."""
     return _self_train(config, transformed_dir, output_dir, handle=handle, teacher_model_dir=teacher_model_dir,
                        work_dir=work_dir, strategy=strategy, scratch=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, Optional
 
+from tlpipe.components.trainer.transfer_fits import FEATURE_EXTRACTION, FINE_TUNE_ALL, FINE_TUNE_TOP
 from tlpipe.models.errors import ConfigError
 
 TEACHER = "teacher"
@@ -24,9 +25,8 @@ LABELER_DEFAULTS = {TEACHER: (0.9, 100), PROPAGATION: (0.5, 100_000)}
 # The strategies whose model may teach (its features build the graph, or its predictions label), and how the
 # transferred student may be fitted. A strong pre-trained module (ImageNet) teaches well frozen, and its
 # frozen student is cheap; a weak one (a small home-made source) needs fine-tuning for both.
-FEATURE_EXTRACTION = "feature_extraction"
-TEACHERS = ("fine_tune_all", "fine_tune_top", FEATURE_EXTRACTION)
-STUDENT_FITS = ("fine_tune_all", "fine_tune_top", FEATURE_EXTRACTION)
+TEACHERS = (FINE_TUNE_ALL, FINE_TUNE_TOP, FEATURE_EXTRACTION)
+STUDENT_FITS = (FINE_TUNE_ALL, FINE_TUNE_TOP, FEATURE_EXTRACTION)
 # Which epoch of the student is kept: the best on the labelled eval split, or the last of its fixed budget.
 BEST_EPOCH, LAST_EPOCH = "best", "last"
 STUDENT_EPOCHS = (BEST_EPOCH, LAST_EPOCH)

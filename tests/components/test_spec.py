@@ -9,7 +9,8 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.spec import INGEST
 from tlpipe.components.spec import WORK_KEY_FILE, build_args, group_input_name, sections_to_json
 from tlpipe.components.trainer.config import TrainerConfig
-from tlpipe.components.trainer.spec import TEACHERS, TRAIN
+from tlpipe.components.strategies.train_step import TRAIN
+from tlpipe.components.trainer.spec import TEACHERS
 from tlpipe.models.example_format import METADATA_FILE
 from tlpipe.models.errors import ConfigError
 

@@ -4,7 +4,8 @@ import pytest
 
 from tlpipe.components.evaluator.spec import EVALUATE
 from tlpipe.components.pusher.spec import PUSH
-from tlpipe.components.trainer.spec import SELECTED, TRAIN
+from tlpipe.components.strategies.train_step import TRAIN
+from tlpipe.components.trainer.spec import SELECTED
 from tlpipe.pipeline.adapters import InProcessOps, declared_values, flatten_inputs
 from tlpipe.pipeline.config import load_config
 

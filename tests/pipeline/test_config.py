@@ -210,9 +210,9 @@ def test_every_section_default_validates():
 
 
 def test_the_embedded_default_trains_the_frozen_teacher_once():
-    from tlpipe.pipeline.pipeline import train_steps
+    from tlpipe.components.strategies.registry import train_steps
 
-    assert train_steps(load_config()) == ["feature_extraction", "self_training", "baseline", "baseline_self_training"]
+    assert train_steps(load_config().trainer) == ["feature_extraction", "self_training", "baseline", "baseline_self_training"]
     chosen = load_config(overrides=["trainer.self_training.teacher=fine_tune_all", "trainer.baseline.self_training=true"])
-    assert train_steps(chosen) == ["feature_extraction", "fine_tune_all", "self_training", "baseline",
+    assert train_steps(chosen.trainer) == ["feature_extraction", "fine_tune_all", "self_training", "baseline",
                                    "baseline_self_training"]

@@ -15,7 +15,8 @@ import pytest
 
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.executor import run_evaluator
-from tlpipe.components.evaluator.pairing import Pairing
+from tlpipe.components.strategies.registry import pairing_for
+from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import run_pusher
 from tlpipe.components.production import ProductionModel, latest_pushed_model
@@ -158,7 +159,7 @@ def test_a_candidate_is_judged_against_the_reference_that_saw_its_data_and_its_g
         tmp_path, dataset_dir, model_dirs):
     # self_training (0.65) beats the plain baseline (0.30) but not its matched reference, the from-scratch model
     # that saw the same unlabelled images (`trained`, ~1): not blessed, and the reason names that reference.
-    pairing = Pairing.for_strategies(["self_training", "baseline", "baseline_self_training"], {})
+    pairing = pairing_for(["self_training", "baseline", "baseline_self_training"], TrainerConfig())
     output = tmp_path / "evaluation"
     summary = run_evaluator(
         EvaluatorConfig(), dataset_dir, {"self_training": model_dirs["partial"]},

@@ -6,6 +6,7 @@ import pytest
 
 from tlpipe.components.evaluator.blessing import decide_blessing
 from tlpipe.components.evaluator.config import EvaluatorConfig
+from tlpipe.components.evaluator.pairing import Pairing
 from tlpipe.components.evaluator.executor import run_evaluator
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY
 from tlpipe.models.errors import ConfigError
@@ -58,7 +59,8 @@ def test_a_source_only_reference_is_not_called_a_from_scratch_baseline():
     comparisons = {"source_only": _comparisons({"value": 0.05, "lower": 0.031, "upper": 0.069}, False)["baseline"]}
     comparisons["source_only"]["models"]["source_only"] = comparisons["source_only"]["models"].pop("baseline")
     blessing = decide_blessing(EvaluatorConfig(min_improvement=0.03), {"fine_tune_all": "/m/fta"},
-                               {"source_only": {"role": "baseline", "model_dir": "/m/so"}}, comparisons)
+                               {"source_only": {"role": "baseline", "model_dir": "/m/so"}}, comparisons,
+                               pairing=Pairing(source_domain=("source_only",)))  # the run's source-domain models
     assert blessing["blessed"] and "from-scratch" not in blessing["reason"]
     assert "the reference 'source_only' (trained on the source domain's labels, no adaptation)" in blessing["reason"]
 

@@ -8,30 +8,33 @@ from tlpipe.components.evaluator.blessing import decide_blessing
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.pairing import DATA_FROM_SCRATCH, DATA_WITH_TRANSFER, MODULE, TOTAL, Pairing
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY
+from tlpipe.components.strategies.registry import pairing_for
+from tlpipe.components.trainer.config import TrainerConfig
+from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
 
 from .conftest import tfma_run
 
 pytestmark = pytest.mark.quick
 
 DEFAULT_RUN = ["feature_extraction", "self_training", "baseline", "baseline_self_training"]
-FROZEN_TEACHER = {"self_training": "feature_extraction"}  # the embedded default's teacher
+FROZEN_TEACHER = TrainerConfig(self_training=SelfTrainingConfig(teacher="feature_extraction"))  # the default's
 
 
 def test_the_registry_pairs_each_candidate_with_the_reference_that_saw_its_data():
-    pairing = Pairing.for_strategies(DEFAULT_RUN, FROZEN_TEACHER)
+    pairing = pairing_for(DEFAULT_RUN, FROZEN_TEACHER)
     assert pairing.matched == {"feature_extraction": "baseline", "self_training": "baseline_self_training"}
     assert pairing.builds_on == {"self_training": "feature_extraction", "baseline_self_training": "baseline"}
     assert pairing.from_scratch == ("baseline", "baseline_self_training")
-    domain = Pairing.for_strategies(["domain_adaptation", "bn_adapt", "source_only"], {})
+    domain = pairing_for(["domain_adaptation", "bn_adapt", "source_only"], TrainerConfig())
     assert domain.matched == {"domain_adaptation": "source_only", "bn_adapt": "source_only"}
     assert domain.builds_on == {} and domain.from_scratch == ()  # bn_adapt's teacher is its reference
-    multi = Pairing.for_strategies(["multi_task", "multi_task_baseline"], {})
+    multi = pairing_for(["multi_task", "multi_task_baseline"], TrainerConfig())
     assert multi.matched == {"multi_task": "multi_task_baseline"}
     assert Pairing.from_dict(pairing.to_dict()) == pairing
 
 
 def test_the_decomposition_needs_two_differences_beyond_every_candidate_against_every_reference():
-    pairing = Pairing.for_strategies(DEFAULT_RUN, FROZEN_TEACHER)
+    pairing = pairing_for(DEFAULT_RUN, FROZEN_TEACHER)
     extra = pairing.extra_pairs(["feature_extraction", "self_training"], ["baseline", "baseline_self_training"])
     assert extra == {"feature_extraction": ["self_training"], "baseline": ["baseline_self_training"]}
 
@@ -56,7 +59,7 @@ CANDIDATES = {"feature_extraction": "/m/fe", "self_training": "/m/st"}
 def test_beating_the_plain_baseline_but_not_the_matched_reference_is_not_blessed():
     comparisons = _default_comparisons(
         {"feature_extraction": 0.70, "self_training": 0.90, "baseline_self_training": 0.92, "baseline": 0.60})
-    pairing = Pairing.for_strategies(DEFAULT_RUN, FROZEN_TEACHER)
+    pairing = pairing_for(DEFAULT_RUN, FROZEN_TEACHER)
     blessing = decide_blessing(EvaluatorConfig(), CANDIDATES, REFERENCES, comparisons, pairing=pairing)
 
     self_training = blessing["candidates"]["self_training"]
@@ -79,7 +82,7 @@ def test_beating_the_plain_baseline_but_not_the_matched_reference_is_not_blessed
 def test_the_decomposition_is_the_paired_differences_the_verdict_read():
     comparisons = _default_comparisons(
         {"feature_extraction": 0.80, "self_training": 0.94, "baseline_self_training": 0.85, "baseline": 0.79})
-    pairing = Pairing.for_strategies(DEFAULT_RUN, FROZEN_TEACHER)
+    pairing = pairing_for(DEFAULT_RUN, FROZEN_TEACHER)
     blessing = decide_blessing(EvaluatorConfig(), CANDIDATES, REFERENCES, comparisons, pairing=pairing)
     assert blessing["candidate"] == "self_training" and blessing["best_from_scratch"] is None
     parts = {part["part"]: part for part in blessing["gains"]["self_training"]}
@@ -99,7 +102,7 @@ def test_the_decomposition_is_the_paired_differences_the_verdict_read():
 
 def test_a_from_scratch_winner_is_blessed_only_when_the_setting_allows_it():
     accuracies = {"feature_extraction": 0.70, "self_training": 0.80, "baseline_self_training": 0.92, "baseline": 0.60}
-    pairing = Pairing.for_strategies(DEFAULT_RUN, FROZEN_TEACHER)
+    pairing = pairing_for(DEFAULT_RUN, FROZEN_TEACHER)
     comparisons = _default_comparisons({**accuracies, "self_training": 0.95})  # self_training beats its reference
     comparisons["baseline"] = tfma_run({**accuracies}, "baseline", {})
     comparisons["baseline_self_training"] = tfma_run(

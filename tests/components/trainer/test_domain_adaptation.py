@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
 from tlpipe.components.trainer.domain_adaptation import (
-    SHIFT_FILE, WEIGHTS_FILE, check_same_classes, train_domain_adaptation, train_domain_strategy,
+    SHIFT_FILE, WEIGHTS_FILE, check_same_classes, train_domain_adaptation,
 )
 from tlpipe.components.trainer.domain_config import DomainConfig
 from tlpipe.models import example_format as fmt
@@ -83,7 +83,7 @@ def _serve(model_dir: str, target_dir: str) -> dict:
 def test_dann_trains_exports_and_measures_the_shift(grey_hub_module, domains, tmp_path):
     source, target = domains
     output = str(tmp_path / "dann")
-    summary = train_domain_adaptation(_config(), source, target, output, handle=grey_hub_module, method="dann")
+    summary = train_domain_adaptation(_config(), source, target, output, handle=grey_hub_module, method="dann", strategy="domain_adaptation")
     assert summary["strategy"] == "domain_adaptation" and summary["method"] == "dann"
     assert summary["total_steps"] == 6 and summary["num_target_unlabeled"] == 24
     history = json.load(open(os.path.join(output, "history.json")))
@@ -105,11 +105,11 @@ def test_dann_trains_exports_and_measures_the_shift(grey_hub_module, domains, tm
 def test_bn_adapt_reuses_source_only_and_changes_only_statistics(grey_hub_module, domains, tmp_path):
     source, target = domains
     reference = train_domain_adaptation(_config(), source, target, str(tmp_path / "source_only"),
-                                        handle=grey_hub_module, method="source_only")
+                                        handle=grey_hub_module, method="source_only", strategy="source_only")
     history = json.load(open(os.path.join(tmp_path / "source_only", "history.json")))
     assert all(e["domain_loss"] == 0 and e["lambda"] == 0 for e in history["entries"])
     adapted = train_domain_adaptation(_config(), source, target, str(tmp_path / "bn_adapt"), handle=grey_hub_module,
-                                      method="bn_adapt", teacher_model_dir=reference["model_dir"])
+                                      method="bn_adapt", strategy="bn_adapt", teacher_model_dir=reference["model_dir"])
     assert adapted["strategy"] == "bn_adapt"
     history = json.load(open(os.path.join(tmp_path / "bn_adapt", "history.json")))
     assert sorted(s.rsplit(".", 1)[-1] for s in history["adabn"]["statistics"]) == ["moving_mean", "moving_variance"]
@@ -135,7 +135,7 @@ def test_classes_must_match(grey_hub_module, domains, tmp_path):
     other = _write(str(tmp_path / "other"), {"train": _images(2, 5, shifted=True)}, names=["Sandal", "Boot", "Bag"])
     with pytest.raises(ConfigError) as error:
         train_domain_adaptation(_config(), source, other, str(tmp_path / "out"), handle=grey_hub_module,
-                                method="dann")
+                                method="dann", strategy="domain_adaptation")
     message = str(error.value)
     assert "['Sandal', 'Sneaker', 'Bag']" in message and "['Sandal', 'Boot', 'Bag']" in message
     assert "only in the source: ['Sneaker']; only in the target: ['Boot']" in message
@@ -146,13 +146,10 @@ def test_classes_must_match(grey_hub_module, domains, tmp_path):
 def test_bad_requests_are_refused(grey_hub_module, domains, tmp_path):
     source, target = domains
     with pytest.raises(ConfigError, match="method"):
-        train_domain_adaptation(_config(), source, target, str(tmp_path / "x"), handle=grey_hub_module, method="mmd")
-    with pytest.raises(ConfigError, match="strategy"):
-        train_domain_strategy(_config(), target, str(tmp_path / "z"), strategy="fine_tune_all",
-                              handle=grey_hub_module, source_transformed_dir=source)
+        train_domain_adaptation(_config(), source, target, str(tmp_path / "x"), handle=grey_hub_module, method="mmd", strategy="mmd")
     with pytest.raises(ConfigError, match="teacher_model_dir"):
         train_domain_adaptation(_config(), source, target, str(tmp_path / "w"), handle=grey_hub_module,
-                                method="dann", teacher_model_dir=str(tmp_path))
+                                method="dann", strategy="domain_adaptation", teacher_model_dir=str(tmp_path))
     with pytest.raises(DataError, match="no split 'unlabeled'"):
         train_domain_adaptation(_config(unlabeled_split="unlabeled"), source, target, str(tmp_path / "y"),
-                                handle=grey_hub_module, method="dann")
+                                handle=grey_hub_module, method="dann", strategy="domain_adaptation")

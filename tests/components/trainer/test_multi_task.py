@@ -10,13 +10,12 @@ import pytest
 import tensorflow as tf
 
 from .conftest import IMAGE_SHAPE, LABEL_NAMES, class_images, write_split
-from tlpipe.components.config_schema import from_dict
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
 from tlpipe.components.trainer.multi_task import single_task_dir, train_multi_task, train_multi_task_baseline
 from tlpipe.components.trainer.multi_task_config import TaskConfig
 from tlpipe.models import example_format as fmt
 from tlpipe.models.artifacts import write_json
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.errors import DataError
 from tlpipe.models.serving import load_serving_metadata, task_output_key
 
 pytestmark = pytest.mark.quick
@@ -55,7 +54,7 @@ def _serve(model_dir: str, transformed_dir: str) -> dict[str, np.ndarray]:
 
 def test_multi_task_trains_a_single_task_model_per_head_and_the_shared_model(grey_hub_module, task_dir, tmp_path):
     output_dir = str(tmp_path / "multi_task")
-    summary = train_multi_task(small_config(), task_dir, output_dir, handle=grey_hub_module)
+    summary = train_multi_task(small_config(), task_dir, output_dir, strategy="multi_task", handle=grey_hub_module)
 
     assert summary["strategy"] == "multi_task"
     assert summary["tasks"] == {"item": {"label": "label", "label_names": LABEL_NAMES, "loss_weight": 1.0},
@@ -79,7 +78,8 @@ def test_multi_task_trains_a_single_task_model_per_head_and_the_shared_model(gre
 
 
 def test_the_baseline_trains_the_same_heads_from_scratch(grey_hub_module, task_dir, tmp_path):
-    summary = train_multi_task_baseline(small_config(), task_dir, str(tmp_path / "b"), handle=grey_hub_module)
+    summary = train_multi_task_baseline(small_config(), task_dir, str(tmp_path / "b"), strategy="multi_task_baseline",
+                                        handle=grey_hub_module)
     assert summary["kind"] == "baseline" and summary["baseline_architecture"] == "small_cnn"
     outputs = _serve(os.path.join(str(tmp_path / "b"), "model"), task_dir)
     assert set(outputs) == {task_output_key(t, k) for t in ("item", "group")
@@ -89,21 +89,4 @@ def test_the_baseline_trains_the_same_heads_from_scratch(grey_hub_module, task_d
 def test_a_task_whose_label_the_data_lacks_is_a_data_error_naming_it(grey_hub_module, task_dir, tmp_path):
     config = small_config(tasks=[TASKS[0], TaskConfig(name="colour", label="colour")])
     with pytest.raises(DataError, match=r"task 'colour' reads label 'colour'.*labels present: \['group', 'label'\]"):
-        train_multi_task(config, task_dir, str(tmp_path / "m"), handle=grey_hub_module)
-
-
-@pytest.mark.parametrize("trainer, key", [
-    ({"strategies": ["multi_task"], "tasks": [{"name": "a"}]}, "trainer.tasks"),
-    ({"strategies": ["multi_task", "fine_tune_all"], "tasks": [{"name": "a"}, {"name": "b", "label": "g"}]},
-     "trainer.strategies"),
-    ({"strategies": ["fine_tune_all"], "tasks": [{"name": "a"}, {"name": "b", "label": "g"}]}, "trainer.tasks"),
-    ({"strategies": ["multi_task"], "tasks": [{"name": "a"}, {"name": "b"}]}, "trainer.tasks"),
-    ({"strategies": ["multi_task"], "tasks": [{"name": "a"}, {"name": "b", "label": "g", "loss_weight": 0}]},
-     "trainer.tasks[1].loss_weight"),
-    ({"strategies": ["multi_task"], "tasks": [{"name": "a"}, {"name": "b c", "label": "g"}]},
-     "trainer.tasks[1].name"),
-])
-def test_bad_tasks_are_config_errors_naming_the_key(trainer, key):
-    with pytest.raises(ConfigError) as caught:
-        from_dict(TrainerConfig, trainer, "trainer")
-    assert caught.value.key == key
+        train_multi_task(config, task_dir, str(tmp_path / "m"), strategy="multi_task", handle=grey_hub_module)

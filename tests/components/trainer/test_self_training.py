@@ -76,7 +76,7 @@ def test_self_training_pseudo_labels_only_the_unlabeled_split(with_unlabeled, gr
                              handle=grey_hub_module)
     output = str(tmp_path / "self_training")
     summary = train_self_training(_config(threshold=0.34, max_per_class=3, rounds=2), transformed_dir, output,
-                                  handle=grey_hub_module, teacher_model_dir=str(tmp_path / "teacher"))
+                                  handle=grey_hub_module, teacher_model_dir=str(tmp_path / "teacher"), strategy="self_training")
 
     seen = summary["self_training"]
     assert summary["strategy"] == "self_training" and summary["kind"] == "transfer"
@@ -108,7 +108,7 @@ def test_propagation_labels_the_unlabeled_split_by_its_neighbourhoods(with_unlab
                    handle=grey_hub_module)
     output = str(tmp_path / "self_training")
     summary = train_self_training(_config(neighbors=3, raw_components=8), transformed_dir, output,
-                                  handle=grey_hub_module, teacher_model_dir=str(tmp_path / "teacher"))
+                                  handle=grey_hub_module, teacher_model_dir=str(tmp_path / "teacher"), strategy="self_training")
     seen = summary["self_training"]
     assert seen["labeler"].startswith("label propagation") and "8 principal components" in seen["labeler"]
     assert (seen["threshold"], seen["max_per_class"]) == (0.5, 100_000)  # the propagation labeler's defaults
@@ -134,7 +134,7 @@ def test_frozen_teacher_and_student_keep_the_module_and_the_last_epoch(with_unla
 
     def run(name: str) -> dict:
         train_self_training(_config(**settings), transformed_dir, str(tmp_path / name), handle=grey_hub_module,
-                            teacher_model_dir=str(tmp_path / "teacher"))
+                            teacher_model_dir=str(tmp_path / "teacher"), strategy="self_training")
         with open(tmp_path / name / "history.json") as handle:
             return json.load(handle)
 
@@ -165,17 +165,19 @@ def test_teacher_labeler_takes_the_teacher_predictions(with_unlabeled, grey_hub_
                    handle=grey_hub_module)
     summary = train_self_training(_config(labeler="teacher", threshold=0.34, max_per_class=2), transformed_dir,
                                   str(tmp_path / "out"), handle=grey_hub_module,
-                                  teacher_model_dir=str(tmp_path / "teacher"))
+                                  teacher_model_dir=str(tmp_path / "teacher"), strategy="self_training")
     seen = summary["self_training"]
     assert seen["labeler"] == "the teacher's own predictions" and seen["pseudo_labelled"] <= 6
 
 
 def test_scratch_baseline_self_trains_from_a_scratch_teacher(with_unlabeled, grey_hub_module, tmp_path):
     transformed_dir, _ = with_unlabeled
-    train_baseline(_config(), transformed_dir, str(tmp_path / "baseline"), handle=grey_hub_module)
+    train_baseline(_config(), transformed_dir, str(tmp_path / "baseline"), handle=grey_hub_module,
+                   strategy="baseline")
     summary = train_baseline_self_training(_config(threshold=0.34, max_per_class=2), transformed_dir,
                                            str(tmp_path / "baseline_self_training"), handle=grey_hub_module,
-                                           teacher_model_dir=str(tmp_path / "baseline" / "model"))
+                                           teacher_model_dir=str(tmp_path / "baseline" / "model"),
+                                           strategy="baseline_self_training")
     assert summary["kind"] == "baseline" and summary["strategy"] == "baseline_self_training"
     assert summary["self_training"]["student"] == "randomly initialised (from scratch)"
     assert summary["num_train"] == 18 + summary["self_training"]["pseudo_labelled"]
@@ -187,7 +189,7 @@ def test_self_training_errors_name_what_is_missing(transformed_dir, grey_hub_mod
     _write_unlabeled(transformed_dir, class_images(1, seed=3)[0])
     with pytest.raises(ModelError, match="neither an exported model"):
         train_self_training(_config(), transformed_dir, str(tmp_path / "out"), handle=grey_hub_module,
-                            teacher_model_dir=str(tmp_path))
+                            teacher_model_dir=str(tmp_path), strategy="self_training")
     with pytest.raises(ConfigError) as error:
         SelfTrainingConfig(threshold=1.0).validate()
     assert error.value.key == "threshold"

@@ -72,7 +72,8 @@ def test_train_transfer_writes_model_history_and_summary(grey_hub_module, transf
 
 
 def test_train_baseline_trains_the_same_architecture_from_scratch(grey_hub_module, transformed_dir, tmp_path):
-    summary = train_baseline(small_config(), transformed_dir, str(tmp_path / "baseline"), handle=grey_hub_module)
+    summary = train_baseline(small_config(), transformed_dir, str(tmp_path / "baseline"), handle=grey_hub_module,
+                             strategy="baseline")
 
     assert summary["kind"] == "baseline" and summary["strategy"] == "baseline"
     assert summary["baseline_architecture"] == "same"
@@ -125,7 +126,8 @@ def test_an_empty_split_is_a_clear_error(grey_hub_module, transformed_dir, tmp_p
     (shard,) = fmt.split_files(transformed_dir, "train")
     open(shard, "wb").close()
     with pytest.raises(DataError, match="'train' split .* is empty"):
-        train_baseline(small_config(), transformed_dir, str(tmp_path / "out"), handle=grey_hub_module)
+        train_baseline(small_config(), transformed_dir, str(tmp_path / "out"), handle=grey_hub_module,
+                       strategy="baseline")
 
 
 def test_a_bad_handle_or_strategy_is_a_clear_error(transformed_dir, tmp_path):
