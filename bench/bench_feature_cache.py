@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlpipe.models import build_small_cnn, build_transfer_model, export_hub_module, make_schedule, two_phase_fit
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.models.offline_modules import offline_module
 
 def _published(build: Callable[[tuple], keras.Model]) -> Callable[[tuple, str], str]:

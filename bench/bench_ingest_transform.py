@@ -35,7 +35,7 @@ from tlpipe.components.ingest.records import encode_png, serialize_example
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import _record_spec, run_transform
 from tlpipe.components.transform.records import Transformed, transform_record
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.pipeline.config import FASHION_MNIST_DIR, FASHION_MNIST_LABELS
 
 SPLITS = {"train": "train", "test": "t10k"}

@@ -27,7 +27,7 @@ import sys
 import time
 from typing import Any
 
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing.artifacts import write_json
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 TLPIPE = os.path.join(os.path.dirname(sys.executable), "tlpipe")

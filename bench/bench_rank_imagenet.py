@@ -32,7 +32,7 @@ from bench_transferability import CANDIDATES, correlations, publish, read_idx, s
 from tlpipe.components.rank.executor import SCORES, rank_candidates
 from tlpipe.components.trainer.config import RegularizationConfig
 from tlpipe.components.trainer.executor import train_transfer
-from tlpipe.models.artifacts import read_json, write_json
+from tlpipe.models.plumbing.artifacts import read_json, write_json
 from tlpipe.models.efficientnet_lite import build_efficientnet_lite
 from tlpipe.models.hub_layer import HubFeatureVector
 from tlpipe.models.offline_modules import offline_module

@@ -124,7 +124,7 @@ def _train_input(transform_dir: str) -> dict[str, Any]:
     import tensorflow as tf
 
     from tlpipe.components.trainer.data import _image_shape, _read_metadata
-    from tlpipe.models import example_format as fmt
+    from tlpipe.models.plumbing import example_format as fmt
     from tlpipe.models.examples import decode_examples
 
     metadata = _read_metadata(transform_dir)
@@ -265,7 +265,7 @@ def main() -> None:
     parser.add_argument("--child", choices=STEPS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        from tlpipe.models.progress import set_quiet
+        from tlpipe.models.plumbing.progress import set_quiet
 
         set_quiet(True)
         result = run_child(args.child, args.work, args.scales[0], args.seed)

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.pipeline.config import SOURCE_CLASSES, TARGET_CLASSES
 
 TLPIPE = os.path.join(os.path.dirname(sys.executable), "tlpipe")

@@ -32,7 +32,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.executor import run_ingest
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import run_transform
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.pipeline.config import FASHION_MNIST_DIR, FASHION_MNIST_LABELS
 
 TRAIN_IMAGES = 10_000

@@ -51,7 +51,7 @@ from tlpipe.components.rank.executor import SCORES, rank_candidates
 from tlpipe.components.trainer.config import RegularizationConfig
 from tlpipe.components.trainer.executor import train_transfer
 from tlpipe.components.transform.executor import run_transform
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.builders import build_small_cnn
 from tlpipe.models.publish import export_hub_module
 from tlpipe.pipeline.config import FASHION_MNIST_DIR, load_config

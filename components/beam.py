@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 LOCAL_RUNNERS = ("in_process", "multi_processing")
 DASK = "dask"

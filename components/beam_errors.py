@@ -24,14 +24,14 @@ from typing import Optional
 
 import apache_beam as beam
 
-from tlpipe.models import errors
-from tlpipe.models.errors import TlpipeError
+from tlpipe.models.plumbing import errors
+from tlpipe.models.plumbing.errors import TlpipeError
 
 _STEP_ANNOTATION = re.compile(r" \[while running '[^']*'\]")
 _WORKER_ERROR = re.compile(r"(?:tlpipe\.models\.errors\.)?(ConfigError|DataError|ModelError|NotBlessedError|TlpipeError): (.+)")
 _BEAM_LOGGERS = ("apache_beam.runners.common", "apache_beam.runners.portability.local_job_service",
                  "apache_beam.runners.worker.sdk_worker")
-_ERRORS_MODULE = "tlpipe.models.errors."
+_ERRORS_MODULE = "tlpipe.models.plumbing.errors."
 
 
 def in_dofn(error: TlpipeError) -> TlpipeError:

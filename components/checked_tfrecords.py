@@ -16,7 +16,7 @@ import apache_beam as beam
 import google_crc32c
 
 from tlpipe.components.beam_errors import in_dofn
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 _HEADER = struct.Struct("<QI")
 _CRC = struct.Struct("<I")

@@ -18,7 +18,7 @@ import types
 import typing
 from typing import Any, Iterator, Literal, TypeVar, Union
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ import hashlib
 import os
 from typing import Any, Optional
 
-from tlpipe.models.layout import EDGE_DIR, SAVED_MODEL_FILE
+from tlpipe.models.plumbing.layout import EDGE_DIR, SAVED_MODEL_FILE
 
 _CHUNK_BYTES = 1 << 20
 

@@ -23,7 +23,7 @@ import os
 from typing import Any, Callable, Literal, Mapping, Optional
 
 from tlpipe.components.config_schema import from_dict, to_dict
-from tlpipe.models.example_format import METADATA_FILE
+from tlpipe.models.plumbing.example_format import METADATA_FILE
 
 ArtifactKind = Literal["dataset", "model", "artifact"]
 OPTION_PREFIX = "option:"

@@ -2,9 +2,9 @@
 
 The lowest layer: nothing here imports `tlpipe.components` or
 `tlpipe.pipeline` (tests/models/test_layering.py checks it). Besides the hub
-layer, builders, fits and export, it holds what every layer shares: errors
-(`errors.py`), the example format (`example_format.py`), atomic artifact I/O
-(`artifacts.py`) and what a person sees while tlpipe works (`progress.py`).
+layer, builders, fits and export, its `plumbing` package holds what every
+layer shares, without TensorFlow: errors, the example format, atomic artifact
+I/O, artifact file names and what a person sees while tlpipe works.
 
 The public API is imported lazily, so `import tlpipe.models` stays cheap and
 TensorFlow loads only when a model is actually built.

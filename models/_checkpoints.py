@@ -18,19 +18,31 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import keras
 import numpy as np
 
 from tlpipe.models._classifier import head_model
-from tlpipe.models.artifacts import read_json, write_atomically, write_json
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.artifacts import read_json, write_atomically, write_json
+from tlpipe.models.plumbing.errors import ModelError
+from tlpipe.models.plumbing.layout import HISTORY_FILE
 
 STATE_FILE = "state.json"
 # Weight files of the head alone (the base frozen and unchanged since it was built).
 HEAD_ONLY_PREFIX = "head-"
 WEIGHTS_SUFFIX = ".weights.h5"  # Keras' save_weights needs it
+
+
+Optimizers = Union[keras.optimizers.Optimizer, Sequence[keras.optimizers.Optimizer]]
+
+
+def _prefixed(optimizer: Optimizers) -> list[tuple[str, keras.optimizers.Optimizer]]:
+    """(key prefix, optimizer) pairs: no prefix for a single optimizer (the file format of one), `<i>/` for each
+    of a list."""
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return [("", optimizer)]
+    return [(f"{index}/", one) for index, one in enumerate(optimizer)]
 
 
 @dataclasses.dataclass
@@ -92,13 +104,14 @@ class CheckpointStore:
             )
         return state
 
-    def save_epoch(self, state: TrainingState, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+    def save_epoch(self, state: TrainingState, model: keras.Model, optimizer: Optimizers,
                    phase: str, epoch: int, *, improved: bool, head_only: bool = False) -> None:
-        """Save the weights (and, if `improved`, the new best weights) and the optimizer after an epoch.
+        """Save the weights (and, if `improved`, the new best weights) and the optimizer(s) after an epoch.
 
-        `head_only`: save the head's weights alone (the base is frozen and as
-        it was built). Call after updating `state` for the epoch; the state
-        file is written last, then unreferenced files are removed.
+        `optimizer`: one optimizer, or a list of them (a loop that trains two variable groups at two rates,
+        as DANN). `head_only`: save the head's weights alone (the base is frozen and as it was built). Call
+        after updating `state` for the epoch; the state file is written last, then unreferenced files are
+        removed.
         """
         stem = f"{phase}-{epoch:04d}"
         weights_of, prefix = (head_model(model), HEAD_ONLY_PREFIX) if head_only else (model, "")
@@ -108,7 +121,10 @@ class CheckpointStore:
         state.random_states = [np.asarray(v.numpy()).tolist() for v in random_state_variables(model)]
         state.optimizer = f"optimizer-{stem}.npz"
         store: dict[str, np.ndarray] = {}
-        optimizer.save_own_variables(store)
+        for prefix, one in _prefixed(optimizer):
+            own: dict[str, np.ndarray] = {}
+            one.save_own_variables(own)
+            store.update({prefix + key: value for key, value in own.items()})
         self._atomic(state.optimizer, lambda path: np.savez(path, **store), suffix=".npz")
         self.write(state)
 
@@ -151,17 +167,20 @@ class CheckpointStore:
         for variable, value in zip(variables, states):
             variable.assign(np.asarray(value, dtype=variable.dtype))
 
-    def restore_optimizer(self, optimizer: keras.optimizers.Optimizer, name: str) -> None:
-        """Load a saved optimizer state into `optimizer`, already built for the same variables."""
+    def restore_optimizer(self, optimizer: Optimizers, name: str) -> None:
+        """Load a saved optimizer state into `optimizer` (or each of a list), already built for the same
+        variables."""
         with np.load(os.path.join(self.directory, name)) as saved:
             store = {key: saved[key] for key in saved.files}
-        if len(store) != len(optimizer.variables):
+        expected = sum(len(one.variables) for _, one in _prefixed(optimizer))
+        if len(store) != expected:
             raise ModelError(
                 f"checkpoint {name} in {self.directory} holds {len(store)} optimizer variables but this run's "
-                f"optimizer has {len(optimizer.variables)}: the model changed since it was saved; "
+                f"optimizer has {expected}: the model changed since it was saved; "
                 "delete the checkpoints folder to start over"
             )
-        optimizer.load_own_variables(store)
+        for prefix, one in _prefixed(optimizer):
+            one.load_own_variables({key[len(prefix):]: value for key, value in store.items() if key.startswith(prefix)})
 
     def _save_weights(self, model: keras.Model, stem: str) -> str:
         name = f"{stem}{WEIGHTS_SUFFIX}"
@@ -173,3 +192,20 @@ class CheckpointStore:
         rename it to `name` (`write_atomically`: a full disk keeps the last complete epoch)."""
         tmp = os.path.join(self.directory, f".tmp-{name[:-len(suffix)]}{suffix}")
         write_atomically(os.path.join(self.directory, name), save, tmp)
+
+
+def write_history(output_dir: str, name: str, state: TrainingState, **extra: Any) -> dict[str, Any]:
+    """Write `<output_dir>/history.json` from `state` and return it: the one history format of every training
+    loop (the two-phase fit, the baseline's, DANN's), with the loop's `extra` entries after its name."""
+    history = {
+        "strategy": name,
+        **extra,
+        "entries": state.entries,
+        "best": {key: value for key, value in (state.best or {}).items() if key != "weights"},
+        "phases": state.phases,
+        "total_steps": state.step,
+        "complete": state.done,
+        "resumed_from": state.resumed_from,
+    }
+    write_json(os.path.join(output_dir, HISTORY_FILE), history)
+    return history

@@ -18,7 +18,7 @@ import keras
 
 from tlpipe.models.builders import BASE_LAYER_NAME as BASE_LAYER
 from tlpipe.models.builders import CLASSIFIER_NAME as CLASSIFIER_LAYER
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 from tlpipe.models.task import ACCURACY, ClassifierTask
 
 

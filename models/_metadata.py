@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tlpipe.models.artifacts import read_json, write_json
+from tlpipe.models.plumbing.artifacts import read_json, write_json
 
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "tlpipe_module.json"

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlpipe.models._classifier import base_layer
-from tlpipe.models.errors import DataError, ModelError
+from tlpipe.models.plumbing.errors import DataError, ModelError
 
 _STATISTIC = re.compile(r"(^|[/.])moving_(mean|variance)(:\d+)?$")
 

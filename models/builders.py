@@ -23,12 +23,12 @@ from typing import Any, Literal, Sequence
 
 import keras
 
-from tlpipe.models.progress import log
+from tlpipe.models.plumbing.progress import log
 from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models.hub_layer import HubFeatureVector, describe_inputs, load_module
 from tlpipe.models.presets import get_preset, import_required_packages, loadable_handle
 from tlpipe.models.text_layers import HashedEmbeddingBag
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 from tlpipe.models.task import ClassifierTask
 
 BASE_LAYER_NAME = "feature_extractor"

@@ -44,11 +44,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlpipe.models._checkpoints import CheckpointStore, write_history
 from tlpipe.models._classifier import base_layer, head_model, outputs_logits
-from tlpipe.models.artifacts import write_json
-from tlpipe.models.errors import ConfigError, DataError
-from tlpipe.models.layout import HISTORY_FILE
-from tlpipe.models.progress import log
+from tlpipe.models._tensorboard import ScalarLog
+from tlpipe.models.plumbing.errors import ConfigError, DataError
+from tlpipe.models.plumbing.layout import CHECKPOINT_DIR, LOG_DIR
+from tlpipe.models.plumbing.progress import Bar, log
 
 DANN = "dann"
 SOURCE_ONLY = "source_only"
@@ -57,6 +58,8 @@ DEFAULT_GAMMA = 10.0
 _ANNEAL_ALPHA = 10.0
 _ANNEAL_BETA = 0.75
 _EVAL_BATCH = 256
+_SCALARS = ("loss", "accuracy", "domain_loss", "domain_accuracy", "lambda", "learning_rate", "val_loss", "val_accuracy",
+            "target_val_loss", "target_val_accuracy")
 
 
 def reversal_coefficient(progress: float, gamma: float = DEFAULT_GAMMA) -> float:
@@ -210,6 +213,7 @@ def fit_domain_adversarial(
     target_eval: Optional[tf.data.Dataset] = None,
     seed: int = 0,
     log_prefix: str = "",
+    checkpoint_dir: Optional[str] = None,
 ) -> dict[str, Any]:
     """Train `model` with DANN (`adapt=True`) or on the source alone (`adapt=False`), the same budget either way.
 
@@ -222,7 +226,13 @@ def fit_domain_adversarial(
     per-epoch entries {phase, epoch, step, loss, accuracy, domain_loss,
     domain_accuracy, lambda, learning_rate, val_loss, val_accuracy,
     [target_val_loss, target_val_accuracy], seconds}, the final epoch as
-    `best` (the final weights are kept) and the phase summary.
+    `best` (the final weights are kept) and the phase summary, written by
+    the same history writer as every fit (`_checkpoints.write_history`).
+    After every epoch the weights (classifier and discriminator), both
+    optimizers and the random states are saved in `checkpoint_dir` (default
+    `<output_dir>/checkpoints`), so a rerun resumes after the last complete
+    epoch and ends where an uninterrupted run would; TensorBoard scalars go to
+    `<output_dir>/logs/<phase>`, progress to the console's bar.
     """
     for key, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -258,56 +268,103 @@ def fit_domain_adversarial(
         return {"loss": class_loss, "accuracy": class_accuracy, "domain_loss": domain_loss,
                 "domain_accuracy": domain_accuracy}
 
-    batches = iter(_training_batches(source_train, target_train, batch_size, seed))
-    evaluate = _evaluator(network)
-    entries: list[dict[str, Any]] = []
-    started = time.monotonic()
-    log(f"{log_prefix}{phase}: {len(base_variables)} base and {len(head_variables)} head"
-        + (" + discriminator" if adapt else "") + f" variables, {epochs} epoch(s) of {steps_per_epoch} step(s), "
-        f"batch {batch_size}" + (" per domain" if adapt else "") + f", learning rate {learning_rate:g}")
-    for epoch in range(1, epochs + 1):
-        epoch_started = time.monotonic()
-        sums: dict[str, float] = {}
-        for index in range(steps_per_epoch):
-            step = (epoch - 1) * steps_per_epoch + index
-            coefficient = reversal_coefficient(step / total_steps, gamma) if adapt else 0.0
-            network.reversal.coefficient.assign(coefficient)
-            source_images, source_labels, target_images = next(batches)
-            for key, value in train_step(source_images, source_labels, target_images).items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-        entry: dict[str, Any] = {"phase": phase, "epoch": epoch, "step": epoch * steps_per_epoch}
-        entry.update({key: value / steps_per_epoch for key, value in sums.items()})
-        entry["lambda"] = float(network.reversal.coefficient.numpy())
-        entry["learning_rate"] = float(head_optimizer.learning_rate.numpy())
-        entry["val_loss"], entry["val_accuracy"] = evaluate(source_eval, "source eval")
-        if target_eval is not None:
-            entry["target_val_loss"], entry["target_val_accuracy"] = evaluate(target_eval, "target eval")
-        entry["seconds"] = round(time.monotonic() - epoch_started, 3)
-        entries.append(entry)
-        log(f"{log_prefix}{phase} epoch {epoch}/{epochs} step {entry['step']}: class loss {entry['loss']:.4f} "
-            f"accuracy {entry['accuracy']:.4f}"
-            + (f" domain loss {entry['domain_loss']:.4f} domain accuracy {entry['domain_accuracy']:.4f} "
-               f"lambda {entry['lambda']:.3f}" if adapt else "")
-            + f" val_accuracy {entry['val_accuracy']:.4f}"
-            + (f" target val_accuracy {entry['target_val_accuracy']:.4f}" if target_eval is not None else ""))
-    last = entries[-1]
-    history = {
-        "strategy": phase,
-        "entries": entries,
-        "best": {key: last[key] for key in ("phase", "epoch", "step", "val_accuracy", "val_loss")},
-        "phases": {phase: {"epochs_planned": epochs, "epochs_run": epochs, "stopped_early": False,
-                           "seconds": round(time.monotonic() - started, 3),
-                           "trainable_base_variables": [variable.path for variable in base_variables],
-                           "cached_features": False}},
-        "total_steps": total_steps,
-        "complete": True,
-        "domain": {"adapt": adapt, "gamma": gamma, "discriminator_units": [int(u) for u in discriminator_units],
-                   "batch_size": batch_size, "learning_rate": learning_rate,
-                   "base_learning_rate_factor": base_learning_rate_factor},
-    }
+    trainables = _Trainables(model, network.discriminator)
+    store = CheckpointStore(checkpoint_dir or os.path.join(output_dir, CHECKPOINT_DIR))
+    settings = {"adapt": adapt, "gamma": gamma, "discriminator_units": [int(u) for u in discriminator_units],
+                "batch_size": batch_size, "learning_rate": learning_rate,
+                "base_learning_rate_factor": base_learning_rate_factor}
+    state = store.load({"strategy": phase, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "seed": seed,
+                        **settings})
+    if state.weights is not None:
+        store.restore_weights(trainables, state.weights)
+        store.restore_optimizer([base_optimizer, head_optimizer], state.optimizer)
+        store.restore_random_states(trainables, state.random_states)
+        if state.done:
+            log(f"{log_prefix}{phase}: training already complete in {store.directory}; restoring its weights")
+        else:
+            log(f"{log_prefix}{phase}: resuming from {store.directory}: {state.epoch} epoch(s) done, step {state.step}")
+            state.resumed_from.append({"phase": phase, "epoch": state.epoch, "step": state.step})
+    summary = state.phases.setdefault(phase, {
+        "epochs_planned": epochs, "epochs_run": 0, "stopped_early": False, "seconds": 0.0,
+        "trainable_base_variables": [variable.path for variable in base_variables], "cached_features": False})
     os.makedirs(output_dir, exist_ok=True)
-    write_json(os.path.join(output_dir, HISTORY_FILE), history)
-    return history
+    # One stream of batches over all epochs: a resumed loop skips the epochs done and sees the same batches.
+    batches = iter(_training_batches(source_train, target_train, batch_size, seed).skip(state.epoch * steps_per_epoch))
+    evaluate = _evaluator(network)
+    tensorboard = ScalarLog(os.path.join(output_dir, LOG_DIR, phase))
+    bar = Bar(f"{log_prefix}{phase}".strip(), epochs, steps_per_epoch)
+    if state.epoch < epochs:
+        log(f"{log_prefix}{phase}: {len(base_variables)} base and {len(head_variables)} head"
+            + (" + discriminator" if adapt else "") + f" variables, {epochs} epoch(s) of {steps_per_epoch} step(s), "
+            f"batch {batch_size}" + (" per domain" if adapt else "") + f", learning rate {learning_rate:g}")
+    try:
+        for epoch in range(state.epoch + 1, epochs + 1):
+            entry = _train_epoch(network, train_step, batches, evaluate, bar, phase=phase, epoch=epoch,
+                                 steps_per_epoch=steps_per_epoch, total_steps=total_steps, gamma=gamma, adapt=adapt,
+                                 source_eval=source_eval, target_eval=target_eval)
+            entry["learning_rate"] = float(head_optimizer.learning_rate.numpy())
+            state.entries.append(entry)
+            state.epoch, state.step = epoch, entry["step"]
+            state.best = {key: entry[key] for key in ("phase", "epoch", "step", "val_accuracy", "val_loss")}
+            summary["epochs_run"] = epoch
+            summary["seconds"] = round(summary["seconds"] + entry["seconds"], 3)
+            store.save_epoch(state, trainables, [base_optimizer, head_optimizer], phase, epoch, improved=False)
+            tensorboard.write(state.step, {key: entry[key] for key in _SCALARS if key in entry})
+            write_history(output_dir, phase, state, domain=settings)
+            _log_epoch(log_prefix, entry, epochs, adapt=adapt, target_eval=target_eval is not None)
+            if epoch == epochs:
+                bar.finish(epoch, entry["step"], entry["accuracy"], entry["val_accuracy"])
+            else:
+                bar.epoch_end(epoch, entry["step"], entry["accuracy"], entry["val_accuracy"])
+    finally:
+        tensorboard.close()
+    state.done = True
+    store.write(state)
+    return write_history(output_dir, phase, state, domain=settings)
+
+
+def _train_epoch(network: DomainAdversarialNetwork, train_step: Any, batches: Any, evaluate: Any, bar: Bar, *,
+                 phase: str, epoch: int, steps_per_epoch: int, total_steps: int, gamma: float, adapt: bool,
+                 source_eval: tf.data.Dataset, target_eval: Optional[tf.data.Dataset]) -> dict[str, Any]:
+    """One epoch of `train_step` over `batches` (the reversal coefficient on its schedule), then the evaluation:
+    the epoch's history entry."""
+    started = time.monotonic()
+    sums: dict[str, float] = {}
+    for index in range(steps_per_epoch):
+        step = (epoch - 1) * steps_per_epoch + index
+        network.reversal.coefficient.assign(reversal_coefficient(step / total_steps, gamma) if adapt else 0.0)
+        source_images, source_labels, target_images = next(batches)
+        for key, value in train_step(source_images, source_labels, target_images).items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        if bar.due():
+            bar.update(epoch, index + 1, step + 1, sums["accuracy"] / (index + 1))
+    entry: dict[str, Any] = {"phase": phase, "epoch": epoch, "step": epoch * steps_per_epoch}
+    entry.update({key: value / steps_per_epoch for key, value in sums.items()})
+    entry["lambda"] = float(network.reversal.coefficient.numpy())
+    entry["val_loss"], entry["val_accuracy"] = evaluate(source_eval, "source eval")
+    if target_eval is not None:
+        entry["target_val_loss"], entry["target_val_accuracy"] = evaluate(target_eval, "target eval")
+    entry["seconds"] = round(time.monotonic() - started, 3)
+    return entry
+
+
+def _log_epoch(log_prefix: str, entry: dict[str, Any], epochs: int, *, adapt: bool, target_eval: bool) -> None:
+    log(f"{log_prefix}{entry['phase']} epoch {entry['epoch']}/{epochs} step {entry['step']}: class loss "
+        f"{entry['loss']:.4f} accuracy {entry['accuracy']:.4f}"
+        + (f" domain loss {entry['domain_loss']:.4f} domain accuracy {entry['domain_accuracy']:.4f} "
+           f"lambda {entry['lambda']:.3f}" if adapt else "")
+        + f" val_accuracy {entry['val_accuracy']:.4f}"
+        + (f" target val_accuracy {entry['target_val_accuracy']:.4f}" if target_eval else ""))
+
+
+class _Trainables(keras.Model):
+    """The classifier and the discriminator as one model, for the checkpoint store (weights and random states)."""
+
+    def __init__(self, classifier: keras.Model, discriminator: keras.Model):
+        super().__init__(name="domain_adversarial_trainables")
+        self.classifier = classifier
+        self.discriminator = discriminator
+        self.built = True  # both parts are built; this model is never called
 
 
 def _unfreeze(base: keras.layers.Layer) -> None:

@@ -52,9 +52,9 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from tlpipe.models.artifacts import write_atomically
-from tlpipe.models.errors import ConfigError, ModelError
-from tlpipe.models.layout import SAVED_MODEL_FILE
+from tlpipe.models.plumbing.artifacts import write_atomically
+from tlpipe.models.plumbing.errors import ConfigError, ModelError
+from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE
 
 SAVED_MODEL = "saved_model"
 TFLITE = "tflite"

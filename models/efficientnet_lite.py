@@ -33,7 +33,7 @@ from typing import Any, Mapping
 import keras
 import numpy as np
 
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99

@@ -1,4 +1,4 @@
-"""Turning transformed tf.Examples (see `tlpipe.models.example_format`) into model inputs.
+"""Turning transformed tf.Examples (see `tlpipe.models.plumbing.example_format`) into model inputs.
 
 One decoder serves training (the trainer's tf.data pipelines) and serving (the
 exported `serving_default` signature), so a model sees in production exactly
@@ -12,9 +12,9 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError
-from tlpipe.models.example_format import MODALITIES
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError
+from tlpipe.models.plumbing.example_format import MODALITIES
 
 
 def check_modality(modality: str, image_shape: Optional[Sequence[int]]) -> None:

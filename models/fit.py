@@ -54,9 +54,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlpipe.models.artifacts import write_json
-from tlpipe.models.progress import Bar, log
-from tlpipe.models._checkpoints import CheckpointStore, TrainingState
+from tlpipe.models.plumbing.progress import Bar, log
+from tlpipe.models._checkpoints import CheckpointStore, TrainingState, write_history
 from tlpipe.models._classifier import (
     base_layer, caches_features, compile_objective, feature_model, head_model, history_extras,
 )
@@ -64,8 +63,8 @@ from tlpipe.models._tensorboard import ScalarLog
 from tlpipe.models.hyperrule import Schedule
 from tlpipe.models.regularization import Regularization
 from tlpipe.models.regularizers import PENALTY_METRIC, PretrainedReference, RegularizedModel
-from tlpipe.models.layout import CHECKPOINT_DIR, HISTORY_FILE, LOG_DIR
-from tlpipe.models.errors import ConfigError, DataError, ModelError
+from tlpipe.models.plumbing.layout import CHECKPOINT_DIR, LOG_DIR
+from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError
 
 HEAD = "head"
 FINE_TUNE = "fine_tune"
@@ -384,18 +383,7 @@ class _TrainingRun:
 
     def write_history(self, state: TrainingState) -> dict[str, Any]:
         """Write `<output_dir>/history.json` from `state` and return its content."""
-        history = {
-            "strategy": self.name,
-            "schedule": self.schedule.to_dict(),
-            "entries": state.entries,
-            "best": {key: value for key, value in state.best.items() if key != "weights"},
-            "phases": state.phases,
-            "total_steps": state.step,
-            "complete": state.done,
-            "resumed_from": state.resumed_from,
-        }
-        write_json(os.path.join(self.output_dir, HISTORY_FILE), history)
-        return history
+        return write_history(self.output_dir, self.name, state, schedule=self.schedule.to_dict())
 
 
 class _EpochTracker(keras.callbacks.Callback):

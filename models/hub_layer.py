@@ -57,7 +57,7 @@ import tensorflow as tf
 
 from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models._tfhub import hub
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 TRAINING_POLICIES = ("inference", "training")
 TF1_SIGNATURE = "default"

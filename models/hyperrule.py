@@ -21,7 +21,7 @@ import dataclasses
 import math
 from typing import Any, Optional
 
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 # Keras' BatchNormalization momentum: the moving statistics keep this fraction
 # of their previous value at every training step.

@@ -25,8 +25,8 @@ from typing import Any, Literal, Mapping, Sequence
 import keras
 
 from tlpipe.models.builders import base_on_input, baseline_network, hub_base
-from tlpipe.models.errors import ModelError
-from tlpipe.models.progress import log
+from tlpipe.models.plumbing.errors import ModelError
+from tlpipe.models.plumbing.progress import log
 from tlpipe.models.task import ACCURACY, ClassifierTask
 
 # A history entry's per-task values: (entry key, Keras log prefix, metric).

@@ -26,8 +26,8 @@ import random
 from typing import Iterator
 
 from tlpipe.models._metadata import read_module_metadata
-from tlpipe.models.errors import ModelError
-from tlpipe.models.layout import SAVED_MODEL_FILE
+from tlpipe.models.plumbing.errors import ModelError
+from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE
 
 CACHE_DIR_ENV = "TLPIPE_CACHE_DIR"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tlpipe")

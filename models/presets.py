@@ -19,7 +19,7 @@ import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Any, Literal
 
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 if TYPE_CHECKING:  # the layer imports TensorFlow; the table itself stays cheap to import
     from tlpipe.models.hub_layer import HubFeatureVector

@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sparse
 import scipy.sparse.linalg as linalg
 
-from tlpipe.models.errors import DataError, ModelError
+from tlpipe.models.plumbing.errors import DataError, ModelError
 
 SIMILARITY_POWER = 3  # sharpens the weights: near neighbours count much more (Iscen et al. use 3)
 CG_MAX_ITERATIONS = 200

@@ -29,9 +29,9 @@ from typing import Any, Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from tlpipe.models.artifacts import atomic_output_dir
+from tlpipe.models.plumbing.artifacts import atomic_output_dir
 from tlpipe.models._metadata import write_module_metadata
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 SERVING_SIGNATURE = "serving_default"
 SOURCE_SIGNATURE = "source_probabilities"

@@ -9,7 +9,7 @@ import dataclasses
 import math
 from typing import Any
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 NONE = "none"
 L2_SP = "l2_sp"

@@ -5,7 +5,7 @@ Signatures (all return `probabilities` float32 [None, K], `class_ids` int64
 per task, as `<task>/probabilities` etc.):
 
 - `serving_default(examples)`: serialized *transformed* tf.Examples
-  (`tlpipe.models.example_format`), what the evaluator feeds TFMA;
+  (`tlpipe.models.plumbing.example_format`), what the evaluator feeds TFMA;
 - `serving_image_bytes(images)` (image models): encoded PNG/JPEG/GIF/BMP
   bytes, decoded, converted to the model's channels, resized and rounded to
   uint8 in-graph with the transform component's recipe
@@ -33,12 +33,12 @@ from typing import Any, Optional, Sequence
 import keras
 import tensorflow as tf
 
-from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.models.plumbing.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.models._classifier import outputs_logits
 from tlpipe.models.task import ClassifierTask
 from tlpipe.models.examples import check_modality, decode_examples, scale_pixels
-from tlpipe.models.errors import ConfigError, ModelError
-from tlpipe.models.layout import SERVING_METADATA_FILE
+from tlpipe.models.plumbing.errors import ConfigError, ModelError
+from tlpipe.models.plumbing.layout import SERVING_METADATA_FILE
 
 METADATA_FILE = SERVING_METADATA_FILE
 LABEL_NAMES_FILE = "label_names.txt"

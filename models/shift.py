@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 # Above this proxy A-distance the domains are "far apart": a linear probe tells them apart
 # with less than 12.5 % error.

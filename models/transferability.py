@@ -41,7 +41,7 @@ import dataclasses
 
 import numpy as np
 
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 # The scores by name, as `trainer.select`, `tlpipe rank --select` and the rank report call them.
 LOGME = "logme"

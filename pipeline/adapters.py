@@ -24,8 +24,8 @@ import os
 from typing import Any, Callable, Iterator, List, Mapping, Optional
 
 from tlpipe.components.spec import GROUP_SEPARATOR, ComponentSpec, build_args, group_input_name, sections_to_json
-from tlpipe.models import progress
-from tlpipe.models.errors import TlpipeError
+from tlpipe.models.plumbing import progress
+from tlpipe.models.plumbing.errors import TlpipeError
 
 ERROR_FILE = "tlpipe_error.txt"
 # Which local run a kfp.local task folder belongs to: the runner sets RUN_ID_ENV for its steps, each step

@@ -16,11 +16,11 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from tlpipe.models import progress
+from tlpipe.models.plumbing import progress
 from tlpipe.pipeline import cli_export, cli_kubeflow, cli_rank, cli_runs, cli_shift, cli_sweep
 from tlpipe.pipeline.console import hide_startup_lines
 from tlpipe.pipeline.run_record import Terminated
-from tlpipe.models.errors import TlpipeError
+from tlpipe.models.plumbing.errors import TlpipeError
 
 # The shell's conventions: 128 + the signal number (SIGINT 2, SIGTERM 15).
 EXIT_INTERRUPTED = 130

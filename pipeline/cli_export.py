@@ -21,7 +21,7 @@ import os
 import tempfile
 from typing import Any, Callable, Optional
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 MODEL_SUBDIR = "model"
 
@@ -75,7 +75,7 @@ def export_model(model: str, edge_format: str, output: str, *, calibration_dir: 
     from tlpipe.components.evaluator.config import EvaluatorConfig
     from tlpipe.components.evaluator.edge_check import EdgeCheckSettings, check_edge_formats
     from tlpipe.models.edge import CALIBRATED_FORMATS, edge_file_name
-    from tlpipe.models.errors import ModelError
+    from tlpipe.models.plumbing.errors import ModelError
 
     model_dir = _serving_export(model)
     EvaluatorConfig(edge_max_drop=max_drop, edge_calibration_examples=calibration_examples,
@@ -117,7 +117,7 @@ def _export_unchecked(model_dir: str, edge_format: str, output: str, calibration
 
 def _serving_export(model: str) -> str:
     """The serving export under `model`: the folder itself, or a train step's `model/` inside it."""
-    from tlpipe.models.layout import SAVED_MODEL_FILE, SERVING_METADATA_FILE
+    from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE, SERVING_METADATA_FILE
 
     for folder in (model, os.path.join(model, MODEL_SUBDIR)):
         if os.path.isfile(os.path.join(folder, SAVED_MODEL_FILE)) and \

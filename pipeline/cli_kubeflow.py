@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 from tlpipe.pipeline import cli_sweep
 from tlpipe.pipeline.cron import CronSchedule, crontab_line, parse_cron
-from tlpipe.models.errors import TlpipeError
+from tlpipe.models.plumbing.errors import TlpipeError
 
 if TYPE_CHECKING:
     from tlpipe.pipeline.config import PipelineConfig

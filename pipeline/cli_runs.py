@@ -20,7 +20,7 @@ import os
 import threading
 from typing import Any, Callable, Optional
 
-from tlpipe.models.errors import TlpipeError
+from tlpipe.models.plumbing.errors import TlpipeError
 from tlpipe.pipeline.run_record import SUCCEEDED, RunRecord, list_records
 
 COLUMNS = ("run", "started", "status", "duration", "cached", "headline", "blessed", "pushed")

@@ -55,7 +55,7 @@ def measure_config_shift(config: Any, output_dir: str) -> dict[str, Any]:
     from tlpipe.components.ingest.executor import run_ingest
     from tlpipe.components.transform.executor import run_transform
     from tlpipe.components.transform.spec import image_geometry
-    from tlpipe.models.artifacts import write_json
+    from tlpipe.models.plumbing.artifacts import write_json
 
     handle = _handle(config)
     size, channels = image_geometry(config.transform, {"handle": handle})

@@ -51,7 +51,7 @@ def grid_from_args(args: argparse.Namespace) -> list:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from tlpipe.components.sweep.report import INDEX_FILE
-    from tlpipe.models import progress
+    from tlpipe.models.plumbing import progress
     from tlpipe.pipeline.config import load_config
     from tlpipe.pipeline.sweep import DEFAULT_OUTPUT, run_sweep
 

@@ -30,8 +30,8 @@ from tlpipe.components.strategies.registry import check_trainer, get_strategy, r
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.config_schema import from_dict, merge, to_dict
 from tlpipe.models.edge import SAVED_MODEL
-from tlpipe.models.errors import ConfigError
-from tlpipe.models.example_format import MAIN_LABEL
+from tlpipe.models.plumbing.errors import ConfigError
+from tlpipe.models.plumbing.example_format import MAIN_LABEL
 from tlpipe.pipeline.kubeflow_config import KubeflowConfig
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"

@@ -9,7 +9,7 @@ for the duration of a run. A reader thread writes every line into the run's
 log (`kfp.log`) and shows on the terminal only:
 - one line when a step starts and when it ends (its time, whether it came from
   kfp's cache, and its key number, read from its output artifact);
-- tlpipe's notes and progress bars (`tlpipe.models.progress` events, which the
+- tlpipe's notes and progress bars (`tlpipe.models.plumbing.progress` events, which the
   steps emit because `capture` sets `progress.EVENTS_ENV` for them);
 - with `-v`, every line; with `-q`, nothing (errors and the headline are
   printed by the CLI after the run).
@@ -27,7 +27,7 @@ import time
 import warnings
 from typing import IO, Callable, Iterator, Optional, TextIO
 
-from tlpipe.models import progress
+from tlpipe.models.plumbing import progress
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # kfp.local's own log records: "20:39:51.792 - INFO - Executing task 'ingest'".

@@ -35,7 +35,7 @@ import dataclasses
 import re
 from typing import Callable, Optional
 
-from tlpipe.models.errors import TlpipeError
+from tlpipe.models.plumbing.errors import TlpipeError
 
 MONTH_NAMES = {name: number for number, name in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}

@@ -7,7 +7,7 @@ import os
 from tlpipe.components.evaluator.report import gain_lines
 from tlpipe.components.evaluator.spec import EVALUATION
 from tlpipe.components.pusher.spec import PUSH_FILE, PUSHED
-from tlpipe.models.layout import SUMMARY_FILE
+from tlpipe.models.plumbing.layout import SUMMARY_FILE
 from tlpipe.pipeline.local_runner import RunResult
 
 

@@ -12,7 +12,7 @@ import re
 from typing import Optional
 
 from tlpipe.components.steps import STEP_KINDS
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 _CPU = re.compile(r"^\d+(\.\d+)?m?$")
 _MEMORY = re.compile(r"^\d+(\.\d+)?([EPTGMK]i?)?$")

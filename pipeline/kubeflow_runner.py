@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from tlpipe.pipeline.config import PipelineConfig
 from tlpipe.pipeline.cron import CronSchedule
-from tlpipe.models.errors import ConfigError, TlpipeError
+from tlpipe.models.plumbing.errors import ConfigError, TlpipeError
 
 PACKAGE_SUFFIXES = (".yaml", ".yml")
 WORK_DIR = "work"  # resumable step state (trainer checkpoints) under pipeline.root

@@ -26,19 +26,19 @@ import glob
 import os
 from typing import Any, Iterator, Optional
 
-from tlpipe.models import progress
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing import progress
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.adapters import ERROR_FILE, RUN_ID_ENV, RUN_MARK_FILE, InProcessOps, kfp_step_names
 from tlpipe.pipeline.config import PipelineConfig, save_config
 from tlpipe.pipeline.console import Console, capture
 from tlpipe.pipeline.run_record import LOG_FILE, RunRecord, list_records, sigterm_interrupts
 from tlpipe.pipeline.step_summary import run_outcome
-from tlpipe.models.errors import TlpipeError
+from tlpipe.models.plumbing.errors import TlpipeError
 from tlpipe.pipeline.parameters import RunParameters, resolve_handle
 from tlpipe.pipeline.environment import environment
 from tlpipe.pipeline.preflight import preflight
 from tlpipe.pipeline.step_processes import end_descendants
-from tlpipe.models.layout import SAVED_MODEL_FILE
+from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE
 
 
 @dataclasses.dataclass

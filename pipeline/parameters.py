@@ -11,7 +11,7 @@ import dataclasses
 
 from tlpipe.pipeline.config import PipelineConfig
 from tlpipe.components.config_schema import from_dict, to_dict
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 LATEST_SPAN = -1
 

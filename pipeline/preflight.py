@@ -29,8 +29,8 @@ from typing import Optional, Sequence
 
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.spans import resolve_span
-from tlpipe.models.errors import ConfigError, DataError
-from tlpipe.models.layout import SAVED_MODEL_FILE, SERVING_METADATA_FILE
+from tlpipe.models.plumbing.errors import ConfigError, DataError
+from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE, SERVING_METADATA_FILE
 from tlpipe.pipeline.config import PipelineConfig
 
 _PROBE_PREFIX = ".tlpipe-preflight-"

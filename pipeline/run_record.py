@@ -17,7 +17,7 @@ import signal
 import socket
 from typing import Any, Iterator, Optional
 
-from tlpipe.models.artifacts import read_json, write_json
+from tlpipe.models.plumbing.artifacts import read_json, write_json
 
 RUN_FILE = "run.json"
 LOG_FILE = "kfp.log"

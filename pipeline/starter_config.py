@@ -14,7 +14,7 @@ from typing import Optional
 
 from tlpipe.components.ingest.config import SPAN_TOKEN
 from tlpipe.components.ingest.image_folder import IMAGE_EXTENSIONS
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 from tlpipe.models.presets import PRESETS
 
 SCHEME = "image_folder:"

@@ -12,9 +12,9 @@ from typing import Any, Optional
 
 from tlpipe.components.evaluator.spec import EVALUATION
 from tlpipe.components.pusher.spec import PUSH_FILE, PUSHED
-from tlpipe.models.artifacts import read_json
-from tlpipe.models.example_format import METADATA_FILE, UNLABELED_SPLIT
-from tlpipe.models.layout import SUMMARY_FILE
+from tlpipe.models.plumbing.artifacts import read_json
+from tlpipe.models.plumbing.example_format import METADATA_FILE, UNLABELED_SPLIT
+from tlpipe.models.plumbing.layout import SUMMARY_FILE
 
 
 def _read(folder: str, name: str) -> Optional[dict[str, Any]]:

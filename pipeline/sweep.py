@@ -37,7 +37,7 @@ from typing import Callable, Optional, Sequence
 
 from tlpipe.components.config_schema import from_dict, to_dict
 from tlpipe.components.sweep.curve import ALL, shots_label
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 from tlpipe.pipeline.config import PipelineConfig
 
 TRAIN_SPLIT = "train"
@@ -191,7 +191,7 @@ def run_sweep(config: PipelineConfig, points: Sequence[GridPoint], output_dir: s
     from tlpipe.components.evaluator.spec import EVALUATION
     from tlpipe.components.sweep.spec import POINTS, SWEEP_GATHER, SWEEP_POINT
     from tlpipe.components.transform.spec import TRANSFORMED
-    from tlpipe.models.artifacts import read_json, write_json
+    from tlpipe.models.plumbing.artifacts import read_json, write_json
     from tlpipe.pipeline.adapters import InProcessOps
     from tlpipe.pipeline.local_runner import run_local
 

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Literal
 
 from tlpipe.components.evaluator.multi_task_config import TaskThresholds, check_task_thresholds
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 
 @dataclasses.dataclass

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tlpipe.models.artifacts import read_json
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.artifacts import read_json
+from tlpipe.models.plumbing.errors import DataError
 
 ENTRY_KEYS = ("phase", "step", "val_accuracy")
 

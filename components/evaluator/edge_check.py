@@ -37,9 +37,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import DataError, ModelError
-from tlpipe.models.layout import EDGE_RECORD_FILE
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import DataError, ModelError
+from tlpipe.models.plumbing.layout import EDGE_RECORD_FILE
 
 CALIBRATION_SPLITS = (fmt.UNLABELED_SOURCE_SPLIT, fmt.UNLABELED_SPLIT)
 BOOTSTRAP_RESAMPLES = 1000
@@ -152,7 +152,7 @@ def check_edge_formats(model_dir: str, formats: Sequence[str], examples_dir: str
     import tensorflow as tf
 
     from tlpipe.models import edge
-    from tlpipe.models.artifacts import write_json
+    from tlpipe.models.plumbing.artifacts import write_json
     from tlpipe.models.edge import median_latency_ms
     from tlpipe.models.serving import PIXELS_SIGNATURE, load_serving_metadata
 

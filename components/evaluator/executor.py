@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Sequence
 
-from tlpipe.models.artifacts import atomic_output_dir
+from tlpipe.models.plumbing.artifacts import atomic_output_dir
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator import inputs, report
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE, DECOMPOSITION_ROLE, PRODUCTION_ROLE, decide_blessing
@@ -43,8 +43,8 @@ from tlpipe.components.evaluator.tfma_analysis import (
 )
 from tlpipe.components.production import ProductionModel
 from tlpipe.components.ingest.coverage import read_counts
-from tlpipe.models.progress import log
-from tlpipe.models.layout import EDGE_DIR
+from tlpipe.models.plumbing.progress import log
+from tlpipe.models.plumbing.layout import EDGE_DIR
 
 TFMA_DIR = "tfma"
 

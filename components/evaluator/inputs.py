@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.components.evaluator.config import EvaluatorConfig
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, DataError, ModelError
-from tlpipe.models.layout import SAVED_MODEL_FILE
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError
+from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE
 
 PRODUCTION = "production"
 

@@ -32,12 +32,12 @@ from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, T
 from tlpipe.components.production import ProductionModel
 from tlpipe.components.trainer.multi_task import SINGLE_TASK_DIR
 from tlpipe.components.trainer.spec import MODEL_DIR
-from tlpipe.models import example_format as fmt
-from tlpipe.models.artifacts import atomic_output_dir, read_json, write_text
-from tlpipe.models.errors import ConfigError, DataError, ModelError
-from tlpipe.models.progress import log
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.artifacts import atomic_output_dir, read_json, write_text
+from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError
+from tlpipe.models.plumbing.progress import log
 from tlpipe.models.serving import load_serving_metadata
-from tlpipe.models.layout import SAVED_MODEL_FILE
+from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE
 
 TFMA_DIR = "tfma"
 SINGLE_ROLE = "single_task"

@@ -17,7 +17,7 @@ from typing import Any
 
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.tfma_analysis import CONFUSION_MATRIX, SIGNATURE, _confusion_matrix, _metric_value
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 from tlpipe.models.serving import task_output_key
 
 PROBABILITIES = "probabilities"

@@ -17,8 +17,8 @@ from typing import Any, Callable
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.report import INDEX_FILE, REPORT_DIR
 from tlpipe.components.evaluator.spec import BLESSING_FILE
-from tlpipe.models.artifacts import write_json, write_text
-from tlpipe.models.layout import SUMMARY_FILE, SUMMARY_MD
+from tlpipe.models.plumbing.artifacts import write_json, write_text
+from tlpipe.models.plumbing.layout import SUMMARY_FILE, SUMMARY_MD
 
 
 def evaluation_paths(output_dir: str) -> dict[str, str]:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from tlpipe.models.artifacts import read_json, write_json
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.artifacts import read_json, write_json
+from tlpipe.models.plumbing.errors import DataError
 from tlpipe.models.shift import LARGE_SHIFT_PAD, SMALL_SHIFT_PAD
 
 REPORT_JSON = "shift_report.json"
@@ -35,7 +35,7 @@ def measure_domain_shift(handle: str, source_transformed_dir: str, target_transf
     """Proxy A-distance and MMD between the source's train split and the target's unlabelled split,
     on the frozen features of `handle`; with the verdict in words."""
     from tlpipe.components.trainer.domain_adaptation import check_same_classes, load_split
-    from tlpipe.models import example_format as fmt
+    from tlpipe.models.plumbing import example_format as fmt
     from tlpipe.models.domain import sample_images
     from tlpipe.models.hub_layer import HubFeatureVector
     from tlpipe.models.shift import measure_shift

@@ -19,8 +19,8 @@ from typing import Any
 
 from tlpipe.components.beam import BeamConfig, create_pipeline
 from tlpipe.components.evaluator.config import EvaluatorConfig
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import DataError
 
 ACCURACY = "sparse_categorical_accuracy"
 EXAMPLE_COUNT = "example_count"

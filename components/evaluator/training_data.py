@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from tlpipe.models.layout import SUMMARY_FILE
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.layout import SUMMARY_FILE
+from tlpipe.models.plumbing.artifacts import read_json
 
 
 def describe_training_data(model_dir: str) -> Optional[str]:

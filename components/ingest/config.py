@@ -8,8 +8,8 @@ from typing import Optional
 
 from tlpipe.components.ingest.label_tasks import LabelTaskConfig, check_label_tasks
 from tlpipe.components.ingest.split_spec import SplitSpec, parse_split_spec
-from tlpipe.models.example_format import UNLABELED_SOURCE_SPLIT, UNLABELED_SPLIT
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.example_format import UNLABELED_SOURCE_SPLIT, UNLABELED_SPLIT
+from tlpipe.models.plumbing.errors import ConfigError
 
 SOURCE_SCHEMES = ("tfds", "image_folder", "idx", "tfrecord", "csv")
 # Sources without splits of their own expose everything as this one source split.

@@ -14,8 +14,8 @@ import io
 import os
 from typing import Any
 
-from tlpipe.models.artifacts import read_json, write_text
-from tlpipe.models.example_format import METADATA_FILE
+from tlpipe.models.plumbing.artifacts import read_json, write_text
+from tlpipe.models.plumbing.example_format import METADATA_FILE
 
 COVERAGE_FILE = "coverage.csv"
 TOTAL = "total"

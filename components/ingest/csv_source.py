@@ -26,7 +26,7 @@ from tlpipe.components.ingest.label_tasks import feature_tasks
 from tlpipe.components.ingest.labels import LabelSet
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source, file_fingerprint, read_file_bytes, require_path
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 _MAX_LISTED = 5
 

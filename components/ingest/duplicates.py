@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator
 
 import apache_beam as beam
 
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 TRAINING_SPLIT = "train"
 SHARED_KIND = "shared_content"

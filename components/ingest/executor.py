@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.models.plumbing.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.components.beam import BeamConfig, create_pipeline
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.coverage import write_coverage
@@ -22,9 +22,9 @@ from tlpipe.components.ingest.metadata import build_metadata
 from tlpipe.components.ingest.sources import Source, open_source
 from tlpipe.components.ingest.spans import resolve_span
 from tlpipe.components.ingest.transforms import build_ingest
-from tlpipe.models.progress import Progress, log
-from tlpipe.models import example_format
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.progress import Progress, log
+from tlpipe.models.plumbing import example_format
+from tlpipe.models.plumbing.errors import ConfigError
 
 _STATS_FILE = ".ingest-stats.json"
 

@@ -28,7 +28,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet
 from tlpipe.components.ingest.records import SourceRecord, encode_png
 from tlpipe.components.ingest.sources import Source, file_fingerprint, require_path
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 _PREFIXES = (("train", "train"), ("t10k", "test"))
 _IMAGES_MAGIC = 0x0803  # unsigned bytes, 3 dimensions

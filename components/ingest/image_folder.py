@@ -19,7 +19,7 @@ from tlpipe.components.ingest.config import ALL_SPLIT, IngestConfig
 from tlpipe.components.ingest.labels import LabelSet, select_classes
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source, file_fingerprint, read_file_bytes, require_path, require_readable
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 

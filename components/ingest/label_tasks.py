@@ -25,7 +25,7 @@
 
 Each written example carries its task labels as `task/<name>/label` (int64)
 and `task/<name>/label/name` (bytes), see
-`tlpipe.models.example_format.task_label_key`; metadata.json counts them per
+`tlpipe.models.plumbing.example_format.task_label_key`; metadata.json counts them per
 split and class.
 """
 
@@ -36,7 +36,7 @@ import re
 from typing import Any, Sequence
 
 from tlpipe.components.ingest.labels import LabelSet, SourceLabel
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 TASK_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 FEATURE_SCHEMES = ("csv", "tfrecord", "tfds")

@@ -13,7 +13,7 @@ import dataclasses
 import functools
 from typing import Any, Iterable, Optional, Sequence, Union
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 SourceLabel = Union[int, str]
 _MAX_LISTED = 20

@@ -29,8 +29,8 @@ from tlpipe.components.ingest.duplicates import check_shared_content, shared_con
 from tlpipe.components.ingest.label_tasks import resolve_label_tasks, task_metadata
 from tlpipe.components.ingest.labels import LabelSet, select_classes
 from tlpipe.components.ingest.spans import ResolvedSpan
-from tlpipe.models.errors import DataError
-from tlpipe.models.example_format import UNLABELED_SOURCE_SPLIT, UNLABELED_SPLIT
+from tlpipe.models.plumbing.errors import DataError
+from tlpipe.models.plumbing.example_format import UNLABELED_SOURCE_SPLIT, UNLABELED_SPLIT
 
 _MAX_LISTED = 10
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from tensorflow.core.example import example_pb2
 
-from tlpipe.models import example_format
+from tlpipe.models.plumbing import example_format
 
 
 class SourceRecord(NamedTuple):
@@ -39,7 +39,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 def serialize_example(content_key: str, content: bytes, label: int | None, label_name: str | None,
                       example_id: str, task_labels: tuple[tuple[str, int, str], ...] = ()) -> bytes:
-    """A raw example (see tlpipe.models.example_format), serialized; without label features when `label` is None.
+    """A raw example (see tlpipe.models.plumbing.example_format), serialized; without label features when `label` is None.
 
     `task_labels` are (task, label, class name) of further label tasks."""
     example = example_pb2.Example()

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Optional
 from tlpipe.components.beam_errors import in_dofn
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 _IMPLEMENTATIONS = {
     "tfds": ("tlpipe.components.ingest.tfds_source", "TfdsSource"),

@@ -14,7 +14,7 @@ import re
 from typing import Optional
 
 from tlpipe.components.ingest.config import SPAN_TOKEN
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)

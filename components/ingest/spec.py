@@ -27,7 +27,7 @@ INGEST = ComponentSpec(
 
 def run(args: StepArgs) -> dict[str, Any]:
     from tlpipe.components.ingest.executor import run_ingest
-    from tlpipe.models.progress import log
+    from tlpipe.models.plumbing.progress import log
 
     section = args.sections["ingest"]
     log(f"{args.step}: {section.source}")

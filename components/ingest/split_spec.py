@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import re
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 _SPEC_RE = re.compile(
     r"^(?P<split>[A-Za-z0-9_-]+)"

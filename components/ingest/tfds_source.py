@@ -24,7 +24,7 @@ from tlpipe.components.ingest.label_tasks import feature_tasks
 from tlpipe.components.ingest.labels import LabelSet, SourceLabel
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 
 def _is_label_feature(feature: Any) -> bool:

@@ -30,7 +30,7 @@ from tlpipe.components.ingest.label_tasks import feature_tasks
 from tlpipe.components.ingest.labels import LabelSet, SourceLabel
 from tlpipe.components.ingest.records import SourceRecord
 from tlpipe.components.ingest.sources import Source, file_fingerprint, require_path
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 _FIX = ("re-copy or regenerate the file, or remove it from the source; tfrecord sources read uncompressed "
         "TFRecord files of tf.Examples")

@@ -30,9 +30,9 @@ from tlpipe.components.ingest.records import SourceRecord, serialize_example
 from tlpipe.components.ingest.sources import Source
 from tlpipe.components.ingest.split_spec import SplitSpec, stable_fraction
 from tlpipe.components.sharded_writes import WriteLines, WriteShardedTFRecords
-from tlpipe.models.progress import Progress, is_quiet
-from tlpipe.models import example_format
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.progress import Progress, is_quiet
+from tlpipe.models.plumbing import example_format
+from tlpipe.models.plumbing.errors import ConfigError
 
 UNKNOWN_TAG = "unknown"
 KEPT_TAG = "kept"

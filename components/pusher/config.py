@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from tlpipe.models.edge import FORMATS, SAVED_MODEL
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 
 @dataclasses.dataclass

@@ -48,15 +48,15 @@ import shutil
 import uuid
 from typing import Any, Iterator
 
-from tlpipe.models.artifacts import read_json
-from tlpipe.models.progress import log, note
+from tlpipe.models.plumbing.artifacts import read_json
+from tlpipe.models.plumbing.progress import log, note
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.production import (
     ProductionModel, describe_production, fingerprint_dir, latest_pushed_model, next_version, pushed_versions,
     strangers,
 )
-from tlpipe.models.layout import EDGE_DIR, EDGE_RECORD_FILE, SAVED_MODEL_FILE
-from tlpipe.models.errors import ModelError, NotBlessedError
+from tlpipe.models.plumbing.layout import EDGE_DIR, EDGE_RECORD_FILE, SAVED_MODEL_FILE
+from tlpipe.models.plumbing.errors import ModelError, NotBlessedError
 
 HISTORY_FILE = "push_history.jsonl"
 LOCK_FILE = ".push.lock"

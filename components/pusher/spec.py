@@ -50,8 +50,8 @@ def run_resolve(args: StepArgs) -> dict[str, Any]:
 def run_push(args: StepArgs) -> dict[str, Any]:
     """Push the blessed model, if any; record what happened either way."""
     from tlpipe.components.pusher.executor import run_pusher
-    from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
-    from tlpipe.models.progress import log
+    from tlpipe.models.plumbing.artifacts import atomic_output_dir, read_json, write_json
+    from tlpipe.models.plumbing.progress import log
 
     blessing_path = os.path.join(args.inputs[EVALUATION], BLESSING_FILE)
     blessing = read_json(blessing_path)

@@ -33,9 +33,9 @@ from tlpipe.models import transferability
 from tlpipe.models.transferability import (
     H_SCORE, KNN_ACCURACY, LEEP, LOGME, NCE, REGULARIZED_H_SCORE, SCORES, SOURCE_SCORES,
 )
-from tlpipe.models.artifacts import read_json, write_json
-from tlpipe.models.errors import ConfigError, ModelError
-from tlpipe.models.progress import log
+from tlpipe.models.plumbing.artifacts import read_json, write_json
+from tlpipe.models.plumbing.errors import ConfigError, ModelError
+from tlpipe.models.plumbing.progress import log
 from tlpipe.components.rank import report
 
 RANK_JSON = "rank.json"

@@ -22,7 +22,7 @@ from tlpipe.components.spec import ComponentSpec
 from tlpipe.components.strategies import domain, multi_task, self_training, transfer
 from tlpipe.components.strategies.plugin import CANDIDATE, REFERENCE, Strategy
 from tlpipe.components.trainer.config import TrainerConfig
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 _PLUGINS = (transfer, self_training, domain, multi_task)
 _REGISTRY: dict[str, Strategy] = {}

@@ -26,8 +26,8 @@ from tlpipe.components.strategies.registry import get_strategy, load_plugins
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.spec import MODEL, SELECTED, SOURCE_DOMAIN, TEACHERS, saved_model_dir
 from tlpipe.components.transform.spec import HANDLE_PARAMETER, TRANSFORMED
-from tlpipe.models.artifacts import atomic_output_dir, write_json, write_text
-from tlpipe.models.layout import LOG_DIR, SUMMARY_FILE
+from tlpipe.models.plumbing.artifacts import atomic_output_dir, write_json, write_text
+from tlpipe.models.plumbing.layout import LOG_DIR, SUMMARY_FILE
 
 TRAIN = ComponentSpec(
     name="train",

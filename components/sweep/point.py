@@ -15,10 +15,10 @@ import statistics
 from typing import Any, Optional
 
 from tlpipe.components.evaluator.blessing import BASELINE_ROLE
-from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
-from tlpipe.models import example_format
-from tlpipe.models.errors import DataError
-from tlpipe.models.layout import SUMMARY_FILE
+from tlpipe.models.plumbing.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.models.plumbing import example_format
+from tlpipe.models.plumbing.errors import DataError
+from tlpipe.models.plumbing.layout import SUMMARY_FILE
 
 POINT_FILE = "point.json"
 TRAIN_SPLIT = "train"

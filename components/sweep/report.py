@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from matplotlib.figure import Figure
 
 from tlpipe.components.sweep.curve import build_curve
-from tlpipe.models.artifacts import atomic_output_dir, write_json
+from tlpipe.models.plumbing.artifacts import atomic_output_dir, write_json
 
 CURVE_JSON = "curve.json"
 CURVE_CSV = "curve.csv"

@@ -44,7 +44,7 @@ SWEEP_GATHER = ComponentSpec(
 def run_point(args: StepArgs) -> dict[str, Any]:
     """Options: `shots` (absent or 0: every labelled example), `seed`."""
     from tlpipe.components.sweep.point import write_point
-    from tlpipe.models.errors import ConfigError
+    from tlpipe.models.plumbing.errors import ConfigError
 
     seed = args.options.get("seed", UNSET_SEED)
     if seed == UNSET_SEED:
@@ -57,7 +57,7 @@ def run_gather(args: StepArgs) -> dict[str, Any]:
     """Options: `title` (the report's), `margin` (what "surely better" must exceed, default 0)."""
     from tlpipe.components.sweep.point import read_point
     from tlpipe.components.sweep.report import write_report
-    from tlpipe.models.progress import log
+    from tlpipe.models.plumbing.progress import log
 
     points = [read_point(path) for path in args.group(POINTS).values()]
     curve = write_report(points, args.output, title=args.options.get("title", "sweep"),

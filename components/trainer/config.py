@@ -13,7 +13,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.trainer.domain_config import DomainConfig
 from tlpipe.components.trainer.multi_task_config import TaskConfig
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 from tlpipe.models.regularization import Regularization
 
 

@@ -1,7 +1,7 @@
 """The trainer's input: a transform artifact read into tf.data pipelines.
 
 `<transformed_dir>/<split>/*.tfrecord` hold transformed tf.Examples
-(`tlpipe.models.example_format`) and `metadata.json` the label names, the
+(`tlpipe.models.plumbing.example_format`) and `metadata.json` the label names, the
 modality and the transform's geometry. The datasets yield unbatched
 (inputs, label) pairs, images as float32 in [0, 1]: the fit loop shuffles and
 batches them.
@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.models.examples import decode_examples
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"

@@ -14,7 +14,7 @@ import json
 import os
 from typing import Any, Mapping, Optional
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 DISTRIBUTIONS = ("auto", "default", "mirrored", "multi_worker")
 

@@ -40,17 +40,17 @@ import tensorflow as tf
 
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData
-from tlpipe.components.trainer.engine import train_and_export
+from tlpipe.components.trainer.engine import checkpoint_dir_for, train_and_export
 from tlpipe.components.trainer.executor import configured_transfer_model
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.adabn import adapt_batch_norm
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.models.domain import DANN, SOURCE_ONLY, fit_domain_adversarial, sample_images
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.hyperrule import Schedule
-from tlpipe.models.layout import HISTORY_FILE, SUMMARY_FILE
-from tlpipe.models.progress import log
+from tlpipe.models.plumbing.layout import HISTORY_FILE, SUMMARY_FILE
+from tlpipe.models.plumbing.progress import log
 from tlpipe.models.shift import measure_shift
 
 BN_ADAPT = "bn_adapt"
@@ -75,6 +75,7 @@ class DomainRecipe:
     target_eval: Optional[tf.data.Dataset]  # labelled target examples, reported per epoch only
     teacher_model_dir: Optional[str]
     shift: dict[str, Any]
+    work_dir: Optional[str] = None  # the step's work folder: the fit's checkpoints, which a rerun resumes from
 
     def build(self, data: TransformedData) -> keras.Model:
         return configured_transfer_model(self.config, self.handle, data, name=f"domain_{self.strategy}")
@@ -96,6 +97,7 @@ class DomainRecipe:
                 base_learning_rate_factor=domain.base_learning_rate_factor, adapt=self.method == DANN,
                 discriminator_units=domain.discriminator_units, gamma=domain.gamma,
                 target_eval=self.target_eval, seed=config.seed, log_prefix=f"trainer [{strategy}] ",
+                checkpoint_dir=checkpoint_dir_for(self.work_dir),
             )
         if self.method == BN_ADAPT:
             started = time.monotonic()
@@ -133,9 +135,9 @@ def train_domain_adaptation(
     `config.domain.target_eval_split` (labelled; reported only).
     `strategy` names the model in its records (components/strategies/domain.py: the literature's name of
     each method).
-    `work_dir` is accepted as for every strategy's executor (the registry
-    passes it); these fits keep no checkpoints, so nothing is written there: a
-    killed run starts again. `teacher_model_dir`, for "bn_adapt" only: the exported
+    `work_dir` holds the fit's checkpoints (after every epoch; without it,
+    `<output_dir>/checkpoints`): a rerun of the same work after a kill resumes
+    after the last complete epoch. `teacher_model_dir`, for "bn_adapt" only: the exported
     model of a "source_only" run of the same config, whose weights are adapted
     instead of training again.
     """
@@ -151,7 +153,8 @@ def train_domain_adaptation(
     target_eval = _optional_labelled(target_transformed_dir, domain.target_eval_split)
     shift: dict[str, Any] = {"unlabeled_split": domain.unlabeled_split, "samples_per_domain": domain.shift_samples}
 
-    recipe = DomainRecipe(config, handle, method, strategy, output_dir, target, target_eval, teacher_model_dir, shift)
+    recipe = DomainRecipe(config, handle, method, strategy, output_dir, target, target_eval, teacher_model_dir, shift,
+                          work_dir)
     summary = train_and_export(config, source_transformed_dir, output_dir, recipe, strategy=strategy, handle=handle)
     summary.update(method=method, shift=shift, target_dir=os.path.abspath(target_transformed_dir),
                    num_target_unlabeled=target.count)
@@ -236,7 +239,7 @@ def _describe(measure: dict[str, Any]) -> str:
 
 def _reuse_source_only(model: keras.Model, teacher_model_dir: str, output_dir: str) -> dict[str, Any]:
     """Load the weights a source_only run saved beside its exported model; its history is this one's."""
-    from tlpipe.models.artifacts import read_json
+    from tlpipe.models.plumbing.artifacts import read_json
 
     trained_dir = os.path.dirname(os.path.abspath(teacher_model_dir.rstrip("/")))
     weights = os.path.join(trained_dir, WEIGHTS_FILE)

@@ -26,10 +26,10 @@ from tlpipe.components.trainer.data import TransformedData, check_augmentation, 
 from tlpipe.components.trainer.determinism import make_deterministic
 from tlpipe.components.trainer.distribution import make_strategy
 from tlpipe.components.trainer.spec import MODEL_DIR
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.models.hyperrule import Schedule, make_schedule
-from tlpipe.models.layout import CHECKPOINT_DIR, SUMMARY_FILE
-from tlpipe.models.progress import log
+from tlpipe.models.plumbing.layout import CHECKPOINT_DIR, SUMMARY_FILE
+from tlpipe.models.plumbing.progress import log
 from tlpipe.models.serving import export_for_serving
 
 CONFIG_FILE = "config.json"

@@ -34,7 +34,7 @@ from tlpipe.components.trainer.data import TransformedData
 from tlpipe.components.trainer.engine import augmentation_for, checkpoint_dir_for, train_and_export
 from tlpipe.components.trainer.transfer_fits import FEATURE_EXTRACTION, FINE_TUNE_ALL, TRANSFER_FITS
 from tlpipe.models.builders import build_baseline_model, build_transfer_model
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 from tlpipe.models.fit import UNFREEZE_ALL, Unfreeze, fit_baseline, two_phase_fit
 from tlpipe.models.hyperrule import Schedule
 

@@ -37,8 +37,8 @@ from tlpipe.components.trainer.engine import augmentation_for, checkpoint_dir_fo
 from tlpipe.components.trainer.executor import BaselineRecipe
 from tlpipe.components.trainer.spec import MODEL_DIR
 from tlpipe.components.trainer.transfer_fits import FINE_TUNE_ALL, FINE_TUNE_TOP
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import DataError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.fit import UNFREEZE_ALL, Unfreeze, two_phase_fit
 from tlpipe.models.hyperrule import Schedule

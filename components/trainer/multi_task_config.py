@@ -19,7 +19,7 @@ import dataclasses
 import re
 from typing import Optional
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MIN_TASKS = 2

@@ -38,8 +38,8 @@ from typing import Any
 
 import keras
 
-from tlpipe.models.artifacts import write_json
-from tlpipe.models.progress import log
+from tlpipe.models.plumbing.artifacts import write_json
+from tlpipe.models.plumbing.progress import log
 from tlpipe.components.trainer.config import SourceConfig
 from tlpipe.components.trainer.data import default_augmentation, load_transformed
 from tlpipe.components.trainer.determinism import make_deterministic
@@ -47,7 +47,7 @@ from tlpipe.models.builders import BASE_LAYER_NAME, CLASSIFIER_NAME, build_small
 from tlpipe.models.fit import BASELINE, fit_baseline
 from tlpipe.models.hyperrule import SOURCE_PATIENCE, source_schedule
 from tlpipe.models.publish import export_hub_module
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 SUMMARY_FILE = "tlpipe_source.json"
 

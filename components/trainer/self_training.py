@@ -64,15 +64,15 @@ from tlpipe.components.trainer.self_training_config import (
     FEATURE_EXTRACTION, LAST_EPOCH, TEACHER, SelfTrainingConfig,
 )
 from tlpipe.components.trainer.spec import MODEL_DIR
-from tlpipe.models import example_format as fmt
-from tlpipe.models.artifacts import write_json
-from tlpipe.models.errors import DataError, ModelError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.artifacts import write_json
+from tlpipe.models.plumbing.errors import DataError, ModelError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.hyperrule import student_settings
 from tlpipe.models.propagation import join_views, principal_components, propagate_labels
 from tlpipe.models.serving import DEFAULT_SIGNATURE, FEATURES_OUTPUT, FEATURES_SIGNATURE
-from tlpipe.models.progress import log
-from tlpipe.models.layout import SAVED_MODEL_FILE
+from tlpipe.models.plumbing.progress import log
+from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE
 
 PSEUDO_LABELS_FILE = "pseudo_labels.json"
 ROUNDS_DIR = "rounds"

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Literal, Optional
 
 from tlpipe.components.trainer.transfer_fits import FEATURE_EXTRACTION, FINE_TUNE_ALL, FINE_TUNE_TOP
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 TEACHER = "teacher"
 PROPAGATION = "propagation"

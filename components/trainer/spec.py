@@ -13,7 +13,7 @@ from typing import Any
 from tlpipe.components.spec import ArtifactSpec, ComponentSpec, StepArgs
 from tlpipe.components.trainer.config import SourceConfig
 from tlpipe.components.transform.spec import TRANSFORMED
-from tlpipe.models.layout import HISTORY_FILE
+from tlpipe.models.plumbing.layout import HISTORY_FILE
 
 MODEL = "model"
 SELECTED = "selected"  # the rank step's choice of module (components/rank/spec.py), when it runs
@@ -47,8 +47,8 @@ def run_pretrain(args: StepArgs) -> dict[str, Any]:
     import shutil
 
     from tlpipe.components.trainer.pretrain import pretrain_and_publish
-    from tlpipe.models.artifacts import atomic_output_dir
-    from tlpipe.models.progress import log
+    from tlpipe.models.plumbing.artifacts import atomic_output_dir
+    from tlpipe.models.plumbing.progress import log
 
     summary = pretrain_and_publish(args.sections["source"], args.inputs[TRANSFORMED], args.output)
     publish_dir = args.options.get("publish_dir")

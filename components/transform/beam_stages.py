@@ -22,10 +22,10 @@ import apache_beam as beam
 from tlpipe.components.beam import values_tagged
 from tlpipe.components.checked_tfrecords import ReadCheckedTFRecords
 from tlpipe.components.sharded_writes import WriteLines, WriteShardedTFRecords
-from tlpipe.models.progress import Progress, set_quiet
+from tlpipe.models.plumbing.progress import Progress, set_quiet
 from tlpipe.components.transform.records import BadRecord, RecordSpec, transform_record
 from tlpipe.components.transform.statistics import SplitStatistics
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 
 _EXAMPLE = "example"
 _BAD = "bad"

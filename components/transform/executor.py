@@ -35,15 +35,15 @@ import os
 import shutil
 from typing import Any, Optional
 
-from tlpipe.models.artifacts import atomic_output_dir, read_json, write_json
+from tlpipe.models.plumbing.artifacts import atomic_output_dir, read_json, write_json
 from tlpipe.components.beam import BeamConfig, create_pipeline
-from tlpipe.models.progress import Progress, is_quiet, log
+from tlpipe.models.plumbing.progress import Progress, is_quiet, log
 from tlpipe.components.transform.beam_stages import TransformSplit
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.records import RecordSpec
 from tlpipe.components.transform.statistics import check_bad_fractions, resolve_channels
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 STATISTICS_FILE = "statistics.json"
 BAD_RECORDS_DIR = "bad_records"

@@ -3,7 +3,7 @@
 This is the per-element work of the transform pipeline, kept free of Beam so it
 can be tested and reasoned about alone. A good record yields the serialized
 transformed example plus a small summary for the statistics; a bad one yields
-`BadRecord(id, kind, reason)`. See `tlpipe.models.example_format` for the
+`BadRecord(id, kind, reason)`. See `tlpipe.models.plumbing.example_format` for the
 feature keys on both sides. No TensorFlow here (see `example_proto`).
 """
 
@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from tlpipe.components.transform import example_proto as proto
 from tlpipe.components.transform.images import ImageDecodeError, transform_image
 from tlpipe.components.transform.text import normalize_text
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 
 
 @dataclasses.dataclass(frozen=True)

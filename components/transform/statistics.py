@@ -14,7 +14,7 @@ import math
 from typing import Any, Optional
 
 from tlpipe.components.transform.records import BadRecord, ImageSummary, TextSummary
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 FIRST_BAD_KEPT = 5
 

@@ -7,7 +7,7 @@ import pytest
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.executor import run_evaluator
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 from tlpipe.pipeline.config import load_config
 
 pytestmark = pytest.mark.quick

@@ -7,7 +7,7 @@ import pytest
 
 from tlpipe.components.beam import BeamConfig, create_pipeline
 from tlpipe.components.beam_errors import in_dofn, user_error
-from tlpipe.models.errors import ConfigError, DataError, TlpipeError
+from tlpipe.models.plumbing.errors import ConfigError, DataError, TlpipeError
 
 pytestmark = pytest.mark.quick
 
@@ -34,7 +34,7 @@ def test_an_error_raised_in_a_dofn_arrives_without_beams_annotation(kind):
 
 def test_an_error_from_a_worker_process_is_read_back_from_the_traceback_text():
     text = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
-            "tlpipe.models.errors.DataError: IDX file '/d/a.gz' is truncated [while running 'Read train IDX']\n")
+            "tlpipe.models.plumbing.errors.DataError: IDX file '/d/a.gz' is truncated [while running 'Read train IDX']\n")
     found = user_error(RuntimeError(text))
     assert isinstance(found, DataError) and str(found) == "IDX file '/d/a.gz' is truncated"
     assert user_error(RuntimeError("Pipeline failed: ZeroDivisionError: division by zero")) is None

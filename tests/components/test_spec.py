@@ -11,8 +11,8 @@ from tlpipe.components.spec import WORK_KEY_FILE, build_args, group_input_name, 
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.strategies.train_step import TRAIN
 from tlpipe.components.trainer.spec import TEACHERS
-from tlpipe.models.example_format import METADATA_FILE
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.example_format import METADATA_FILE
+from tlpipe.models.plumbing.errors import ConfigError
 
 pytestmark = pytest.mark.quick
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tlpipe.models.adabn import adapt_batch_norm, batch_norm_statistics
 from tlpipe.models.builders import build_small_cnn, build_transfer_model
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 pytestmark = pytest.mark.quick
 

@@ -8,9 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from tlpipe.models import artifacts
+from tlpipe.models.plumbing import artifacts
 from tlpipe.models._checkpoints import CheckpointStore, TrainingState
-from tlpipe.models.errors import NoSpaceError, TlpipeError
+from tlpipe.models.plumbing.errors import NoSpaceError, TlpipeError
 
 pytestmark = pytest.mark.quick
 

@@ -11,7 +11,7 @@ import pytest
 from tlpipe.models import HubFeatureVector, build_baseline_model, build_small_cnn, build_transfer_model, export_hub_module
 from tlpipe.models._metadata import read_module_metadata, write_module_metadata
 from tlpipe.models.text_layers import HashedEmbeddingBag
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 pytestmark = pytest.mark.quick
 

@@ -13,7 +13,7 @@ from tlpipe.models.builders import build_transfer_model
 from tlpipe.models.domain import (
     DomainAdversarialNetwork, GradientReversal, fit_domain_adversarial, reversal_coefficient,
 )
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 pytestmark = pytest.mark.quick
 
@@ -134,6 +134,52 @@ def test_fit_writes_a_history_per_epoch(keras_hub_module, tmp_path, adapt):
     assert history["best"]["epoch"] == 3 and history["total_steps"] == 12
     assert json.load(open(os.path.join(tmp_path, "history.json")))["entries"] == entries
     assert model.get_layer("feature_extractor").trainable_paths()  # the base trained
+
+
+def _fit_dann(module, output_dir, *, epochs=3, dropout=0.3):
+    keras.utils.set_random_seed(0)
+    model = build_transfer_model(module, 3, dropout=dropout)
+    images, labels, target = _shifted_domains()
+    history = fit_domain_adversarial(
+        model, tf.data.Dataset.from_tensor_slices((images, labels)), tf.data.Dataset.from_tensor_slices((images, labels)),
+        tf.data.Dataset.from_tensor_slices(target), output_dir=str(output_dir), epochs=epochs, steps_per_epoch=3,
+        batch_size=8, learning_rate=1e-2, discriminator_units=[8])
+    return model, history
+
+
+def test_a_killed_dann_fit_resumes_after_its_last_epoch_and_ends_where_an_uninterrupted_one_does(
+        keras_hub_module, tmp_path, monkeypatch):
+    whole, whole_history = _fit_dann(keras_hub_module, tmp_path / "whole")
+    assert os.path.isfile(tmp_path / "whole" / "checkpoints" / "state.json")
+    assert os.listdir(tmp_path / "whole" / "logs" / "dann")  # TensorBoard scalars
+
+    from tlpipe.models import _checkpoints
+
+    saved = _checkpoints.CheckpointStore.save_epoch
+
+    def killed_after_two_epochs(self, state, *args, **kwargs):
+        saved(self, state, *args, **kwargs)
+        if state.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_checkpoints.CheckpointStore, "save_epoch", killed_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        _fit_dann(keras_hub_module, tmp_path / "killed")
+    monkeypatch.setattr(_checkpoints.CheckpointStore, "save_epoch", saved)
+    resumed, history = _fit_dann(keras_hub_module, tmp_path / "killed")
+
+    assert history["resumed_from"] == [{"phase": "dann", "epoch": 2, "step": 6}] and history["complete"]
+    assert [e["epoch"] for e in history["entries"]] == [1, 2, 3]
+    for mine, theirs in zip(history["entries"], whole_history["entries"]):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-5)
+        assert mine["val_accuracy"] == theirs["val_accuracy"]
+    for mine, theirs in zip(resumed.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    # a finished fit is not trained again: the rerun restores its weights
+    again, history_again = _fit_dann(keras_hub_module, tmp_path / "whole")
+    assert history_again["entries"] == whole_history["entries"] and history_again["resumed_from"] == []
+    for mine, theirs in zip(again.get_weights(), whole.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 def test_fit_refuses_bad_budgets(keras_hub_module, tmp_path):

@@ -13,7 +13,7 @@ from tlpipe.models.efficientnet_lite import (
     BN_EPSILON, IGNORED_KEY_SUFFIX, VARIANTS, blocks, build_efficientnet_lite, imagenet_model, load_state_dict,
     require_variant, round_filters, weights_file,
 )
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 from tlpipe.models.torch_weights import read_legacy_state_dict
 
 pytestmark = pytest.mark.quick

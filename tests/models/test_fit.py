@@ -14,7 +14,7 @@ from tlpipe.models.builders import build_baseline_model, build_transfer_model
 from tlpipe.models.fit import UNFREEZE_ALL, Unfreeze, fit_baseline, two_phase_fit
 from tlpipe.models.hub_layer import variable_path
 from tlpipe.models.hyperrule import make_schedule
-from tlpipe.models.errors import ConfigError, ModelError
+from tlpipe.models.plumbing.errors import ConfigError, ModelError
 
 pytestmark = pytest.mark.quick
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tlpipe.models import HubFeatureVector, build_transfer_model, export_hub_module
 from tlpipe.models._tfhub import hub
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 pytestmark = pytest.mark.quick
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tlpipe.models.hyperrule import Schedule, batch_norm_settle_steps, make_schedule, student_settings
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.quick
 

@@ -24,3 +24,21 @@ def test_every_models_module_imports_without_components_or_pipeline():
                             env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
     assert len(modules) > 10
     assert result.stdout.strip() == "0 []", result.stdout
+
+
+def test_plumbing_needs_only_the_standard_library_and_itself():
+    import ast
+    import pathlib
+
+    folder = pathlib.Path(tlpipe.models.__path__[0]) / "plumbing"
+    imported = set()
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module)
+    outside = sorted(name for name in imported
+                     if not name.startswith("tlpipe.models.plumbing") and name.split(".")[0] not in sys.stdlib_module_names)
+    assert len(list(folder.glob("*.py"))) >= 6 and "tlpipe.models.plumbing.errors" in imported
+    assert outside == []

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, ModelError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, ModelError
 from tlpipe.models.fit import UNFREEZE_ALL, two_phase_fit
 from tlpipe.models.hub_layer import variable_path
 from tlpipe.models.hyperrule import make_schedule

@@ -14,7 +14,7 @@ from tlpipe.models import HubFeatureVector, build_transfer_model
 from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models._tfhub import hub
 from tlpipe.models.efficientnet_lite import imagenet_model
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 from tlpipe.models.offline_modules import CACHE_DIR_ENV, module_dir, offline_module, publish_imagenet_module
 from tlpipe.models.presets import PRESETS, from_preset, loadable_handle
 from tlpipe.models.publish import SOURCE_SIGNATURE, source_probabilities_function

@@ -10,7 +10,7 @@ import pytest
 
 from tlpipe.models import PRESETS, Preset, from_preset
 from tlpipe.models.presets import import_required_packages
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 pytestmark = pytest.mark.quick
 

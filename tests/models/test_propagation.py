@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlpipe.models.errors import DataError, ModelError
+from tlpipe.models.plumbing.errors import DataError, ModelError
 from tlpipe.models.propagation import join_views, knn_graph, nearest_neighbors, principal_components, propagate_labels
 
 pytestmark = pytest.mark.quick

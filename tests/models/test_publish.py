@@ -12,7 +12,7 @@ import tensorflow as tf
 from tlpipe.models import HubFeatureVector, export_hub_module
 from tlpipe.models._metadata import read_module_metadata
 from tlpipe.models._tfhub import hub
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 
 pytestmark = pytest.mark.quick
 

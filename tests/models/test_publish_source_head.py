@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tlpipe.models._metadata import read_module_metadata
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 from tlpipe.models.hub_layer import HubFeatureVector
 from tlpipe.models.publish import export_hub_module, source_probabilities_function
 

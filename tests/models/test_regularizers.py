@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 from tlpipe.models.regularization import Regularization
 from tlpipe.models.regularizers import PretrainedReference, bss_penalty, l2_sp_penalty
 

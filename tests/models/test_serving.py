@@ -13,8 +13,8 @@ from PIL import Image
 
 from tlpipe.models.builders import build_transfer_model
 from tlpipe.models.serving import export_for_serving, load_serving_metadata
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, ModelError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, ModelError
 
 pytestmark = pytest.mark.quick
 

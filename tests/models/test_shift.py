@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 from tlpipe.models.shift import measure_shift, mmd_squared, proxy_a_distance, shift_level
 
 pytestmark = pytest.mark.quick

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tlpipe.models.efficientnet_lite import weights_file
-from tlpipe.models.errors import ModelError
+from tlpipe.models.plumbing.errors import ModelError
 from tlpipe.models.torch_weights import MAGIC_NUMBER, PROTOCOL_VERSION, read_legacy_state_dict
 
 pytestmark = pytest.mark.quick

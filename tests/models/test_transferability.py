@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 from tlpipe.models.transferability import h_score, knn_accuracy, leep, logme, nce, regularized_h_score
 
 pytestmark = pytest.mark.quick

@@ -179,7 +179,7 @@ def training_state(root, strategy: str) -> dict:
     import json
     import os
 
-    from tlpipe.models.artifacts import read_json
+    from tlpipe.models.plumbing.artifacts import read_json
 
     for path in glob.glob(os.path.join(str(root), "work", f"train-{strategy}-*", "checkpoints", "state.json")):
         try:
@@ -193,7 +193,7 @@ def training_history(result, strategy: str) -> list[dict]:
     """The per-epoch numbers of `strategy`'s history in a run's result (without timings)."""
     import os
 
-    from tlpipe.models.artifacts import read_json
+    from tlpipe.models.plumbing.artifacts import read_json
 
     entries = read_json(os.path.join(result.artifacts[strategy], "history.json"))["entries"]
     return [{key: entry[key] for key in ("phase", "epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy")}

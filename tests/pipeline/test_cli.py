@@ -5,7 +5,7 @@ import os
 import pytest
 import yaml
 
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.cli import main
 
 pytestmark = pytest.mark.quick
@@ -51,7 +51,7 @@ def test_ingest_then_transform_to_the_modules_geometry(tiny_config, tmp_path, ca
 
 
 def test_main_leaves_the_process_verbosity_as_it_found_it(capsys):
-    from tlpipe.models import progress
+    from tlpipe.models.plumbing import progress
 
     assert progress.verbosity() == progress.NORMAL
     assert main(["-q", "config"]) == 0

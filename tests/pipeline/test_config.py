@@ -15,7 +15,7 @@ from tlpipe.pipeline.config import (
     save_config,
 )
 from tlpipe.components.config_schema import from_dict, merge, to_dict
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 pytestmark = pytest.mark.quick
 

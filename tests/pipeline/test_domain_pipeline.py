@@ -5,7 +5,7 @@ tests/components/trainer/test_domain_adaptation.py)."""
 import html
 import os
 
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.local_runner import run_local
 
 

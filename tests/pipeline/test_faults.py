@@ -23,7 +23,7 @@ import sys
 import pytest
 import yaml
 
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.config import load_config
 from tlpipe.pipeline.local_runner import run_local
 

@@ -8,7 +8,7 @@ import yaml
 
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.config import load_config
-from tlpipe.models.errors import ConfigError, TlpipeError
+from tlpipe.models.plumbing.errors import ConfigError, TlpipeError
 from tlpipe.pipeline.kubeflow_runner import ClusterPaths, build_cluster_pipeline, compile_pipeline
 
 CLUSTER_CONFIG = {
@@ -168,7 +168,7 @@ def test_output_must_be_yaml(tmp_path):
 def test_compiled_yaml_runs_with_kfp_local_like_the_local_runner(tiny_config, tmp_path):
     from kfp import components, local
 
-    from tlpipe.models.artifacts import read_json
+    from tlpipe.models.plumbing.artifacts import read_json
     from tlpipe.pipeline.local_runner import run_local
 
     reference = run_local(tiny_config, mode="in_process")

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from tlpipe.models.artifacts import read_json
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing.artifacts import read_json
+from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.local_runner import Paths, publish_source_module, run_local
 

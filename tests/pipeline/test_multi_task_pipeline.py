@@ -6,8 +6,8 @@ import os
 import pytest
 import yaml
 
-from tlpipe.models.artifacts import read_json
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.artifacts import read_json
+from tlpipe.models.plumbing.errors import ConfigError
 from tlpipe.pipeline.local_runner import run_local
 
 SHADES = {"dark": "dim", "grey": "dim", "light": "bright"}

@@ -6,7 +6,7 @@ import os
 import re
 import sys
 
-from tlpipe.models import progress
+from tlpipe.models.plumbing import progress
 from tlpipe.pipeline.console import capture
 
 STEP_LINE = re.compile(r"^\d\d:\d\d:\d\d  (\S+)\s+(started|done in \d+ s|cached)")

@@ -2,7 +2,7 @@
 
 import os
 
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.local_runner import run_local
 
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tlpipe.components.ingest.config import SPAN_TOKEN
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.config import load_config
 

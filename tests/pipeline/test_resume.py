@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.local_runner import run_local
 
 from .conftest import training_history, training_state

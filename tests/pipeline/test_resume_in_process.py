@@ -17,8 +17,8 @@ import signal
 import subprocess
 import sys
 
-from tlpipe.models.artifacts import read_json
-from tlpipe.models.layout import LOG_DIR
+from tlpipe.models.plumbing.artifacts import read_json
+from tlpipe.models.plumbing.layout import LOG_DIR
 from tlpipe.pipeline.local_runner import run_local
 
 from .conftest import training_history, training_state

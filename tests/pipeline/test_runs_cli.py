@@ -9,7 +9,7 @@ import threading
 import time
 import urllib.request
 
-from tlpipe.models.artifacts import read_json, write_json
+from tlpipe.models.plumbing.artifacts import read_json, write_json
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.cli_runs import serve_folder
 from tlpipe.pipeline.run_record import RUN_FILE

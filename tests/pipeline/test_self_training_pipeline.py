@@ -7,8 +7,8 @@ import os
 
 import tensorflow as tf
 
-from tlpipe.models import example_format as fmt
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.local_runner import run_local
 
 

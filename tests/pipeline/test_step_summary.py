@@ -2,7 +2,7 @@
 
 import pytest
 
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.pipeline.step_summary import artifact_summary
 
 pytestmark = pytest.mark.quick

@@ -14,9 +14,9 @@ from tlpipe.components.spec import StepArgs
 from tlpipe.components.strategies.plugin import CANDIDATE, UNLABELED, Strategy, TrainArgs
 from tlpipe.components.strategies.registry import register, unregister
 from tlpipe.components.strategies.transfer import BASELINE
-from tlpipe.models import example_format as fmt
-from tlpipe.models.artifacts import read_json, write_json
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.artifacts import read_json, write_json
+from tlpipe.models.plumbing.errors import ConfigError
 from tlpipe.pipeline.local_runner import run_local
 
 TOY = "toy_unlabelled_count"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tlpipe.components.sweep.report import CURVE_JSON, INDEX_FILE, POINTS_CSV, REPORT_FILES
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.pipeline.cli import main
 from tlpipe.pipeline.config import load_config
 from tlpipe.pipeline.local_runner import run_local

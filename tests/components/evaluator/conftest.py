@@ -21,7 +21,7 @@ import os
 import numpy as np
 import pytest
 
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 
 LABEL_NAMES = ["left", "middle", "right"]
 NUM_CLASSES = len(LABEL_NAMES)

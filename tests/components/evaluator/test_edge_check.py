@@ -23,8 +23,8 @@ from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import run_pusher
 from tlpipe.components.production import fingerprint_dir
 from tlpipe.models import edge
-from tlpipe.models.errors import ConfigError, DataError, ModelError, NotBlessedError
-from tlpipe.models.layout import EDGE_DIR, EDGE_RECORD_FILE
+from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError, NotBlessedError
+from tlpipe.models.plumbing.layout import EDGE_DIR, EDGE_RECORD_FILE
 
 pytestmark = pytest.mark.quick
 

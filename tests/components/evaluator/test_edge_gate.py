@@ -19,8 +19,8 @@ from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.executor import run_evaluator
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import run_pusher
-from tlpipe.models.errors import NotBlessedError
-from tlpipe.models.layout import EDGE_DIR, SUMMARY_MD
+from tlpipe.models.plumbing.errors import NotBlessedError
+from tlpipe.models.plumbing.layout import EDGE_DIR, SUMMARY_MD
 
 from .conftest import serialize
 

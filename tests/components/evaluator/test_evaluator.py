@@ -20,7 +20,7 @@ from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.pusher.config import PusherConfig
 from tlpipe.components.pusher.executor import run_pusher
 from tlpipe.components.production import ProductionModel, latest_pushed_model
-from tlpipe.models.errors import ConfigError, DataError, ModelError, NotBlessedError
+from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError, NotBlessedError
 
 LABEL_NAMES = ["left", "middle", "right"]  # as in conftest.py
 NUM_CLASSES = len(LABEL_NAMES)

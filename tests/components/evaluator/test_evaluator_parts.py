@@ -11,7 +11,7 @@ from tlpipe.components.evaluator.blessing import decide_blessing
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.convergence import convergence_table, load_history
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, rescale_interval
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 from .conftest import tfma_run
 

@@ -9,7 +9,7 @@ from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.pairing import Pairing
 from tlpipe.components.evaluator.executor import run_evaluator
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 REFERENCES = {"baseline": {"role": "baseline", "model_dir": "/m/b"}}
 

@@ -20,7 +20,7 @@ from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.multi_task import _judge_task, run_multi_task_evaluator
 from tlpipe.components.evaluator.multi_task_config import TaskThresholds
 from tlpipe.components.production import ProductionModel, fingerprint_dir
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.multi_task import MultiTaskClassifier, TaskHead
 from tlpipe.models.serving import export_for_serving
 

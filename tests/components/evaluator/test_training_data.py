@@ -5,7 +5,7 @@ import os
 import pytest
 
 from tlpipe.components.evaluator.training_data import describe_training_data
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing.artifacts import write_json
 
 pytestmark = pytest.mark.quick
 

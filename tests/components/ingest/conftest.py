@@ -16,7 +16,7 @@ from PIL import Image
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.executor import run_ingest
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 

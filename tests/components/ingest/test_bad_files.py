@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 pytestmark = pytest.mark.quick
 

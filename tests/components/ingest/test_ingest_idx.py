@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tlpipe.pipeline.config import FASHION_MNIST_LABELS
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.quick
 

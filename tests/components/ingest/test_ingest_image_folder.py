@@ -12,9 +12,9 @@ import pytest
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.coverage import COVERAGE_FILE
 from tlpipe.components.ingest.split_spec import parse_split_spec
-from tlpipe.models.progress import NORMAL, VERBOSE, set_quiet, set_verbosity
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.progress import NORMAL, VERBOSE, set_quiet, set_verbosity
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.quick
 

@@ -10,7 +10,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.labels import LabelSet, select_classes
 from tlpipe.components.ingest.spans import resolve_span
 from tlpipe.components.ingest.split_spec import SplitSpec, parse_split_spec
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.quick
 

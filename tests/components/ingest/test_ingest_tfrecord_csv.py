@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.quick
 

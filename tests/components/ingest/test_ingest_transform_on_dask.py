@@ -14,7 +14,7 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.executor import run_ingest
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import run_transform
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 
 LABELS = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 RUNNERS = {"in_process": BeamConfig(), "dask": BeamConfig(runner="dask", num_workers=2)}

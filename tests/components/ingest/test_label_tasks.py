@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tlpipe.components.ingest.label_tasks import LabelTaskConfig
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 from tlpipe.pipeline.config import FASHION_MNIST_LABELS
 
 pytestmark = pytest.mark.quick

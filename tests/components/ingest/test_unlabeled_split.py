@@ -10,8 +10,8 @@ from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.trainer.data import load_transformed
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import run_transform
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError
 
 pytestmark = pytest.mark.quick
 

@@ -15,7 +15,7 @@ from tlpipe.components.pusher.executor import (
 )
 from tlpipe.components.production import describe_production, fingerprint_dir, strangers
 from tlpipe.components.config_schema import from_dict
-from tlpipe.models.errors import ConfigError, ModelError, NotBlessedError
+from tlpipe.models.plumbing.errors import ConfigError, ModelError, NotBlessedError
 
 pytestmark = pytest.mark.quick
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlpipe.models import example_format as fmt
-from tlpipe.models.artifacts import write_json
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.models.publish import export_hub_module
 
 IMAGE_SHAPE = (12, 12, 1)

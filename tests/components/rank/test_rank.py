@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from tlpipe.components.rank.executor import rank_candidates
-from tlpipe.models.errors import ConfigError, ModelError
+from tlpipe.models.plumbing.errors import ConfigError, ModelError
 
 pytestmark = pytest.mark.quick
 

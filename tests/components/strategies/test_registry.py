@@ -9,7 +9,7 @@ from tlpipe.components.strategies.registry import (
     candidate_strategies, check_trainer, evaluation_for, get_strategy, teacher_of, train_steps,
 )
 from tlpipe.components.trainer.config import TrainerConfig
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 pytestmark = pytest.mark.quick
 

@@ -11,7 +11,7 @@ import pytest
 from tlpipe.components.sweep.curve import build_curve
 from tlpipe.components.sweep.point import condense
 from tlpipe.components.sweep.report import CURVE_JSON, REPORT_FILES, write_report
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 pytestmark = pytest.mark.quick
 

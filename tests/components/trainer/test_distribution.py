@@ -8,7 +8,7 @@ import pytest
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
 from tlpipe.components.trainer.distribution import cluster_workers, resolve_distribution
 from tlpipe.components.trainer.executor import train_transfer
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 pytestmark = pytest.mark.quick
 

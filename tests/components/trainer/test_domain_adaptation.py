@@ -19,9 +19,9 @@ from tlpipe.components.trainer.domain_adaptation import (
     SHIFT_FILE, WEIGHTS_FILE, check_same_classes, train_domain_adaptation,
 )
 from tlpipe.components.trainer.domain_config import DomainConfig
-from tlpipe.models import example_format as fmt
-from tlpipe.models.artifacts import write_json
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.artifacts import write_json
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.quick
 

@@ -16,9 +16,9 @@ from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import TransformedData
 from tlpipe.components.trainer.engine import CONFIG_FILE, checkpoint_dir_for, train_and_export
 from tlpipe.components.trainer.spec import MODEL_DIR
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.fit import fit_baseline
-from tlpipe.models.layout import SUMMARY_FILE
+from tlpipe.models.plumbing.layout import SUMMARY_FILE
 
 pytestmark = pytest.mark.quick
 

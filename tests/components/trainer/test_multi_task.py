@@ -13,9 +13,9 @@ from .conftest import IMAGE_SHAPE, LABEL_NAMES, class_images, write_split
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
 from tlpipe.components.trainer.multi_task import single_task_dir, train_multi_task, train_multi_task_baseline
 from tlpipe.components.trainer.multi_task_config import TaskConfig
-from tlpipe.models import example_format as fmt
-from tlpipe.models.artifacts import write_json
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.artifacts import write_json
+from tlpipe.models.plumbing.errors import DataError
 from tlpipe.models.serving import load_serving_metadata, task_output_key
 
 pytestmark = pytest.mark.quick

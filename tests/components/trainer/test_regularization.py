@@ -10,7 +10,7 @@ import pytest
 from tlpipe.components.config_schema import validate_tree
 from tlpipe.components.trainer.config import RegularizationConfig, TrainerConfig
 from tlpipe.components.trainer.executor import train_transfer
-from tlpipe.models.errors import ConfigError
+from tlpipe.models.plumbing.errors import ConfigError
 
 pytestmark = pytest.mark.quick
 

@@ -16,8 +16,8 @@ from tlpipe.components.trainer.self_training import (
     PSEUDO_LABELS_FILE, load_unlabeled, select_pseudo_labels, train_baseline_self_training, train_self_training,
 )
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, DataError, ModelError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError
 
 from .conftest import class_images, write_split
 

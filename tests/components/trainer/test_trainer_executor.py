@@ -13,8 +13,8 @@ import tensorflow as tf
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
 from tlpipe.components.trainer.data import load_transformed
 from tlpipe.components.trainer.executor import train_baseline, train_transfer
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import ConfigError, DataError, ModelError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError
 
 pytestmark = pytest.mark.quick
 

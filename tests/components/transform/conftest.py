@@ -1,7 +1,7 @@
 """Fixtures for transform tests: raw examples and ingest artifacts written by hand, per the contract.
 
 The tests do not run ingest: they write `<dir>/<split>/part-*.tfrecord` and
-`metadata.json` themselves as `tlpipe.models.example_format` describes them.
+`metadata.json` themselves as `tlpipe.models.plumbing.example_format` describes them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 
 
 class Kit:

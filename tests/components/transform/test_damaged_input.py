@@ -11,8 +11,8 @@ import pytest
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import run_transform
-from tlpipe.models import example_format as fmt
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing import example_format as fmt
+from tlpipe.models.plumbing.errors import DataError
 
 pytestmark = pytest.mark.quick
 

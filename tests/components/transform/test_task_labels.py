@@ -7,7 +7,7 @@ import tensorflow as tf
 import pytest
 
 from tlpipe.components.transform.records import BadRecord, RecordSpec, Transformed, transform_record
-from tlpipe.models import example_format as fmt
+from tlpipe.models.plumbing import example_format as fmt
 
 pytestmark = pytest.mark.quick
 

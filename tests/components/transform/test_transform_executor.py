@@ -8,11 +8,11 @@ import os
 import numpy as np
 import pytest
 
-from tlpipe.models.artifacts import read_json
+from tlpipe.models.plumbing.artifacts import read_json
 from tlpipe.components.beam import BeamConfig
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import run_transform
-from tlpipe.models.errors import ConfigError, DataError
+from tlpipe.models.plumbing.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.quick
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tlpipe.components.transform import example_proto
 from tlpipe.components.transform.records import BadRecord, RecordSpec, Transformed, transform_record
 from tlpipe.components.transform.statistics import SplitStatistics, check_bad_fractions, resolve_channels
-from tlpipe.models.errors import DataError
+from tlpipe.models.plumbing.errors import DataError
 
 pytestmark = pytest.mark.quick
 

@@ -90,8 +90,8 @@ def read_metadata(artifact_dir: str, *, expected: str) -> dict:
     missing folder or file, an unknown modality, or label names that are not a
     list of at least two names (consistent with `num_classes`) are DataErrors.
     """
-    from tlpipe.models.artifacts import read_json
-    from tlpipe.models.errors import DataError
+    from tlpipe.models.plumbing.artifacts import read_json
+    from tlpipe.models.plumbing.errors import DataError
 
     if not os.path.isdir(artifact_dir):
         raise DataError(f"{artifact_dir!r} does not exist; expected {expected}")

@@ -14,7 +14,7 @@ import shutil
 import uuid
 from typing import IO, Any, Callable, Iterator
 
-from tlpipe.models.errors import NoSpaceError, is_no_space
+from tlpipe.models.plumbing.errors import NoSpaceError, is_no_space
 
 
 @contextlib.contextmanager
