@@ -27,7 +27,7 @@ from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.components.evaluator.outputs import evaluation_paths, summary_header, write_evaluation
 from tlpipe.components.evaluator.multi_task_analysis import build_multi_task_eval_config, read_multi_task_output
 from tlpipe.components.evaluator.multi_task_config import TaskThresholds
-from tlpipe.components.evaluator.report import INDEX_FILE, _html_table, _markdown_table, headline
+from tlpipe.components.evaluator.report import INDEX_FILE, html_table, markdown_table, headline
 from tlpipe.components.evaluator.tfma_analysis import ACCURACY, EXAMPLE_COUNT, THRESHOLD_SLACK, refuse_dask, run_tfma
 from tlpipe.components.production import ProductionModel
 from tlpipe.components.trainer.multi_task import SINGLE_TASK_DIR
@@ -300,7 +300,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         parts += [f"## Task '{task}' (label `{entry['label']}`, {len(entry['label_names'])} classes)", "",
                   "Passed." if entry["verdict"]["passed"] else "FAILED.", _sharing(entry["verdict"]), ""]
         for title, table in task_tables(summary, task):
-            parts += [f"### {title}", "", _markdown_table(table)]
+            parts += [f"### {title}", "", markdown_table(table)]
     return "\n".join(parts)
 
 
@@ -327,7 +327,7 @@ def render_html(summary: dict[str, Any]) -> str:
                  f"<p><strong>{'Passed' if entry['verdict']['passed'] else 'FAILED'}</strong>. "
                  f"{esc(_sharing(entry['verdict']))}</p>"]
         for title, table in task_tables(summary, task):
-            body += [f"<h3>{esc(title)}</h3>", _html_table(table)]
+            body += [f"<h3>{esc(title)}</h3>", html_table(table)]
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
              "font-size:0.9em}th{background:#f4f4f4}")

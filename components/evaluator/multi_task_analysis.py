@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from tlpipe.components.evaluator.config import EvaluatorConfig
-from tlpipe.components.evaluator.tfma_analysis import CONFUSION_MATRIX, SIGNATURE, _confusion_matrix, _metric_value
+from tlpipe.components.evaluator.tfma_analysis import CONFUSION_MATRIX, SIGNATURE, confusion_matrix, metric_value
 from tlpipe.models.plumbing.errors import DataError
 from tlpipe.models.serving import task_output_key
 
@@ -72,7 +72,7 @@ def read_multi_task_output(output_path: str, label_keys: dict[str, str], num_cla
             class_id = _class_of_slice(slice_metrics.slice_key, label_keys[task], num_classes[task])
             if class_id is False:
                 continue
-            value = _metric_value(item, confidence_level, diff=item.key.is_diff)
+            value = metric_value(item, confidence_level, diff=item.key.is_diff)
             if item.key.is_diff:
                 if class_id is None:
                     diffs.setdefault(model, {}).setdefault(task, {})[name] = value
@@ -87,7 +87,7 @@ def read_multi_task_output(output_path: str, label_keys: dict[str, str], num_cla
                 continue
             if _class_of_slice(slice_plots.slice_key, label_keys[task], num_classes[task]) is not None:
                 continue
-            models[item.key.model_name][task]["confusion_matrix"] = _confusion_matrix(item.value, num_classes[task])
+            models[item.key.model_name][task]["confusion_matrix"] = confusion_matrix(item.value, num_classes[task])
     return {"models": models, "diffs": diffs}
 
 

@@ -257,32 +257,32 @@ def render_markdown(summary: dict[str, Any]) -> str:
         *_gains_markdown(summary),
         "## Models",
         "",
-        _markdown_table(models_table(summary)),
+        markdown_table(models_table(summary)),
         *_trained_on_lines(summary),
         f"## Comparisons (evaluator.gate: {summary['thresholds'].get('gate', 'point')})",
         "",
-        _markdown_table(comparisons_table(summary)),
+        markdown_table(comparisons_table(summary)),
         "## Per class",
         "",
-        _markdown_table(per_class_table(summary)),
+        markdown_table(per_class_table(summary)),
     ]
     parts += _coverage_markdown(summary)
     if summary["convergence"]:
-        parts += ["## Convergence", "", _markdown_table(convergence_table(summary)),
+        parts += ["## Convergence", "", markdown_table(convergence_table(summary)),
                   *[f"- {finding}" for finding in convergence_findings(summary)], ""]
     if "domain_shift" in summary:
         shift = summary["domain_shift"]
-        parts += ["## Domain shift", "", before_text(shift), "", _markdown_table(shift_table(shift)),
+        parts += ["## Domain shift", "", before_text(shift), "", markdown_table(shift_table(shift)),
                   shift["verdict"], ""]
     if "edge" in summary:
-        parts += ["## Edge exports", "", _edge_caption(summary), "", _markdown_table(edge_table(summary))]
+        parts += ["## Edge exports", "", _edge_caption(summary), "", markdown_table(edge_table(summary))]
     return "\n".join(parts)
 
 
 def _gains_markdown(summary: dict[str, Any]) -> list[str]:
     if not gains_table(summary)[1]:
         return []
-    return ["## Where the gain came from", "", _markdown_table(gains_table(summary))]
+    return ["## Where the gain came from", "", markdown_table(gains_table(summary))]
 
 
 def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
@@ -301,32 +301,32 @@ def render_html(summary: dict[str, Any], figures: list[tuple[str, str]]) -> str:
         f'<div style="background:{colour};padding:0.6em 1em;border-radius:6px">'
         f"<h2>{_esc(headline(summary))}</h2><ul>{reasons}</ul></div>",
         f"<ul>{notes}</ul>" if notes else "",
-        *(["<h2>Where the gain came from</h2>", _html_table(gains_table(summary))] if gains_table(summary)[1] else []),
-        "<h2>Models</h2>", _html_table(models_table(summary)),
+        *(["<h2>Where the gain came from</h2>", html_table(gains_table(summary))] if gains_table(summary)[1] else []),
+        "<h2>Models</h2>", html_table(models_table(summary)),
         "<ul>" + "".join(f"<li><code>{_esc(name)}</code> trained on {_esc(data)}</li>"
                          for name, data in trained_on(summary)) + "</ul>",
         "<h2>Comparisons behind the blessing</h2>",
         f"<p>Thresholds: test accuracy at least {summary['thresholds']['min_accuracy']:.3f}; "
         f"improvement over each reference at least {summary['thresholds']['min_improvement']:+.3f} "
         f"(evaluator.gate: {_esc(summary['thresholds'].get('gate', 'point'))}).</p>",
-        _html_table(comparisons_table(summary)),
-        "<h2>Per class</h2>", _html_table(per_class_table(summary)),
+        html_table(comparisons_table(summary)),
+        "<h2>Per class</h2>", html_table(per_class_table(summary)),
     ]
     body += _coverage_html(summary)
     if summary["convergence"]:
         body += ["<h2>Convergence</h2>",
                  "<p>Steps are optimizer steps since the start of training (both phases for transfer "
                  "models); eval accuracy is measured after every epoch on the eval split.</p>",
-                 _html_table(convergence_table(summary)),
+                 html_table(convergence_table(summary)),
                  "<ul>" + "".join(f"<li>{_esc(f)}</li>" for f in convergence_findings(summary)) + "</ul>"]
     else:
         body.append("<p>No training histories were given: no training curves or convergence table.</p>")
     if "domain_shift" in summary:
         shift = summary["domain_shift"]
-        body += ["<h2>Domain shift</h2>", f"<p>{_esc(before_text(shift))}</p>", _html_table(shift_table(shift)),
+        body += ["<h2>Domain shift</h2>", f"<p>{_esc(before_text(shift))}</p>", html_table(shift_table(shift)),
                  f"<p><strong>{_esc(shift['verdict'])}</strong></p>"]
     if "edge" in summary:
-        body += ["<h2>Edge exports</h2>", f"<p>{_esc(_edge_caption(summary))}</p>", _html_table(edge_table(summary))]
+        body += ["<h2>Edge exports</h2>", f"<p>{_esc(_edge_caption(summary))}</p>", html_table(edge_table(summary))]
     for file_name, title in figures:
         body.append(f'<h2>{_esc(title)}</h2><img src="{_esc(file_name)}" alt="{_esc(title)}">')
     links = [(name, f"../{name}") for name in (BLESSING_FILE, SUMMARY_FILE, SUMMARY_MD)]
@@ -348,24 +348,24 @@ def _coverage_markdown(summary: dict[str, Any]) -> list[str]:
     """The data-coverage section of summary.md (none for a summary without counts)."""
     if not summary.get("coverage"):
         return []
-    return [f"## {_COVERAGE_TITLE}", "", _markdown_table(coverage_table(summary["coverage"]))]
+    return [f"## {_COVERAGE_TITLE}", "", markdown_table(coverage_table(summary["coverage"]))]
 
 
 def _coverage_html(summary: dict[str, Any]) -> list[str]:
     """The data-coverage section of index.html (none for a summary without counts)."""
     if not summary.get("coverage"):
         return []
-    return [f"<h2>{_esc(_COVERAGE_TITLE)}</h2>", _html_table(coverage_table(summary["coverage"]))]
+    return [f"<h2>{_esc(_COVERAGE_TITLE)}</h2>", html_table(coverage_table(summary["coverage"]))]
 
 
-def _html_table(table: Table) -> str:
+def html_table(table: Table) -> str:
     header, rows = table
     head = "".join(f"<th>{_esc(cell)}</th>" for cell in header)
     body = "".join("<tr>" + "".join(f"<td>{_esc(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _markdown_table(table: Table) -> str:
+def markdown_table(table: Table) -> str:
     header, rows = table
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]

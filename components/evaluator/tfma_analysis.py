@@ -136,7 +136,7 @@ def read_tfma_output(output_path: str, num_classes: int, confidence_level: float
         class_id = _class_of_slice(slice_metrics.slice_key, num_classes)
         for item in slice_metrics.metric_keys_and_values:
             name, model = item.key.name, item.key.model_name
-            value = _metric_value(item, confidence_level, diff=item.key.is_diff)
+            value = metric_value(item, confidence_level, diff=item.key.is_diff)
             if item.key.is_diff:
                 if class_id is None:
                     diffs.setdefault(model, {})[name] = value
@@ -149,7 +149,7 @@ def read_tfma_output(output_path: str, num_classes: int, confidence_level: float
             continue
         for item in slice_plots.plot_keys_and_values:
             if item.key.name == CONFUSION_MATRIX:
-                models[item.key.model_name]["confusion_matrix"] = _confusion_matrix(item.value, num_classes)
+                models[item.key.model_name]["confusion_matrix"] = confusion_matrix(item.value, num_classes)
     return {"models": models, "diffs": diffs, "failures": _failures(output_path)}
 
 
@@ -164,7 +164,7 @@ def _class_of_slice(slice_key: Any, num_classes: int) -> int | None:
     return class_id
 
 
-def _metric_value(item: Any, confidence_level: float, *, diff: bool) -> Any:
+def metric_value(item: Any, confidence_level: float, *, diff: bool) -> Any:
     """Example counts as int; everything else as an interval at `confidence_level`."""
     value = item.value.double_value.value
     if item.key.name == EXAMPLE_COUNT:
@@ -203,7 +203,7 @@ def rescale_interval(value: float, *, lower_95: float, upper_95: float, standard
     }
 
 
-def _confusion_matrix(plot_value: Any, num_classes: int) -> list[list[int]]:
+def confusion_matrix(plot_value: Any, num_classes: int) -> list[list[int]]:
     """K x K counts from TFMA's multi-class confusion matrix (threshold 0: the arg-max class)."""
     matrix = [[0] * num_classes for _ in range(num_classes)]
     (at_threshold,) = plot_value.multi_class_confusion_matrix_at_thresholds.matrices

@@ -68,3 +68,14 @@ def test_sibling_components_import_each_other_in_one_direction_only():
 
     cycles = [cycle_from(package, [package]) for package in sorted(graph)]
     assert [cycle for cycle in cycles if cycle] == []
+
+
+def test_no_module_imports_another_modules_private_names():
+    private = []
+    for package in ("models", "components", "pipeline"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tlpipe."):
+                    private += [f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}.{alias.name}"
+                                for alias in node.names if alias.name.startswith("_")]
+    assert private == []
