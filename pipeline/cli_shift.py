@@ -18,7 +18,7 @@ import argparse
 import os
 from typing import Any, Callable
 
-SHIFT_JSON = "shift.json"
+from tlpipe.models.plumbing.layout import SHIFT_FILE
 
 
 def register(commands: Any, add_config_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -45,7 +45,7 @@ def _cmd_shift(args: argparse.Namespace) -> int:
           f"2 = perfectly separable; linear probe error {before['probe_error']:.3f})")
     print(f"  MMD^2             {before['mmd2']:.4f}  (Gaussian kernel, width {before['mmd_bandwidth']:.3g})")
     print(result["verdict"])
-    print(f"written: {os.path.join(output, SHIFT_JSON)}")
+    print(f"written: {os.path.join(output, SHIFT_FILE)}")
     return 0
 
 
@@ -69,7 +69,7 @@ def measure_config_shift(config: Any, output_dir: str) -> dict[str, Any]:
     result = measure_domain_shift(handle, transformed["source"], transformed["target"],
                                   unlabeled_split=domain.unlabeled_split, samples=domain.shift_samples,
                                   seed=config.trainer.seed)
-    write_json(os.path.join(output_dir, SHIFT_JSON), result)
+    write_json(os.path.join(output_dir, SHIFT_FILE), result)
     return result
 
 

@@ -22,10 +22,9 @@ from tlpipe.components.evaluator import plots
 from tlpipe.components.evaluator.shift import before_text, shift_table
 from tlpipe.components.evaluator.spec import BLESSING_FILE
 from tlpipe.components.ingest.coverage import coverage_table
-from tlpipe.models.plumbing.layout import SUMMARY_FILE, SUMMARY_MD
+from tlpipe.models.plumbing.layout import INDEX_FILE, SUMMARY_FILE, SUMMARY_MD
 
 REPORT_DIR = "report"
-INDEX_FILE = "index.html"
 ACCURACY_PNG = "accuracy.png"
 PER_CLASS_PNG = "per_class.png"
 CONFUSION_PNG = "confusion_matrices.png"

@@ -22,11 +22,11 @@ from typing import Any, Optional
 
 from tlpipe.models.plumbing.artifacts import read_json, write_json
 from tlpipe.models.plumbing.errors import DataError
+from tlpipe.models.plumbing.layout import SHIFT_FILE
 from tlpipe.models.shift import LARGE_SHIFT_PAD, SMALL_SHIFT_PAD
 
 REPORT_JSON = "shift_report.json"
 REPORT_MD = "shift_report.md"
-SHIFT_FILE = "shift.json"  # what the domain-adaptation trainer writes beside its model
 _BATCH = 256
 
 

@@ -16,12 +16,12 @@ from matplotlib.figure import Figure
 
 from tlpipe.components.sweep.curve import build_curve
 from tlpipe.models.plumbing.artifacts import atomic_output_dir, write_json
+from tlpipe.models.plumbing.layout import INDEX_FILE
 
 CURVE_JSON = "curve.json"
 CURVE_CSV = "curve.csv"
 POINTS_CSV = "points.csv"
 CURVE_PNG = "curve.png"
-INDEX_FILE = "index.html"
 REPORT_FILES = (CURVE_JSON, CURVE_CSV, POINTS_CSV, CURVE_PNG, INDEX_FILE)
 COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#d62728", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 BASELINE_COLOUR = "#7f7f7f"

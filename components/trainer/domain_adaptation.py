@@ -49,13 +49,12 @@ from tlpipe.models.domain import DANN, SOURCE_ONLY, fit_domain_adversarial, samp
 from tlpipe.models.plumbing.errors import ConfigError, DataError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.hyperrule import Schedule
-from tlpipe.models.plumbing.layout import HISTORY_FILE, SUMMARY_FILE
+from tlpipe.models.plumbing.layout import HISTORY_FILE, SHIFT_FILE, SUMMARY_FILE
 from tlpipe.models.plumbing.progress import log
 from tlpipe.models.shift import measure_shift
 
 BN_ADAPT = "bn_adapt"
 METHODS = (DANN, BN_ADAPT, SOURCE_ONLY)  # DANN and SOURCE_ONLY: models/domain.py's two fits
-SHIFT_FILE = "shift.json"
 WEIGHTS_FILE = "classifier.weights.h5"
 _DECODE_BATCH = 256
 

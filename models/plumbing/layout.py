@@ -19,3 +19,7 @@ LOG_DIR = "logs"
 # evaluation that checked them), with the check record beside them.
 EDGE_DIR = "edge"
 EDGE_RECORD_FILE = "edge.json"
+# The domain shift measured between a source and a target sample (a domain-adaptation train step's, `tlpipe shift`'s).
+SHIFT_FILE = "shift.json"
+# The page a report folder opens with (the evaluator's report, the sweep's).
+INDEX_FILE = "index.html"
