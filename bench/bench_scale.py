@@ -19,8 +19,9 @@ around the step (imports excluded):
 - propagation_exact / propagation_approximate: label propagation from the 50
   labels over the unlabelled pool's first 100 principal components (the raw
   view of the default's graph; computing the pool's Lite0 features would take
-  most of an hour at 10x), exact and HNSW neighbour search; accuracy against
-  the pool's true labels;
+  most of an hour at 10x; fitted and projected in batches read from the IDX
+  file, as self-training does), exact and HNSW neighbour search; accuracy
+  against the pool's true labels;
 - evaluate: the evaluator (TFMA, in-process) of two small models on the test
   split (a CNN candidate and a linear baseline, trained on 1,000 images);
 - dask_1, dask_2: ingest then transform on a local Dask cluster of 1 and 2
@@ -135,8 +136,9 @@ def _train_input(transform_dir: str) -> dict[str, Any]:
     return {"examples": sum(int(images.shape[0]) for images in dataset)}
 
 
-def _pool(data_dir: str, scale: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The unlabelled pool's images (as the default's ingest splits them) with their true labels, and 50 seeds."""
+def _pool(data_dir: str, scale: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The unlabelled pool (as the default's ingest splits it): the IDX file's images (memory-mapped), the
+    pool's rows of it, their true labels, and 50 seeds."""
     from tlpipe.pipeline.config import FASHION_MNIST_LABELS, TARGET_CLASSES
 
     config = _ingest_config(data_dir, scale)
@@ -150,15 +152,16 @@ def _pool(data_dir: str, scale: int, seed: int) -> tuple[np.ndarray, np.ndarray,
     truth = np.searchsorted(target, labels[keep])
     rng = np.random.default_rng(seed)
     seeds = np.concatenate([rng.choice(np.flatnonzero(truth == c), 10, replace=False) for c in range(len(target))])
-    return np.asarray(images[keep], np.float32) / 255.0, truth, seeds
+    return images, keep, truth, seeds
 
 
 def _propagation(data_dir: str, scale: int, seed: int, exact: bool) -> dict[str, Any]:
-    from tlpipe.models.propagation import principal_components, propagate_labels
+    from tlpipe.models.propagation import principal_components_of_batches, propagate_labels
 
-    images, truth, seeds = _pool(data_dir, scale, seed)
-    features = principal_components(images, 100)
-    del images
+    images, keep, truth, seeds = _pool(data_dir, scale, seed)
+    features = principal_components_of_batches(
+        lambda: (np.asarray(images[keep[start:start + CHUNK]], np.float32) / 255.0
+                 for start in range(0, len(keep), CHUNK)), 100)
     labels = np.full(len(truth), -1)
     labels[seeds] = truth[seeds]
     started = time.perf_counter()

@@ -33,7 +33,7 @@ search's time (hnswlib: the same recall, a fifth faster, but no release since
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sparse
@@ -49,6 +49,7 @@ HNSW_LINKS = 16  # graph degree of the HNSW index (faiss's M)
 HNSW_BUILD_DEPTH = 100  # candidates kept while inserting (efConstruction)
 HNSW_SEARCH_DEPTH = 64  # candidates kept while searching (efSearch; at least 2 k is used)
 _BLOCK_BYTES = 256 * 2**20
+PCA_BATCH_ROWS = 1024  # rows per batch when principal components are fitted and projected
 
 
 def normalize_rows(features: np.ndarray) -> np.ndarray:
@@ -60,13 +61,47 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
 
 def principal_components(inputs: np.ndarray, components: int) -> np.ndarray:
     """The inputs (flattened per example) projected on their first `components` principal axes."""
-    flat = np.asarray(inputs, dtype=np.float32).reshape(len(inputs), -1)
+    flat = np.asarray(inputs).reshape(len(inputs), -1)
+    return principal_components_of_batches(
+        lambda: (flat[start:start + PCA_BATCH_ROWS] for start in range(0, len(flat), PCA_BATCH_ROWS)), components)
+
+
+def principal_components_of_batches(batches: Callable[[], Iterable[np.ndarray]], components: int) -> np.ndarray:
+    """The rows of `batches()` (arrays [n, ...], flattened per row) projected on their first `components`
+    principal axes, float32 [N, components].
+
+    `batches()` is called twice: the axes are fitted on the first pass, from the rows' streamed covariance
+    (an eigendecomposition of D x D sums), and the rows projected on the second; so memory is O(D^2) plus
+    one batch and the result, never the whole [N, D] array nor a centred copy of it (an SVD of the whole
+    array needs both, and its [N, D] left factor; bench/README.md, "Scale", measures the difference). The
+    axes are the SVD's up to each one's sign, which no distance between rows sees.
+    """
     if components < 1:
         raise ModelError(f"components must be an integer >= 1; received {components!r}")
-    components = min(components, *flat.shape)
-    centred = flat - flat.mean(axis=0)
-    _, _, axes = np.linalg.svd(centred, full_matrices=False)
-    return centred @ axes[:components].T
+    mean, axes = _principal_axes(batches(), components)
+    return np.concatenate([((np.asarray(batch, np.float32).reshape(len(batch), -1) - mean) @ axes.T)
+                           for batch in batches()])
+
+
+def _principal_axes(batches: Iterable[np.ndarray], components: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' mean [D] and first principal axes [C, D] (float32), from sums accumulated batch by batch
+    in float64 around the first batch's mean (which keeps the covariance's subtraction exact enough)."""
+    count, shift, sums, products = 0, None, None, None
+    for batch in batches:
+        flat = np.asarray(batch, np.float64).reshape(len(batch), -1)
+        if shift is None:
+            shift = flat.mean(axis=0)
+            sums, products = np.zeros_like(shift), np.zeros((len(shift), len(shift)))
+        centred = flat - shift  # a copy: `batch` may be the caller's float64 array
+        sums += centred.sum(axis=0)
+        products += centred.T @ centred
+        count += len(centred)
+    if not count:
+        raise DataError("principal components of no rows: the batches were empty")
+    offset = sums / count
+    _, vectors = np.linalg.eigh(products / count - np.outer(offset, offset))  # eigenvalues in ascending order
+    keep = min(components, count, len(offset))
+    return (shift + offset).astype(np.float32), np.ascontiguousarray(vectors[:, ::-1][:, :keep].T, np.float32)
 
 
 def join_views(views: Sequence[np.ndarray]) -> np.ndarray:
