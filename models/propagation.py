@@ -49,6 +49,7 @@ HNSW_LINKS = 16  # graph degree of the HNSW index (faiss's M)
 HNSW_BUILD_DEPTH = 100  # candidates kept while inserting (efConstruction)
 HNSW_SEARCH_DEPTH = 64  # candidates kept while searching (efSearch; at least 2 k is used)
 _BLOCK_BYTES = 256 * 2**20
+_SEARCH_BATCH = 16_384  # rows added to the HNSW index and searched at a time
 PCA_BATCH_ROWS = 1024  # rows per batch when principal components are fitted and projected
 
 
@@ -111,13 +112,13 @@ def join_views(views: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([normalize_rows(view.reshape(len(view), -1)) for view in views], axis=1)
 
 
-def nearest_neighbors(unit: np.ndarray, neighbors: int, exact_limit: int = EXACT_SEARCH_LIMIT
+def nearest_neighbors(features: np.ndarray, neighbors: int, exact_limit: int = EXACT_SEARCH_LIMIT
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Each unit-norm row's `neighbors` nearest other rows [N, k] and their cosine similarities [N, k];
+    """Each row's `neighbors` nearest other rows by cosine similarity [N, k] and those similarities [N, k];
     exact up to `exact_limit` rows, approximate (HNSW) past it."""
-    if len(unit) <= exact_limit:
-        return _exact_neighbors(unit, neighbors)
-    return _approximate_neighbors(unit, neighbors)
+    if len(features) <= exact_limit:
+        return _exact_neighbors(normalize_rows(features), neighbors)
+    return _approximate_neighbors(features, neighbors)
 
 
 def _exact_neighbors(unit: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,22 +135,33 @@ def _exact_neighbors(unit: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.n
     return np.concatenate(indices), np.concatenate(similarities)
 
 
-def _approximate_neighbors(unit: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+def _approximate_neighbors(features: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows go into the index and are searched `_SEARCH_BATCH` at a time, each batch normalised on the
+    way: beside the index's own copy, no unit-norm copy of every row nor [N, k + 1] search results."""
     import faiss
 
-    index = faiss.IndexHNSWFlat(unit.shape[1], HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexHNSWFlat(features.shape[1], HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = HNSW_BUILD_DEPTH
     index.hnsw.efSearch = max(HNSW_SEARCH_DEPTH, 2 * (neighbors + 1))
-    vectors = np.ascontiguousarray(unit, dtype=np.float32)
-    index.add(vectors)
-    similarities, indices = index.search(vectors, neighbors + 1)
-    # Drop each row itself (or, when the search missed it, the last candidate); -1 marks a slot left empty.
-    keep = indices != np.arange(len(unit))[:, None]
-    keep[keep.all(axis=1), -1] = False
-    indices = indices[keep].reshape(len(unit), neighbors)
-    similarities = similarities[keep].reshape(len(unit), neighbors)
+    count = len(features)
+    starts = range(0, count, _SEARCH_BATCH)
+
+    def unit_rows(start: int) -> np.ndarray:
+        return normalize_rows(features[start:start + _SEARCH_BATCH])
+
+    for start in starts:
+        index.add(unit_rows(start))
+    indices = np.empty((count, neighbors), np.int64)
+    similarities = np.empty((count, neighbors), np.float32)
+    for start in starts:
+        found_similarities, found = index.search(unit_rows(start), neighbors + 1)
+        # Drop each row itself (or, when the search missed it, the last candidate); -1 marks a slot left empty.
+        keep = found != np.arange(start, start + len(found))[:, None]
+        keep[keep.all(axis=1), -1] = False
+        indices[start:start + len(found)] = found[keep].reshape(len(found), neighbors)
+        similarities[start:start + len(found)] = found_similarities[keep].reshape(len(found), neighbors)
     similarities[indices < 0] = 0.0
-    return np.maximum(indices, 0), similarities
+    return np.maximum(indices, 0, out=indices), similarities
 
 
 def knn_graph(features: np.ndarray, neighbors: int, exact_limit: int = EXACT_SEARCH_LIMIT) -> sparse.csr_matrix:
@@ -158,7 +170,7 @@ def knn_graph(features: np.ndarray, neighbors: int, exact_limit: int = EXACT_SEA
     count = len(features)
     if not 1 <= neighbors < count:
         raise ModelError(f"neighbors must be in [1, {count - 1}] for {count} examples; received {neighbors!r}")
-    nearest, similarity = nearest_neighbors(normalize_rows(features), neighbors, exact_limit)
+    nearest, similarity = nearest_neighbors(features, neighbors, exact_limit)
     weights = np.maximum(similarity.ravel(), 0.0) ** SIMILARITY_POWER
     affinity = sparse.csr_matrix((weights, (np.repeat(np.arange(count), neighbors), nearest.ravel())),
                                  shape=(count, count))

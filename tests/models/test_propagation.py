@@ -138,3 +138,18 @@ def test_approximate_graph_propagates_the_labels_the_exact_graph_does():
     assert abs(graph - graph.T).max() < 1e-6 and graph.diagonal().max() == 0.0
     assert np.mean(exact == truth) > 0.95
     assert np.mean(approximate == exact) > 0.99
+
+
+def test_the_approximate_search_in_batches_finds_the_neighbours_of_rows_of_any_norm(monkeypatch):
+    from tlpipe.models import propagation
+
+    points, _ = _clustered(3000, seed=1)
+    points *= np.random.default_rng(2).uniform(0.5, 4.0, (3000, 1))  # cosine neighbours ignore the norms
+    exact, _ = nearest_neighbors(points, 10)
+    monkeypatch.setattr(propagation, "_SEARCH_BATCH", 700)  # five batches, the last one short
+    approximate, similarity = nearest_neighbors(points, 10, exact_limit=1000)
+    assert approximate.shape == (3000, 10) and similarity.dtype == np.float32
+    assert not (approximate == np.arange(3000)[:, None]).any()
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact)]) > 0.95
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    np.testing.assert_allclose(similarity, np.sum(unit[:, None, :] * unit[approximate], axis=2), atol=1e-5)
