@@ -140,8 +140,9 @@ class ReadCheckedTFRecords(beam.PTransform):
 
     `bundle_records`: at most this many records per bundle (the read checkpoints itself past them), for
     steps that keep state per bundle: the in-process runner runs a step's whole input as one bundle, and a
-    combiner's table of partial results lives until the bundle ends. Splittable reads, which the DaskRunner
-    does not run; without it, a plain read of each file.
+    combiner's table of partial results lives until the bundle ends. For the in-process runner: Beam 2.77's
+    multi-processing runner loses the residuals of a read that checkpoints itself, and the DaskRunner runs no
+    splittable DoFn. Without it, a plain read of each file.
     """
 
     def __init__(self, files: list[str], fix: str, label: str | None = None, *,
