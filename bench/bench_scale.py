@@ -19,8 +19,9 @@ around the step (imports excluded):
 - propagation_exact / propagation_approximate: label propagation from the 50
   labels over the unlabelled pool's first 100 principal components (the raw
   view of the default's graph; computing the pool's Lite0 features would take
-  most of an hour at 10x), exact and HNSW neighbour search; accuracy against
-  the pool's true labels;
+  most of an hour at 10x; fitted and projected in batches read from the IDX
+  file, as self-training does), exact and HNSW neighbour search; accuracy
+  against the pool's true labels;
 - evaluate: the evaluator (TFMA, in-process) of two small models on the test
   split (a CNN candidate and a linear baseline, trained on 1,000 images);
 - dask_1, dask_2: ingest then transform on a local Dask cluster of 1 and 2
@@ -41,7 +42,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -135,30 +136,38 @@ def _train_input(transform_dir: str) -> dict[str, Any]:
     return {"examples": sum(int(images.shape[0]) for images in dataset)}
 
 
-def _pool(data_dir: str, scale: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The unlabelled pool's images (as the default's ingest splits them) with their true labels, and 50 seeds."""
+def _pool(data_dir: str, scale: int, seed: int) -> tuple[Callable[[], Iterator[np.ndarray]], np.ndarray, np.ndarray]:
+    """The unlabelled pool (as the default's ingest splits it): its images batch by batch, their true labels,
+    and 50 seeds."""
     from tlpipe.pipeline.config import FASHION_MNIST_LABELS, TARGET_CLASSES
 
     config = _ingest_config(data_dir, scale)
     train = config.split_specs()["train"]
     with open(os.path.join(data_dir, "train-labels-idx1-ubyte"), "rb") as handle:
         labels = np.frombuffer(handle.read(), np.uint8, offset=8)
-    images = np.memmap(os.path.join(data_dir, "train-images-idx3-ubyte"), np.uint8, "r", 16).reshape(-1, 784)
     target = [FASHION_MNIST_LABELS.index(name) for name in TARGET_CLASSES]
     keep = np.flatnonzero(np.isin(labels, target))
     keep = np.array([index for index in keep if train.contains(f"train:{index}")])
     truth = np.searchsorted(target, labels[keep])
     rng = np.random.default_rng(seed)
     seeds = np.concatenate([rng.choice(np.flatnonzero(truth == c), 10, replace=False) for c in range(len(target))])
-    return np.asarray(images[keep], np.float32) / 255.0, truth, seeds
+    path = os.path.join(data_dir, "train-images-idx3-ubyte")
+
+    def batches() -> Iterator[np.ndarray]:
+        """The pool's images in [0, 1], from CHUNK rows of the file at a time (read, not memory-mapped: the
+        pages of a mapping stay resident and would count as the step's memory)."""
+        for start in range(0, len(labels), CHUNK):
+            rows = np.fromfile(path, np.uint8, count=CHUNK * 784, offset=16 + start * 784).reshape(-1, 784)
+            yield rows[keep[(keep >= start) & (keep < start + CHUNK)] - start].astype(np.float32) / 255.0
+
+    return batches, truth, seeds
 
 
 def _propagation(data_dir: str, scale: int, seed: int, exact: bool) -> dict[str, Any]:
-    from tlpipe.models.propagation import principal_components, propagate_labels
+    from tlpipe.models.propagation import principal_components_of_batches, propagate_labels
 
-    images, truth, seeds = _pool(data_dir, scale, seed)
-    features = principal_components(images, 100)
-    del images
+    batches, truth, seeds = _pool(data_dir, scale, seed)
+    features = principal_components_of_batches(batches, 100)
     labels = np.full(len(truth), -1)
     labels[seeds] = truth[seeds]
     started = time.perf_counter()

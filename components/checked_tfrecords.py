@@ -9,11 +9,14 @@ file, the record's number and byte offset, and the fix the caller gives
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Any, Iterator
 
 import apache_beam as beam
 import google_crc32c
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.transforms.core import RestrictionProvider
 
 from tlpipe.components.beam_errors import in_dofn
 from tlpipe.models.plumbing.errors import DataError
@@ -31,16 +34,24 @@ def masked_crc(data: bytes) -> int:
 
 def read_records(path: str, fix: str) -> Iterator[bytes]:
     """The records of an uncompressed TFRecord file; DataError at the first damaged one."""
+    for _, data in _records_from(path, fix, 0):
+        yield data
+
+
+def _records_from(path: str, fix: str, start: int) -> Iterator[tuple[int, bytes]]:
+    """(the byte just past the record, the record) for the records from byte `start` (a record's start) on."""
 
     def damaged(index: int, offset: int, what: str) -> DataError:
-        return DataError(f"TFRecord file {path!r} is damaged at record {index} (byte {offset}): {what}; {fix}")
+        where = f"record {index} (byte {offset})" if start == 0 else f"the record at byte {offset}"
+        return DataError(f"TFRecord file {path!r} is damaged at {where}: {what}; {fix}")
 
     try:
         handle = open(path, "rb")
     except OSError as error:
         raise DataError(f"TFRecord file {path!r} cannot be read: {error.strerror}; {fix}") from None
     with handle:
-        index = offset = 0
+        handle.seek(start)
+        index, offset = 0, start
         while True:
             header = handle.read(_HEADER.size)
             if not header:
@@ -56,9 +67,9 @@ def read_records(path: str, fix: str) -> Iterator[bytes]:
             data = body[:length]
             if masked_crc(data) != _CRC.unpack(body[length:])[0]:
                 raise damaged(index, offset, "bad checksum of the record data (corrupt)")
-            yield data
             index += 1
             offset += _HEADER.size + len(body)
+            yield offset, data
 
 
 def framed(record: bytes) -> bytes:
@@ -74,17 +85,75 @@ def _read_file(path: str, fix: str) -> Iterator[bytes]:
         raise in_dofn(error) from None
 
 
-class ReadCheckedTFRecords(beam.PTransform):
-    """The records of `files` (paths listed on the driver), checksums checked; a damaged file fails the run."""
+class _CheckpointOnlyTracker(OffsetRestrictionTracker):
+    """Byte ranges of a file that split only where the reader checkpoints itself, between two records: a
+    runner's own split (a fraction of the remainder) could fall inside a record, and is refused."""
 
-    def __init__(self, files: list[str], fix: str, label: str | None = None):
+    def try_split(self, fraction_of_remainder: float) -> Any:
+        return super().try_split(0) if fraction_of_remainder == 0 else None
+
+
+class _WholeFile(RestrictionProvider):
+    def initial_restriction(self, path: str) -> OffsetRange:
+        return OffsetRange(0, os.path.getsize(path))
+
+    def create_tracker(self, restriction: OffsetRange) -> _CheckpointOnlyTracker:
+        return _CheckpointOnlyTracker(restriction)
+
+    def restriction_size(self, path: str, restriction: OffsetRange) -> int:
+        return restriction.size()
+
+
+class _ReadInBundles(beam.DoFn):
+    """A file's records, at most `bundle_records` per bundle: past them the read checkpoints itself and the
+    runner resumes it in a later bundle. Each record claims the offset of its last byte, so a checkpoint
+    splits the file at the start of the next record."""
+
+    def __init__(self, fix: str, bundle_records: int):
+        self._fix = fix
+        self._bundle_records = bundle_records
+        self._left = bundle_records
+
+    def start_bundle(self) -> None:
+        self._left = self._bundle_records
+
+    def process(self, path: str, tracker: Any = beam.DoFn.RestrictionParam(_WholeFile())) -> Iterator[bytes]:
+        try:
+            for end, record in _records_from(path, self._fix, tracker.current_restriction().start):
+                if not self._left:
+                    tracker.defer_remainder()
+                    return
+                if not tracker.try_claim(end - 1):
+                    return
+                self._left -= 1
+                yield record
+        except DataError as error:
+            raise in_dofn(error) from None
+
+
+class ReadCheckedTFRecords(beam.PTransform):
+    """The records of `files` (paths listed on the driver), checksums checked; a damaged file fails the run.
+
+    One read for all the files, streamed into the steps after it: Beam's own reads, one per file joined by a
+    Flatten (tfx-bsl's `BeamSource` over a file list), make the in-process runner hold that Flatten's output,
+    every record of every file, in memory (bench/README.md, "Scale").
+
+    `bundle_records`: at most this many records per bundle (the read checkpoints itself past them), for
+    steps that keep state per bundle: the in-process runner runs a step's whole input as one bundle, and a
+    combiner's table of partial results lives until the bundle ends. For the in-process runner: Beam 2.77's
+    multi-processing runner loses the residuals of a read that checkpoints itself, and the DaskRunner runs no
+    splittable DoFn. Without it, a plain read of each file.
+    """
+
+    def __init__(self, files: list[str], fix: str, label: str | None = None, *,
+                 bundle_records: int | None = None):
         super().__init__(label=label)
         self._files = list(files)
         self._fix = fix
+        self._bundle_records = bundle_records
 
     def expand(self, pbegin: Any) -> Any:
-        return (
-            pbegin
-            | "List files" >> beam.Create(self._files)
-            | "Read records" >> beam.FlatMap(_read_file, self._fix)
-        )
+        files = pbegin | "List files" >> beam.Create(self._files)
+        if self._bundle_records:
+            return files | "Read records in bundles" >> beam.ParDo(_ReadInBundles(self._fix, self._bundle_records))
+        return files | "Read records" >> beam.FlatMap(_read_file, self._fix)

@@ -33,7 +33,7 @@ search's time (hnswlib: the same recall, a fifth faster, but no release since
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sparse
@@ -49,6 +49,8 @@ HNSW_LINKS = 16  # graph degree of the HNSW index (faiss's M)
 HNSW_BUILD_DEPTH = 100  # candidates kept while inserting (efConstruction)
 HNSW_SEARCH_DEPTH = 64  # candidates kept while searching (efSearch; at least 2 k is used)
 _BLOCK_BYTES = 256 * 2**20
+_SEARCH_BATCH = 16_384  # rows added to the HNSW index and searched at a time
+PCA_BATCH_ROWS = 1024  # rows per batch when principal components are fitted and projected
 
 
 def normalize_rows(features: np.ndarray) -> np.ndarray:
@@ -60,13 +62,47 @@ def normalize_rows(features: np.ndarray) -> np.ndarray:
 
 def principal_components(inputs: np.ndarray, components: int) -> np.ndarray:
     """The inputs (flattened per example) projected on their first `components` principal axes."""
-    flat = np.asarray(inputs, dtype=np.float32).reshape(len(inputs), -1)
+    flat = np.asarray(inputs).reshape(len(inputs), -1)
+    return principal_components_of_batches(
+        lambda: (flat[start:start + PCA_BATCH_ROWS] for start in range(0, len(flat), PCA_BATCH_ROWS)), components)
+
+
+def principal_components_of_batches(batches: Callable[[], Iterable[np.ndarray]], components: int) -> np.ndarray:
+    """The rows of `batches()` (arrays [n, ...], flattened per row) projected on their first `components`
+    principal axes, float32 [N, components].
+
+    `batches()` is called twice: the axes are fitted on the first pass, from the rows' streamed covariance
+    (an eigendecomposition of D x D sums), and the rows projected on the second; so memory is O(D^2) plus
+    one batch and the result, never the whole [N, D] array nor a centred copy of it (an SVD of the whole
+    array needs both, and its [N, D] left factor; bench/README.md, "Scale", measures the difference). The
+    axes are the SVD's up to each one's sign, which no distance between rows sees.
+    """
     if components < 1:
         raise ModelError(f"components must be an integer >= 1; received {components!r}")
-    components = min(components, *flat.shape)
-    centred = flat - flat.mean(axis=0)
-    _, _, axes = np.linalg.svd(centred, full_matrices=False)
-    return centred @ axes[:components].T
+    mean, axes = _principal_axes(batches(), components)
+    return np.concatenate([((np.asarray(batch, np.float32).reshape(len(batch), -1) - mean) @ axes.T)
+                           for batch in batches()])
+
+
+def _principal_axes(batches: Iterable[np.ndarray], components: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' mean [D] and first principal axes [C, D] (float32), from sums accumulated batch by batch
+    in float64 around the first batch's mean (which keeps the covariance's subtraction exact enough)."""
+    count, shift, sums, products = 0, None, None, None
+    for batch in batches:
+        flat = np.asarray(batch, np.float64).reshape(len(batch), -1)
+        if shift is None:
+            shift = flat.mean(axis=0)
+            sums, products = np.zeros_like(shift), np.zeros((len(shift), len(shift)))
+        centred = flat - shift  # a copy: `batch` may be the caller's float64 array
+        sums += centred.sum(axis=0)
+        products += centred.T @ centred
+        count += len(centred)
+    if not count:
+        raise DataError("principal components of no rows: the batches were empty")
+    offset = sums / count
+    _, vectors = np.linalg.eigh(products / count - np.outer(offset, offset))  # eigenvalues in ascending order
+    keep = min(components, count, len(offset))
+    return (shift + offset).astype(np.float32), np.ascontiguousarray(vectors[:, ::-1][:, :keep].T, np.float32)
 
 
 def join_views(views: Sequence[np.ndarray]) -> np.ndarray:
@@ -76,13 +112,13 @@ def join_views(views: Sequence[np.ndarray]) -> np.ndarray:
     return np.concatenate([normalize_rows(view.reshape(len(view), -1)) for view in views], axis=1)
 
 
-def nearest_neighbors(unit: np.ndarray, neighbors: int, exact_limit: int = EXACT_SEARCH_LIMIT
+def nearest_neighbors(features: np.ndarray, neighbors: int, exact_limit: int = EXACT_SEARCH_LIMIT
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Each unit-norm row's `neighbors` nearest other rows [N, k] and their cosine similarities [N, k];
+    """Each row's `neighbors` nearest other rows by cosine similarity [N, k] and those similarities [N, k];
     exact up to `exact_limit` rows, approximate (HNSW) past it."""
-    if len(unit) <= exact_limit:
-        return _exact_neighbors(unit, neighbors)
-    return _approximate_neighbors(unit, neighbors)
+    if len(features) <= exact_limit:
+        return _exact_neighbors(normalize_rows(features), neighbors)
+    return _approximate_neighbors(features, neighbors)
 
 
 def _exact_neighbors(unit: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,22 +135,33 @@ def _exact_neighbors(unit: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.n
     return np.concatenate(indices), np.concatenate(similarities)
 
 
-def _approximate_neighbors(unit: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+def _approximate_neighbors(features: np.ndarray, neighbors: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows go into the index and are searched `_SEARCH_BATCH` at a time, each batch normalised on the
+    way: beside the index's own copy, no unit-norm copy of every row nor [N, k + 1] search results."""
     import faiss
 
-    index = faiss.IndexHNSWFlat(unit.shape[1], HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexHNSWFlat(features.shape[1], HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = HNSW_BUILD_DEPTH
     index.hnsw.efSearch = max(HNSW_SEARCH_DEPTH, 2 * (neighbors + 1))
-    vectors = np.ascontiguousarray(unit, dtype=np.float32)
-    index.add(vectors)
-    similarities, indices = index.search(vectors, neighbors + 1)
-    # Drop each row itself (or, when the search missed it, the last candidate); -1 marks a slot left empty.
-    keep = indices != np.arange(len(unit))[:, None]
-    keep[keep.all(axis=1), -1] = False
-    indices = indices[keep].reshape(len(unit), neighbors)
-    similarities = similarities[keep].reshape(len(unit), neighbors)
+    count = len(features)
+    starts = range(0, count, _SEARCH_BATCH)
+
+    def unit_rows(start: int) -> np.ndarray:
+        return normalize_rows(features[start:start + _SEARCH_BATCH])
+
+    for start in starts:
+        index.add(unit_rows(start))
+    indices = np.empty((count, neighbors), np.int64)
+    similarities = np.empty((count, neighbors), np.float32)
+    for start in starts:
+        found_similarities, found = index.search(unit_rows(start), neighbors + 1)
+        # Drop each row itself (or, when the search missed it, the last candidate); -1 marks a slot left empty.
+        keep = found != np.arange(start, start + len(found))[:, None]
+        keep[keep.all(axis=1), -1] = False
+        indices[start:start + len(found)] = found[keep].reshape(len(found), neighbors)
+        similarities[start:start + len(found)] = found_similarities[keep].reshape(len(found), neighbors)
     similarities[indices < 0] = 0.0
-    return np.maximum(indices, 0), similarities
+    return np.maximum(indices, 0, out=indices), similarities
 
 
 def knn_graph(features: np.ndarray, neighbors: int, exact_limit: int = EXACT_SEARCH_LIMIT) -> sparse.csr_matrix:
@@ -123,7 +170,7 @@ def knn_graph(features: np.ndarray, neighbors: int, exact_limit: int = EXACT_SEA
     count = len(features)
     if not 1 <= neighbors < count:
         raise ModelError(f"neighbors must be in [1, {count - 1}] for {count} examples; received {neighbors!r}")
-    nearest, similarity = nearest_neighbors(normalize_rows(features), neighbors, exact_limit)
+    nearest, similarity = nearest_neighbors(features, neighbors, exact_limit)
     weights = np.maximum(similarity.ravel(), 0.0) ** SIMILARITY_POWER
     affinity = sparse.csr_matrix((weights, (np.repeat(np.arange(count), neighbors), nearest.ravel())),
                                  shape=(count, count))

@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from tlpipe.components.beam import BeamConfig, create_pipeline
+from tlpipe.components.checked_tfrecords import ReadCheckedTFRecords
 from tlpipe.components.evaluator.config import EvaluatorConfig
 from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.plumbing.errors import DataError
@@ -33,6 +34,14 @@ SIGNATURE = "serving_default"
 # so that an accuracy exactly at a configured bound passes. Far below the 1/N
 # resolution of an accuracy over any realistic test set.
 THRESHOLD_SLACK = 1e-6
+_FIX = "re-run the transform step that wrote the split"
+# Examples per Beam bundle. TFMA's metric combiners keep every example's label and prediction until they hold
+# 1,000 (per model, slice and jackknife partition: 20 partitions x (1 + classes) slices), and the in-process
+# runner keeps the combiners' tables until the bundle ends; one bundle of the whole split made the evaluator's
+# memory grow with the test split (bench/README.md, "Scale"). Bundles of this size bound it. On the in-process
+# runner only: Beam 2.77's multi-processing runner drops the residuals a self-checkpointing read leaves when it
+# merges its workers' results (ParallelBundleManager), so it would evaluate 4,000 of 5,000 examples (measured).
+BUNDLE_RECORDS = 2_000
 
 
 def top_k_metric(k: int) -> str:
@@ -84,9 +93,9 @@ def build_eval_config(config: EvaluatorConfig, candidates: list[str], reference:
     )
 
 
-_WHY_NOT_ON_DASK = ("TFMA reads the examples with beam.io.Read (tfxio's TFRecord source), which the DaskRunner "
-                    "does not translate (it would evaluate no example), and its extractors emit tagged outputs, "
-                    "which the DaskRunner does not keep apart")
+_WHY_NOT_ON_DASK = ("the evaluator reads the examples in bounded bundles with a splittable DoFn, which the DaskRunner "
+                    "does not run, and TFMA's extractors emit tagged outputs, which the DaskRunner does not keep "
+                    "apart")
 
 
 def refuse_dask(beam_config: BeamConfig) -> None:
@@ -100,6 +109,10 @@ def run_tfma(eval_config: Any, model_dirs: dict[str, str], data_files: list[str]
 
     `seed` seeds TFMA's resampling for the confidence intervals (TFMA calls
     the argument `random_seed_for_testing`; it only seeds a RandomState).
+    The records are read by tlpipe's checked reader, one read for all the
+    files (in bundles of `BUNDLE_RECORDS` on the in-process runner), and
+    handed to tfx-bsl as raw records: its own source (a read per file joined
+    by a Flatten) made the in-process runner hold every record of the split.
     """
     import tensorflow_model_analysis as tfma
     from tfx_bsl.public import tfxio
@@ -109,10 +122,12 @@ def run_tfma(eval_config: Any, model_dirs: dict[str, str], data_files: list[str]
         for name, path in model_dirs.items()
     ]
     source = tfxio.TFExampleRecord(file_pattern=data_files, raw_record_column_name=tfma.ARROW_INPUT_COLUMN)
+    bundle_records = BUNDLE_RECORDS if beam_config.runner == "in_process" else None
     with create_pipeline(beam_config) as pipeline:
         _ = (
             pipeline
-            | "ReadExamples" >> source.BeamSource()
+            | "ReadRecords" >> ReadCheckedTFRecords(data_files, _FIX, bundle_records=bundle_records)
+            | "ToRecordBatches" >> source.RawRecordToRecordBatch()
             | "ExtractEvaluateAndWrite" >> tfma.ExtractEvaluateAndWriteResults(
                 eval_config=eval_config, eval_shared_model=shared_models, output_path=output_path,
                 random_seed_for_testing=seed,

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -69,7 +69,7 @@ from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.models.plumbing.errors import DataError, ModelError
 from tlpipe.models.examples import decode_examples
 from tlpipe.models.hyperrule import student_settings
-from tlpipe.models.propagation import join_views, principal_components, propagate_labels
+from tlpipe.models.propagation import join_views, principal_components_of_batches, propagate_labels
 from tlpipe.models.serving import DEFAULT_SIGNATURE, FEATURES_OUTPUT, FEATURES_SIGNATURE
 from tlpipe.models.plumbing.progress import log
 from tlpipe.models.plumbing.layout import SAVED_MODEL_FILE
@@ -212,7 +212,8 @@ def _label_scores(settings: SelfTrainingConfig, teacher: str, transformed_dir: s
     features = _features(teacher, everything)
     views = [features]
     if labelled.modality == "image" and settings.raw_components:
-        views.append(principal_components(_raw_view(everything, labelled), settings.raw_components))
+        views.append(principal_components_of_batches(lambda: _raw_view(everything, labelled),
+                                                     settings.raw_components))
     seeds = np.concatenate([train_labels.numpy().astype(np.int64), np.full(len(records), -1, np.int64)])
     scores = propagate_labels(join_views(views), seeds, labelled.num_classes,
                               neighbors=min(settings.neighbors, len(seeds) - 1), alpha=settings.alpha)
@@ -236,17 +237,15 @@ def _student_features(config: TrainerConfig, round_index: int, teacher_features:
     return np.concatenate([teacher_features[:num_train], teacher_features[num_train:][indices]])
 
 
-def _raw_view(records: list[bytes], labelled: TransformedData) -> np.ndarray:
-    """The images of `records`, area-averaged to at most RAW_VIEW_SIDE a side, flattened, in batches."""
+def _raw_view(records: list[bytes], labelled: TransformedData) -> Iterator[np.ndarray]:
+    """The images of `records`, area-averaged to at most RAW_VIEW_SIDE a side, flattened, batch by batch."""
     height, width = labelled.image_shape[:2]
     scale = RAW_VIEW_SIDE / max(height, width)
     size = (max(1, round(height * scale)), max(1, round(width * scale))) if scale < 1 else (height, width)
-    views = []
     for start in range(0, len(records), _PREDICT_BATCH):
         pixels, _ = decode_examples(tf.constant(records[start:start + _PREDICT_BATCH]), labelled.modality,
                                     labelled.image_shape)
-        views.append(tf.image.resize(pixels, size, method="area").numpy().reshape(len(pixels), -1))
-    return np.concatenate(views)
+        yield tf.image.resize(pixels, size, method="area").numpy().reshape(len(pixels), -1)
 
 
 def _describe_labeler(settings: SelfTrainingConfig, modality: str) -> str:

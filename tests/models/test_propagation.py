@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from tlpipe.models.plumbing.errors import DataError, ModelError
-from tlpipe.models.propagation import join_views, knn_graph, nearest_neighbors, principal_components, propagate_labels
+from tlpipe.models.propagation import (
+    join_views, knn_graph, nearest_neighbors, principal_components, principal_components_of_batches, propagate_labels,
+)
 
 pytestmark = pytest.mark.quick
 
@@ -62,6 +64,30 @@ def test_views_weigh_the_same_and_components_capture_the_variance():
     np.testing.assert_allclose(np.linalg.norm(joined[:, 2:], axis=1), 1.0)
 
 
+def test_components_of_batches_are_the_whole_arrays_svd_projection_up_to_sign():
+    rng = np.random.default_rng(2)
+    images = (rng.random((300, 6, 6, 1)) ** 3 + 5.0).astype(np.float32)  # far from the origin, as pixels are
+    flat = images.reshape(300, -1).astype(np.float64)
+    centred = flat - flat.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    expected = centred @ axes[:5].T  # the whole-array SVD projection principal_components used to compute
+    passes = []
+
+    def batches():
+        passes.append(len(passes))
+        return (images[start:start + 64] for start in range(0, 300, 64))
+
+    projected = principal_components_of_batches(batches, 5)
+    assert passes == [0, 1] and projected.shape == (300, 5) and projected.dtype == np.float32
+    signs = np.sign(np.sum(projected * expected, axis=0))
+    np.testing.assert_allclose(projected * signs, expected, atol=2e-4)
+    np.testing.assert_allclose(np.abs(principal_components(images, 5)), np.abs(projected), atol=1e-5)
+    assert principal_components(images[:4], 10).shape == (4, 4)  # no more components than rows
+    before = flat.copy()
+    principal_components(flat, 3)
+    np.testing.assert_array_equal(flat, before)  # the caller's array is left as it was
+
+
 def test_errors_say_what_is_wrong():
     points, _ = _two_moons_like(5)
     labels = np.full(10, -1)
@@ -74,6 +100,10 @@ def test_errors_say_what_is_wrong():
         propagate_labels(points, np.array([0, 1, -1]), 2)
     with pytest.raises(DataError, match="same examples"):
         join_views([np.zeros((3, 2)), np.zeros((4, 2))])
+    with pytest.raises(DataError, match="principal components of no rows"):
+        principal_components_of_batches(lambda: iter(()), 3)
+    with pytest.raises(ModelError, match="components must be an integer >= 1"):
+        principal_components(points, 0)
 
 
 def _clustered(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,3 +138,18 @@ def test_approximate_graph_propagates_the_labels_the_exact_graph_does():
     assert abs(graph - graph.T).max() < 1e-6 and graph.diagonal().max() == 0.0
     assert np.mean(exact == truth) > 0.95
     assert np.mean(approximate == exact) > 0.99
+
+
+def test_the_approximate_search_in_batches_finds_the_neighbours_of_rows_of_any_norm(monkeypatch):
+    from tlpipe.models import propagation
+
+    points, _ = _clustered(3000, seed=1)
+    points *= np.random.default_rng(2).uniform(0.5, 4.0, (3000, 1))  # cosine neighbours ignore the norms
+    exact, _ = nearest_neighbors(points, 10)
+    monkeypatch.setattr(propagation, "_SEARCH_BATCH", 700)  # five batches, the last one short
+    approximate, similarity = nearest_neighbors(points, 10, exact_limit=1000)
+    assert approximate.shape == (3000, 10) and similarity.dtype == np.float32
+    assert not (approximate == np.arange(3000)[:, None]).any()
+    assert np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approximate, exact)]) > 0.95
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    np.testing.assert_allclose(similarity, np.sum(unit[:, None, :] * unit[approximate], axis=2), atol=1e-5)
