@@ -22,13 +22,25 @@ around the step (imports excluded):
   most of an hour at 10x; fitted and projected in batches read from the IDX
   file, as self-training does), exact and HNSW neighbour search; accuracy
   against the pool's true labels;
+- self_training_input: self-training without its fits, as the trainer runs it
+  on the transform's splits: the default's labeler (propagation over the
+  teacher's features and the images' 100 principal components; the teacher:
+  a small CNN classifier trained on 1,000 images, not Lite0, for the reason
+  above), the selection, and one shuffled epoch of the student's input (train split and
+  pseudo-labelled examples streamed from the unlabelled shards, the fit's
+  shuffle window), every batch read;
 - evaluate: the evaluator (TFMA, in-process) of two small models on the test
   split (a CNN candidate and a linear baseline, trained on 1,000 images);
 - dask_1, dask_2: ingest then transform on a local Dask cluster of 1 and 2
-  workers (wall time only: the workers are not this script's children).
+  workers (wall time only: the workers are not this script's children);
+- dask_same: the last Dask run's artifacts against the in-process runner's
+  (the ingest and transform steps' folders): the same files, every shard
+  holding the same records (compared as sorted SHA-256 digests), every other
+  file byte for byte.
 
     .venv/bin/python bench/bench_scale.py --work /tmp/bench-scale --scales 1 3 10 \\
-        --steps data ingest transform train_input propagation_exact propagation_approximate evaluate \\
+        --steps data ingest transform train_input propagation_exact propagation_approximate \\
+        self_training_input evaluate \\
         --json bench/results/scale.json
 """
 
@@ -50,8 +62,8 @@ SHIFT = 2
 CHUNK = 10_000
 SHARDS_PER_SCALE = 4
 BATCH = 256
-STEPS = ("data", "ingest", "transform", "train_input", "propagation_exact", "propagation_approximate", "evaluate",
-         "dask_1", "dask_2")
+STEPS = ("data", "ingest", "transform", "train_input", "propagation_exact", "propagation_approximate",
+         "self_training_input", "evaluate", "dask_1", "dask_2", "dask_same")
 
 
 def _folders(work: str, scale: int) -> dict[str, str]:
@@ -180,19 +192,9 @@ def _propagation(data_dir: str, scale: int, seed: int, exact: bool) -> dict[str,
 def _models(folder: str) -> dict[str, str]:
     """A small CNN and a linear model on 64x64x3 inputs, trained on 1,000 target images, exported for serving."""
     import keras
-    from bench_ingest_transform import read_fashion_mnist
-
-    from tlpipe.models.serving import export_for_serving
-    from tlpipe.pipeline.config import FASHION_MNIST_LABELS, TARGET_CLASSES
 
     if os.path.isdir(folder):
         return {name: os.path.join(folder, name) for name in sorted(os.listdir(folder))}
-    images, labels = read_fashion_mnist("train")
-    target = [FASHION_MNIST_LABELS.index(name) for name in TARGET_CLASSES]
-    keep = np.flatnonzero(np.isin(labels, target))[:1000]
-    x = np.repeat(np.kron(images[keep], np.ones((2, 2), np.uint8))[..., None], 3, axis=-1)[:, :56, :56]
-    x = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0))).astype("float32") / 255.0
-    y = np.searchsorted(target, labels[keep])
     keras.utils.set_random_seed(0)
     inputs = keras.Input((64, 64, 3))
     hidden = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(inputs)
@@ -200,13 +202,66 @@ def _models(folder: str) -> dict[str, str]:
     models = {"cnn": keras.Model(inputs, keras.layers.Dense(5, activation="softmax", name="classifier")(hidden)),
               "linear": keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Flatten(),
                                           keras.layers.Dense(5, activation="softmax", name="classifier")])}
-    paths = {}
-    for name, model in models.items():
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-        model.fit(x, y, epochs=2, batch_size=64, verbose=0)
-        paths[name] = export_for_serving(model, os.path.join(folder, name), label_names=list(TARGET_CLASSES),
-                                         modality="image", image_size=[64, 64], channels=3)
-    return paths
+    return {name: _trained_export(model, os.path.join(folder, name)) for name, model in models.items()}
+
+
+def _teacher(folder: str) -> str:
+    """A tlpipe Classifier on a small CNN base (its export has the `serving_features` signature that label
+    propagation reads), trained as `_models`' models are."""
+    import keras
+
+    from tlpipe.models.builders import Classifier
+
+    if os.path.isdir(folder):
+        return folder
+    keras.utils.set_random_seed(0)
+    base = keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
+                             keras.layers.Conv2D(32, 3, strides=2, activation="relu"),
+                             keras.layers.GlobalAveragePooling2D()], name="small_cnn")
+    return _trained_export(Classifier(base, 5, input_shape=(64, 64, 3), dropout=0.0), folder)
+
+
+def _trained_export(model: Any, folder: str) -> str:
+    """`model` trained for 2 epochs on 1,000 target images (Fashion-MNIST upsampled to 64x64x3), exported."""
+    from bench_ingest_transform import read_fashion_mnist
+
+    from tlpipe.models.serving import export_for_serving
+    from tlpipe.pipeline.config import FASHION_MNIST_LABELS, TARGET_CLASSES
+
+    images, labels = read_fashion_mnist("train")
+    target = [FASHION_MNIST_LABELS.index(name) for name in TARGET_CLASSES]
+    keep = np.flatnonzero(np.isin(labels, target))[:1000]
+    x = np.repeat(np.kron(images[keep], np.ones((2, 2), np.uint8))[..., None], 3, axis=-1)[:, :56, :56]
+    x = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0))).astype("float32") / 255.0
+    y = np.searchsorted(target, labels[keep])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    return export_for_serving(model, folder, label_names=list(TARGET_CLASSES), modality="image",
+                              image_size=[64, 64], channels=3)
+
+
+def _self_training_input(work: str, transform_dir: str) -> dict[str, Any]:
+    from tlpipe.components.trainer.data import load_transformed
+    from tlpipe.components.trainer.self_training import (
+        label_scores, load_unlabeled, select_pseudo_labels, with_pseudo_labels,
+    )
+    from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
+    from tlpipe.models.fit import shuffle_buffer_size
+
+    teacher = _teacher(os.path.join(work, "teacher"))
+    settings = SelfTrainingConfig()
+    started = time.perf_counter()
+    labelled, pool = load_transformed(transform_dir), load_unlabeled(transform_dir)
+    scores, _ = label_scores(settings, teacher, transform_dir, pool, labelled)
+    indices, labels = select_pseudo_labels(scores, *settings.selection())
+    labelled_at = time.perf_counter()
+    data = with_pseudo_labels(labelled, pool, indices, labels)
+    window = shuffle_buffer_size(data.num_train, data.train.element_spec)
+    epoch = data.train.shuffle(window, seed=0).batch(BATCH).prefetch(2)
+    read = sum(int(batch_labels.shape[0]) for _, batch_labels in epoch)
+    return {"examples": pool.count, "pseudo_labelled": len(indices), "student_examples_read": read,
+            "shuffle_window": window, "labelling_s": round(labelled_at - started, 1),
+            "student_epoch_s": round(time.perf_counter() - labelled_at, 1)}
 
 
 def _evaluate(work: str, transform_dir: str, output: str) -> dict[str, Any]:
@@ -219,6 +274,37 @@ def _evaluate(work: str, transform_dir: str, output: str) -> dict[str, Any]:
     summary = run_evaluator(EvaluatorConfig(compare_with_production=False), transform_dir, {"cnn": models["cnn"]},
                             {"linear": models["linear"]}, output)
     return {"examples": summary["num_examples"], "models": 2, "evaluator_s": round(time.perf_counter() - started, 1)}
+
+
+def _digests(folder: str) -> dict[str, Any]:
+    """Every file under `folder` by its relative path: a shard's sorted record digests, any other file's."""
+    import hashlib
+
+    from tlpipe.components.checked_tfrecords import read_records
+    from tlpipe.models.plumbing import example_format as fmt
+
+    found: dict[str, Any] = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.endswith(fmt.SHARD_SUFFIX):
+                found[os.path.relpath(path, folder)] = sorted(
+                    hashlib.sha256(record).digest() for record in read_records(path, fix=""))
+            else:
+                with open(path, "rb") as handle:
+                    found[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).digest()
+    return found
+
+
+def _dask_same(folders: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for step in ("ingest", "transform"):
+        on_dask, in_process = _digests(os.path.join(folders["dask"], step)), _digests(folders[step])
+        result[f"{step}_files"] = len(in_process)
+        result[f"{step}_records"] = sum(len(value) for value in in_process.values() if isinstance(value, list))
+        result[f"{step}_differ"] = sorted(path for path in set(on_dask) | set(in_process)
+                                          if on_dask.get(path) != in_process.get(path))
+    return result
 
 
 def run_child(step: str, work: str, scale: int, seed: int) -> dict[str, Any]:
@@ -237,8 +323,12 @@ def run_child(step: str, work: str, scale: int, seed: int) -> dict[str, Any]:
         result = _train_input(folders["transform"])
     elif step.startswith("propagation_"):
         result = _propagation(folders["data"], scale, seed, exact=step == "propagation_exact")
+    elif step == "self_training_input":
+        result = _self_training_input(work, folders["transform"])
     elif step == "evaluate":
         result = _evaluate(work, folders["transform"], folders["evaluation"])
+    elif step == "dask_same":
+        result = _dask_same(folders)
     else:  # dask_N
         dask = BeamConfig(runner="dask", num_workers=int(step.split("_")[1]))
         ingest_dir, transform_dir = os.path.join(folders["dask"], "ingest"), os.path.join(folders["dask"], "transform")

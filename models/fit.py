@@ -36,8 +36,9 @@ TensorBoard scalars (x axis: optimizer steps over all phases) go to
 `<output_dir>/history.json`, progress lines to stderr.
 
 Data: `train_data` and `eval_data` are *unbatched* tf.data.Datasets of
-(inputs, label) pairs with integer labels; the fit shuffles (with `seed`),
-batches with the schedule's batch size and prefetches. Models, optimizers and
+(inputs, label) pairs with integer labels; the fit shuffles (with `seed`;
+all examples, or a window of `SHUFFLE_BUFFER_BYTES` of them over larger
+sets), batches with the schedule's batch size and prefetches. Models, optimizers and
 datasets are created where the caller runs, so calling the fit inside a
 `tf.distribute` strategy scope distributes it.
 """
@@ -71,6 +72,11 @@ FINE_TUNE = "fine_tune"
 BASELINE = "baseline"
 
 PATIENCE_FRACTION = 0.2
+# The shuffle buffer holds at most this many bytes of decoded training examples: a full shuffle up to 27,302
+# images of 64x64x3 (the embedded default's largest training set, a self-training student's, is at most 24,009),
+# a window of that size over larger ones (the same student at 10x the default's data: up to 240,000 images,
+# 11 GiB decoded), so that the fit's memory does not grow with the data (bench/README.md, "Scale").
+SHUFFLE_BUFFER_BYTES = 1280 * 2**20
 _SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 Augment = Callable[[tf.Tensor], tf.Tensor]
@@ -210,6 +216,18 @@ def fit_baseline(
     ).run(fingerprint)
 
 
+def shuffle_buffer_size(num_examples: int, element_spec: Any) -> int:
+    """Examples the fit's shuffle holds: all of them when they take at most `SHUFFLE_BUFFER_BYTES`, else as
+    many as do (at least 1). Elements of unknown size (strings, ragged) count as nothing."""
+    element_bytes = 0
+    for spec in tf.nest.flatten(element_spec):
+        if spec.shape.is_fully_defined() and spec.dtype != tf.string:
+            element_bytes += spec.shape.num_elements() * spec.dtype.size
+    if not element_bytes:
+        return max(1, num_examples)
+    return max(1, min(num_examples, SHUFFLE_BUFFER_BYTES // element_bytes))
+
+
 def _set_base_trainable(base: keras.layers.Layer, trainable: bool, *, top_n: Optional[int] = None,
                         pattern: Optional[str] = None) -> list[str]:
     """Freeze or unfreeze the base; returns the names of its variables that now train."""
@@ -246,6 +264,8 @@ class _TrainingRun:
         self.patience = patience
         self.keep_last_epoch = keep_last_epoch
         self.train_features = train_features
+        # Sized on the decoded inputs, and the same for cached features: both see the same order.
+        self.shuffle_buffer = shuffle_buffer_size(schedule.num_train_examples, train_data.element_spec)
         self.seed = seed
         self.callbacks = list(callbacks)
         self.log_prefix = log_prefix
@@ -270,6 +290,10 @@ class _TrainingRun:
             log(f"{self.log_prefix}resuming from {self.store.directory}: phase {phase}, "
                 f"{state.epoch} epoch(s) done, step {state.step}")
             state.resumed_from.append({"phase": phase, "epoch": state.epoch, "step": state.step})
+        if self.shuffle_buffer < self.schedule.num_train_examples:
+            log(f"{self.log_prefix}{self.schedule.num_train_examples} training examples exceed the shuffle buffer "
+                f"({SHUFFLE_BUFFER_BYTES / 2**30:.2f} GiB): each epoch shuffles them within a window of "
+                f"{self.shuffle_buffer} as they are read")
         restore_latest = state.weights is not None
         for index, phase in enumerate(self.phases):
             if index < state.phase_index:
@@ -353,7 +377,7 @@ class _TrainingRun:
         skips the batches of the epochs already done and sees the same batches as an uninterrupted one.
         """
         batch = self.schedule.batch_size
-        train = train.shuffle(self.schedule.num_train_examples, seed=self.seed, reshuffle_each_iteration=True)
+        train = train.shuffle(self.shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
         train = train.batch(batch).repeat()
         if start_epoch:
             train = train.skip(start_epoch * self.schedule.steps_per_epoch)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tlpipe.components.transform.config import TransformConfig
@@ -53,6 +54,29 @@ class TransformedData:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class RecordSplit:
+    """One split's serialized examples, read from its shards each time they are needed, never held whole:
+    what the trainer streams over a split that grows with the data (self-training's `unlabeled` pool)."""
+
+    files: list[str]
+    count: int
+
+    def batches(self, size: int) -> Iterator[np.ndarray]:
+        """The serialized examples in shard order, `size` at a time (numpy arrays of bytes)."""
+        return tf.data.TFRecordDataset(self.files).batch(size).as_numpy_iterator()
+
+    def dataset(self) -> tf.data.Dataset:
+        """The serialized examples in shard order, one by one."""
+        return tf.data.TFRecordDataset(self.files)
+
+
+def read_split(transformed_dir: str, split: str) -> RecordSplit:
+    """The `split` of a transform artifact as a RecordSplit (count 0 and no files when it was not written)."""
+    files = fmt.split_files(transformed_dir, split)
+    return RecordSplit(files, _count(files))
+
+
 def load_transformed(transformed_dir: str) -> TransformedData:
     """Read the train and eval splits of `transformed_dir`; DataError when they are missing or empty."""
     metadata = _read_metadata(transformed_dir)
@@ -72,7 +96,7 @@ def load_transformed(transformed_dir: str) -> TransformedData:
                 f"(no {fmt.split_dir(transformed_dir, split)}/*{fmt.SHARD_SUFFIX}); splits present: {present or 'none'}. "
                 f"The trainer needs 'train' and 'eval': configure both in ingest.splits"
             )
-        count = int(tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+        count = _count(files)
         if count == 0:
             raise DataError(f"the {split!r} split of {transformed_dir!r} is empty ({len(files)} shard(s), 0 examples)")
         splits[split] = (_dataset(files, modality, image_shape, count), count)
@@ -97,6 +121,10 @@ def check_augmentation(augment: bool, modality: str) -> None:
     """Augmentation is defined for images only."""
     if augment and modality != "image":
         raise ConfigError("trainer.augment", augment, f"false for {modality} data (augmentation is for images)")
+
+
+def _count(files: list[str]) -> int:
+    return int(tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
 def _dataset(files: list[str], modality: str, image_shape: Optional[tuple[int, int, int]],

@@ -43,6 +43,13 @@ shirts taken for bags). Propagated labels follow the images' neighbourhoods
 instead; with them the seed-0 student reached 0.920 (the table for all seeds
 is in bench/README.md).
 
+Memory does not grow with the pool's examples: they are streamed from the
+`unlabeled` shards (`RecordSplit`) for each view of the graph, and the
+student's pseudo-labelled examples are picked from the same stream, decoded as
+the fit reads them (the fit's shuffle holds a bounded window,
+`SHUFFLE_BUFFER_BYTES`). What is held whole is one row per example: the
+teacher's features, the principal components, the scores.
+
 Output folder: the final student, exactly as `train_transfer` writes it
 (model/, history.json, summary.json with a `self_training` entry, ...), plus
 `pseudo_labels.json`; earlier rounds' students under `rounds/round-<i>/`.
@@ -58,7 +65,9 @@ import numpy as np
 import tensorflow as tf
 
 from tlpipe.components.trainer.config import TrainerConfig
-from tlpipe.components.trainer.data import TRAIN_SPLIT, TransformedData, load_transformed
+from tlpipe.components.trainer.data import (
+    TRAIN_SPLIT, RecordSplit, TransformedData, load_transformed, read_split,
+)
 from tlpipe.components.trainer.executor import train_baseline, train_transfer
 from tlpipe.components.trainer.self_training_config import (
     FEATURE_EXTRACTION, LAST_EPOCH, TEACHER, SelfTrainingConfig,
@@ -120,18 +129,18 @@ def select_pseudo_labels(probabilities: np.ndarray, threshold: float,
     return indices, predicted[indices].astype(np.int64)
 
 
-def load_unlabeled(transformed_dir: str) -> list[bytes]:
-    """The serialized examples of the `unlabeled` split; DataError when it was not written."""
-    if not fmt.split_files(transformed_dir, fmt.UNLABELED_SPLIT):
+def load_unlabeled(transformed_dir: str) -> RecordSplit:
+    """The `unlabeled` split, streamed from its shards; DataError when it was not written or is empty."""
+    pool = read_split(transformed_dir, fmt.UNLABELED_SPLIT)
+    if not pool.files:
         raise DataError(
             f"transformed data {transformed_dir!r} has no {fmt.UNLABELED_SPLIT!r} split "
             f"({fmt.split_dir(transformed_dir, fmt.UNLABELED_SPLIT)}/*{fmt.SHARD_SUFFIX}): self-training needs the "
             "unlabelled training examples; set ingest.unlabeled: true (with shots.train)"
         )
-    records = _split_records(transformed_dir, fmt.UNLABELED_SPLIT)
-    if not records:
+    if not pool.count:
         raise DataError(f"the {fmt.UNLABELED_SPLIT!r} split of {transformed_dir!r} is empty: nothing to pseudo-label")
-    return records
+    return pool
 
 
 def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *, handle: str,
@@ -140,21 +149,20 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
     settings.validate()
     threshold, max_per_class = settings.selection()
     labelled = load_transformed(transformed_dir)
-    records = load_unlabeled(transformed_dir)
+    pool = load_unlabeled(transformed_dir)
     teacher = _serving_model_dir(teacher_model_dir)
     summary: dict[str, Any] = {}
     for round_index in range(1, settings.rounds + 1):
         final = round_index == settings.rounds
         round_dir = output_dir if final else os.path.join(output_dir, ROUNDS_DIR, f"round-{round_index}")
-        scores, teacher_features = _label_scores(settings, teacher, transformed_dir, records, labelled)
+        scores, teacher_features = label_scores(settings, teacher, transformed_dir, pool, labelled)
         indices, labels = select_pseudo_labels(scores, threshold, max_per_class)
         if not len(indices):
             raise DataError(
                 f"self-training round {round_index}: the {settings.labeler} scores reach {threshold} on none of "
-                f"the {len(records)} unlabelled examples (highest: {scores.max():.3f}); lower "
+                f"the {pool.count} unlabelled examples (highest: {scores.max():.3f}); lower "
                 "trainer.self_training.threshold"
             )
-        chosen = [records[i] for i in indices]
         per_class = {name: int((labels == c).sum()) for c, name in enumerate(labelled.label_names)}
         seen = {
             "round": round_index,
@@ -163,7 +171,7 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
             "labeler": _describe_labeler(settings, labelled.modality),
             "student": "randomly initialised (from scratch)" if scratch else f"the pre-trained module {handle!r}",
             "labelled_train": labelled.num_train,
-            "unlabeled_pool": len(records),
+            "unlabeled_pool": pool.count,
             "pseudo_labelled": int(len(indices)),
             "pseudo_labels_per_class": per_class,
             "threshold": threshold,
@@ -171,14 +179,14 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
             "eval": f"{labelled.num_eval} labelled eval examples, for early stopping only (never pseudo-labelled)",
             "test": "never seen by the trainer (the evaluator's split)",
         }
-        log(f"trainer [{strategy}]: round {round_index}/{settings.rounds}: {len(indices)} of {len(records)} "
+        log(f"trainer [{strategy}]: round {round_index}/{settings.rounds}: {len(indices)} of {pool.count} "
             f"unlabelled examples pseudo-labelled ({settings.labeler}, teacher {teacher}; score >= {threshold}, "
             f"at most {max_per_class} per class: {per_class}) join {labelled.num_train} labels")
-        data = _with_pseudo_labels(labelled, chosen, labels)
+        data = with_pseudo_labels(labelled, pool, indices, labels)
         os.makedirs(round_dir, exist_ok=True)
         write_json(os.path.join(round_dir, PSEUDO_LABELS_FILE), {
             **seen, "examples": [{"id": example_id, "label": int(label), "label_name": labelled.label_names[label]}
-                                 for example_id, label in zip(_ids(chosen), labels)],
+                                 for example_id, label in zip(_ids(pool, indices), labels)],
         })
         round_work = os.path.join(work_dir, f"round-{round_index}") if work_dir else None
         student_config, student_schedule = _student_config(config, data.num_train)
@@ -199,25 +207,27 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
     return summary
 
 
-def _label_scores(settings: SelfTrainingConfig, teacher: str, transformed_dir: str, records: list[bytes],
+def label_scores(settings: SelfTrainingConfig, teacher: str, transformed_dir: str, pool: RecordSplit,
                   labelled: TransformedData) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Class scores [N, K] of the unlabelled `records` (the teacher's probabilities, or propagated labels),
-    and the teacher's features of the train split then `records` when the graph was built on them."""
+    """Class scores [N, K] of the unlabelled `pool` (the teacher's probabilities, or propagated labels),
+    and the teacher's features of the train split then `pool` when the graph was built on them.
+
+    The examples are streamed from their shards, a batch at a time, once per view: what is held whole is
+    one row per example (features, components, scores), never the examples themselves.
+    """
     if settings.labeler == TEACHER:
-        return _predict(teacher, records, labelled.num_classes), None
-    train_records = _split_records(transformed_dir, TRAIN_SPLIT)
-    everything = train_records + records
-    _, train_labels = decode_examples(tf.constant(train_records), labelled.modality, labelled.image_shape,
-                                      with_label=True)
+        return _predict(teacher, pool, labelled.num_classes), None
+    train = read_split(transformed_dir, TRAIN_SPLIT)
+    everything = RecordSplit(train.files + pool.files, train.count + pool.count)
     features = _features(teacher, everything)
     views = [features]
     if labelled.modality == "image" and settings.raw_components:
         views.append(principal_components_of_batches(lambda: _raw_view(everything, labelled),
                                                      settings.raw_components))
-    seeds = np.concatenate([train_labels.numpy().astype(np.int64), np.full(len(records), -1, np.int64)])
+    seeds = np.concatenate([_labels(train, labelled), np.full(pool.count, -1, np.int64)])
     scores = propagate_labels(join_views(views), seeds, labelled.num_classes,
                               neighbors=min(settings.neighbors, len(seeds) - 1), alpha=settings.alpha)
-    return scores[len(train_records):], features
+    return scores[train.count:], features
 
 
 def _student_features(config: TrainerConfig, round_index: int, teacher_features: Optional[np.ndarray],
@@ -237,14 +247,13 @@ def _student_features(config: TrainerConfig, round_index: int, teacher_features:
     return np.concatenate([teacher_features[:num_train], teacher_features[num_train:][indices]])
 
 
-def _raw_view(records: list[bytes], labelled: TransformedData) -> Iterator[np.ndarray]:
+def _raw_view(records: RecordSplit, labelled: TransformedData) -> Iterator[np.ndarray]:
     """The images of `records`, area-averaged to at most RAW_VIEW_SIDE a side, flattened, batch by batch."""
     height, width = labelled.image_shape[:2]
     scale = RAW_VIEW_SIDE / max(height, width)
     size = (max(1, round(height * scale)), max(1, round(width * scale))) if scale < 1 else (height, width)
-    for start in range(0, len(records), _PREDICT_BATCH):
-        pixels, _ = decode_examples(tf.constant(records[start:start + _PREDICT_BATCH]), labelled.modality,
-                                    labelled.image_shape)
+    for batch in records.batches(_PREDICT_BATCH):
+        pixels, _ = decode_examples(tf.constant(batch), labelled.modality, labelled.image_shape)
         yield tf.image.resize(pixels, size, method="area").numpy().reshape(len(pixels), -1)
 
 
@@ -274,8 +283,12 @@ def _student_config(config: TrainerConfig, num_train: int) -> tuple[TrainerConfi
     return student, applied
 
 
-def _split_records(transformed_dir: str, split: str) -> list[bytes]:
-    return list(tf.data.TFRecordDataset(fmt.split_files(transformed_dir, split)).as_numpy_iterator())
+def _labels(split: RecordSplit, labelled: TransformedData) -> np.ndarray:
+    """The labels of a labelled split, int64 [N]."""
+    return np.concatenate([
+        decode_examples(tf.constant(batch), labelled.modality, labelled.image_shape, with_label=True)[1].numpy()
+        for batch in split.batches(_PREDICT_BATCH)
+    ]).astype(np.int64)
 
 
 def _serving_model_dir(path: str) -> str:
@@ -289,7 +302,7 @@ def _serving_model_dir(path: str) -> str:
     )
 
 
-def _predict(model_dir: str, records: list[bytes], num_classes: int) -> np.ndarray:
+def _predict(model_dir: str, records: RecordSplit, num_classes: int) -> np.ndarray:
     """The teacher's class probabilities [N, K] through its `serving_default` over serialized examples."""
     serve = tf.saved_model.load(model_dir).signatures[DEFAULT_SIGNATURE]
     probabilities = _in_batches(serve, records, "probabilities")
@@ -298,7 +311,7 @@ def _predict(model_dir: str, records: list[bytes], num_classes: int) -> np.ndarr
     return probabilities
 
 
-def _features(model_dir: str, records: list[bytes]) -> np.ndarray:
+def _features(model_dir: str, records: RecordSplit) -> np.ndarray:
     """The teacher's penultimate features [N, D] through its `serving_features` signature."""
     signatures = tf.saved_model.load(model_dir).signatures
     if FEATURES_SIGNATURE not in signatures:
@@ -310,20 +323,55 @@ def _features(model_dir: str, records: list[bytes]) -> np.ndarray:
     return _in_batches(signatures[FEATURES_SIGNATURE], records, FEATURES_OUTPUT)
 
 
-def _in_batches(serve: Any, records: list[bytes], output: str) -> np.ndarray:
-    """One output of a serving signature over serialized examples, `_PREDICT_BATCH` at a time."""
-    return np.concatenate([serve(examples=tf.constant(records[start:start + _PREDICT_BATCH]))[output].numpy()
-                           for start in range(0, len(records), _PREDICT_BATCH)])
+def _in_batches(serve: Any, records: RecordSplit, output: str) -> np.ndarray:
+    """One output of a serving signature over serialized examples, `_PREDICT_BATCH` at a time, written into
+    one array [N, ...] (no list of batches beside it)."""
+    values: Optional[np.ndarray] = None
+    start = 0
+    for batch in records.batches(_PREDICT_BATCH):
+        out = serve(examples=tf.constant(batch))[output].numpy()
+        if values is None:
+            values = np.empty((records.count, *out.shape[1:]), out.dtype)
+        end = start + len(out)
+        if end <= records.count:
+            values[start:end] = out
+        start = end
+    if values is None or start != records.count:
+        raise DataError(f"{start} examples read from {len(records.files)} shard(s) that held {records.count} "
+                        "when counted: were they rewritten meanwhile?")
+    return values
 
 
-def _with_pseudo_labels(labelled: TransformedData, records: list[bytes], labels: np.ndarray) -> TransformedData:
-    """The labelled data with the pseudo-labelled examples appended to its train split (eval untouched)."""
-    inputs, _ = decode_examples(tf.constant(records), labelled.modality, labelled.image_shape)
-    pseudo = tf.data.Dataset.from_tensor_slices((inputs, tf.constant(labels, tf.int64)))
+def _chosen_examples(pool: RecordSplit, indices: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
+    """(serialized example, pseudo-label) of the pool's examples at `indices`, in pool order, streamed from
+    the shards each time the dataset is iterated."""
+    pseudo_label = np.full(pool.count, -1, np.int64)
+    pseudo_label[indices] = labels
+    table = tf.constant(pseudo_label)
+    return (pool.dataset().enumerate()
+            .filter(lambda index, _: table[index] >= 0)
+            .map(lambda index, record: (record, table[index])))
+
+
+def with_pseudo_labels(labelled: TransformedData, pool: RecordSplit, indices: np.ndarray,
+                       labels: np.ndarray) -> TransformedData:
+    """The labelled data with the pool's examples at `indices`, labelled `labels`, appended to its train split
+    (eval untouched): streamed from the pool's shards and decoded as the fit reads them."""
+
+    def decode(records: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return decode_examples(records, labelled.modality, labelled.image_shape)[0], labels
+
+    pseudo = (_chosen_examples(pool, indices, labels).batch(_PREDICT_BATCH)
+              .map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+              .apply(tf.data.experimental.assert_cardinality(len(indices))))
     return dataclasses.replace(labelled, train=labelled.train.concatenate(pseudo),
-                               num_train=labelled.num_train + len(records))
+                               num_train=labelled.num_train + len(indices))
 
 
-def _ids(records: list[bytes]) -> list[str]:
-    parsed = tf.io.parse_example(tf.constant(records), {fmt.ID_KEY: tf.io.FixedLenFeature([], tf.string, "")})
-    return [value.decode("utf-8") for value in parsed[fmt.ID_KEY].numpy()]
+def _ids(pool: RecordSplit, indices: np.ndarray) -> list[str]:
+    """The ids of the pool's examples at `indices`, in pool order."""
+    spec = {fmt.ID_KEY: tf.io.FixedLenFeature([], tf.string, "")}
+    chosen = _chosen_examples(pool, indices, np.zeros(len(indices), np.int64))
+    return [value.decode("utf-8")
+            for batch in chosen.batch(_PREDICT_BATCH).map(lambda records, _: tf.io.parse_example(records, spec))
+            for value in batch[fmt.ID_KEY].numpy()]

@@ -11,7 +11,10 @@ import pytest
 import tensorflow as tf
 
 from tlpipe.models.builders import build_baseline_model, build_transfer_model
-from tlpipe.models.fit import UNFREEZE_ALL, Unfreeze, fit_baseline, two_phase_fit
+from tlpipe.models import fit
+from tlpipe.models.fit import (
+    SHUFFLE_BUFFER_BYTES, UNFREEZE_ALL, Unfreeze, fit_baseline, shuffle_buffer_size, two_phase_fit,
+)
 from tlpipe.models.hub_layer import variable_path
 from tlpipe.models.hyperrule import make_schedule
 from tlpipe.models.plumbing.errors import ConfigError, ModelError
@@ -149,7 +152,25 @@ def test_fine_tune_top_touches_only_the_selected_variables(keras_hub_module, dat
     assert set(history["phases"]["fine_tune"]["trainable_base_variables"]) == expected
 
 
-def test_cached_head_phase_reaches_the_same_head_as_the_uncached_one(keras_hub_module, datasets, tmp_path):
+def test_the_shuffle_holds_every_example_up_to_its_byte_budget_then_a_window_of_them():
+    image, label = tf.TensorSpec([64, 64, 3], tf.float32), tf.TensorSpec([], tf.int64)
+    per_example = 64 * 64 * 3 * 4 + 8
+    assert shuffle_buffer_size(24_009, (image, label)) == 24_009  # the embedded default's largest: all of them
+    assert shuffle_buffer_size(210_000, (image, label)) == SHUFFLE_BUFFER_BYTES // per_example == 27_302
+    assert shuffle_buffer_size(7, (tf.TensorSpec([], tf.string), label)) == 7  # text: its labels alone
+    assert shuffle_buffer_size(3, tf.TensorSpec([None, 8], tf.float32)) == 3  # of unknown size: all
+    huge = tf.TensorSpec([SHUFFLE_BUFFER_BYTES], tf.float32)
+    assert shuffle_buffer_size(3, huge) == 1
+
+
+@pytest.mark.parametrize("window", [False, True])
+def test_cached_head_phase_reaches_the_same_head_as_the_uncached_one(keras_hub_module, datasets, tmp_path,
+                                                                     monkeypatch, window):
+    if window:  # the shuffle holds 5 of the 24 examples: raw and cached data still see the same order
+        image, label = datasets[0].element_spec
+        monkeypatch.setattr(fit, "SHUFFLE_BUFFER_BYTES",
+                            5 * (image.shape.num_elements() * image.dtype.size + label.dtype.size))
+        assert shuffle_buffer_size(24, datasets[0].element_spec) == 5
     results = []
     for cache in (True, False):
         model = transfer_model(keras_hub_module, dropout=0.3, hidden_units=[6])

@@ -10,10 +10,12 @@ import pytest
 import tensorflow as tf
 
 from tlpipe.components.trainer.config import BaselineConfig, TrainerConfig
+from tlpipe.components.trainer.data import load_transformed
 from tlpipe.components.trainer import self_training
 from tlpipe.components.trainer.executor import train_baseline, train_transfer
 from tlpipe.components.trainer.self_training import (
     PSEUDO_LABELS_FILE, load_unlabeled, select_pseudo_labels, train_baseline_self_training, train_self_training,
+    with_pseudo_labels,
 )
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
 from tlpipe.models.plumbing import example_format as fmt
@@ -68,6 +70,21 @@ def test_selection_keeps_confident_predictions_at_most_n_per_class_most_confiden
     ])
     indices, labels = select_pseudo_labels(probabilities, threshold=0.9, max_per_class=2)
     assert indices.tolist() == [2, 3, 4, 5] and labels.tolist() == [0, 0, 1, 2]
+
+
+def test_the_pseudo_labelled_examples_stream_from_the_pool_in_its_order_with_their_labels(with_unlabeled):
+    transformed_dir, unlabeled_ids = with_unlabeled
+    pixels, _ = class_images(8, seed=7)
+    pool = load_unlabeled(transformed_dir)
+    assert pool.count == 24 and len(pool.files) == 1
+    indices, labels = np.array([1, 5, 6, 20]), np.array([2, 0, 1, 1])
+    assert self_training._ids(pool, indices) == [unlabeled_ids[i] for i in indices]
+    labelled = load_transformed(transformed_dir)
+    data = with_pseudo_labels(labelled, pool, indices, labels)
+    assert data.num_train == labelled.num_train + 4 and data.train.cardinality() == data.num_train
+    pseudo = list(data.train.skip(labelled.num_train).as_numpy_iterator())
+    np.testing.assert_allclose(np.stack([image for image, _ in pseudo]), pixels[indices] / 255.0, atol=1e-6)
+    assert [label for _, label in pseudo] == labels.tolist()
 
 
 def test_self_training_pseudo_labels_only_the_unlabeled_split(with_unlabeled, grey_hub_module, tmp_path):
