@@ -276,30 +276,14 @@ def _evaluate(work: str, transform_dir: str, output: str) -> dict[str, Any]:
     return {"examples": summary["num_examples"], "models": 2, "evaluator_s": round(time.perf_counter() - started, 1)}
 
 
-def _digests(folder: str) -> dict[str, Any]:
-    """Every file under `folder` by its relative path: a shard's sorted record digests, any other file's."""
-    import hashlib
-
-    from tlpipe.components.checked_tfrecords import read_records
-    from tlpipe.models.plumbing import example_format as fmt
-
-    found: dict[str, Any] = {}
-    for directory, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(directory, name)
-            if name.endswith(fmt.SHARD_SUFFIX):
-                found[os.path.relpath(path, folder)] = sorted(
-                    hashlib.sha256(record).digest() for record in read_records(path, fix=""))
-            else:
-                with open(path, "rb") as handle:
-                    found[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).digest()
-    return found
-
-
 def _dask_same(folders: dict[str, str]) -> dict[str, Any]:
+    from tlpipe.components.sharded_writes import artifact_contents
+    from tlpipe.models.plumbing.example_format import SHARD_SUFFIX
+
     result: dict[str, Any] = {}
     for step in ("ingest", "transform"):
-        on_dask, in_process = _digests(os.path.join(folders["dask"], step)), _digests(folders[step])
+        on_dask = artifact_contents(os.path.join(folders["dask"], step), SHARD_SUFFIX)
+        in_process = artifact_contents(folders[step], SHARD_SUFFIX)
         result[f"{step}_files"] = len(in_process)
         result[f"{step}_records"] = sum(len(value) for value in in_process.values() if isinstance(value, list))
         result[f"{step}_differ"] = sorted(path for path in set(on_dask) | set(in_process)

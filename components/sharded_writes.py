@@ -18,6 +18,7 @@ of records within a shard follows the bundles, so it may differ between runs.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import uuid
@@ -27,7 +28,7 @@ from typing import Any, Iterable, Iterator, Optional
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from tlpipe.components.checked_tfrecords import framed
+from tlpipe.components.checked_tfrecords import framed, read_records
 
 _RUN = ".run-"
 
@@ -124,3 +125,20 @@ class WriteLines(beam.PTransform):
             | "All lines" >> beam.combiners.ToList()
             | "Write file" >> beam.Map(_write_lines, self._path)
         )
+
+
+def artifact_contents(folder: str, shard_suffix: str) -> dict[str, Any]:
+    """What an artifact written with these transforms holds, whichever runner wrote it: every file under
+    `folder` by its relative path, a shard (a name ending in `shard_suffix`) as the sorted SHA-256 digests of
+    its records (their order within a shard follows the bundles), any other file as its digest."""
+    found: dict[str, Any] = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.endswith(shard_suffix):
+                found[os.path.relpath(path, folder)] = sorted(
+                    hashlib.sha256(record).digest() for record in read_records(path, fix=""))
+            else:
+                with open(path, "rb") as handle:
+                    found[os.path.relpath(path, folder)] = hashlib.sha256(handle.read()).digest()
+    return found

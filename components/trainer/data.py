@@ -10,8 +10,9 @@ batches them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import keras
 import numpy as np
@@ -19,6 +20,7 @@ import tensorflow as tf
 
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.models.examples import decode_examples
+from tlpipe.models.fit import element_bytes, hash_buckets, in_hash_buckets
 from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.plumbing.errors import ConfigError, DataError
 
@@ -60,7 +62,11 @@ class RecordSplit:
     what the trainer streams over a split that grows with the data (self-training's `unlabeled` pool)."""
 
     files: list[str]
-    count: int
+    counts: list[int]  # examples per file
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
 
     def batches(self, size: int) -> Iterator[np.ndarray]:
         """The serialized examples in shard order, `size` at a time (numpy arrays of bytes)."""
@@ -70,11 +76,44 @@ class RecordSplit:
         """The serialized examples in shard order, one by one."""
         return tf.data.TFRecordDataset(self.files)
 
+    def __add__(self, other: "RecordSplit") -> "RecordSplit":
+        return RecordSplit(self.files + other.files, self.counts + other.counts)
+
+    def shards(self, indices: np.ndarray) -> Iterator[tuple["RecordSplit", slice, np.ndarray]]:
+        """Each file as its own RecordSplit, with the slice of `indices` (sorted, split-wide positions) that
+        falls in it and those positions within the file."""
+        ends = np.cumsum(self.counts, dtype=np.int64)
+        starts = ends - np.asarray(self.counts, dtype=np.int64)
+        for path, count, start, end in zip(self.files, self.counts, starts, ends):
+            part = slice(*np.searchsorted(indices, [start, end]))
+            yield RecordSplit([path], [count]), part, indices[part] - start
+
 
 def read_split(transformed_dir: str, split: str) -> RecordSplit:
     """The `split` of a transform artifact as a RecordSplit (count 0 and no files when it was not written)."""
     files = fmt.split_files(transformed_dir, split)
-    return RecordSplit(files, _count(files))
+    return RecordSplit(files, [_count(path) for path in files])
+
+
+def in_shard_buckets(split: RecordSplit, indices: np.ndarray, decoded_bytes: int,
+                     examples: Callable[[RecordSplit, slice, np.ndarray], tf.data.Dataset],
+                     key: Callable[..., tf.Tensor]) -> Optional[tf.data.Dataset]:
+    """The split's examples at `indices`, shard by shard, each shard's in hash buckets (`in_hash_buckets`)
+    when they are more than half the fit's shuffle buffer; None when no shard needs it (read them as they
+    are). `examples(shard, part, positions)` is the dataset of one shard's examples at `indices[part]`
+    (`positions` within the shard).
+
+    Transform writes a record to the shard its hash names, so every shard holds a random part of the split,
+    in source order; a window of the fit's shuffle that holds two whole shards or buckets mixes every class,
+    whatever that order, and each shard is read once per bucket of it.
+    """
+    parts = [(shard, part, positions, hash_buckets(len(positions), decoded_bytes))
+             for shard, part, positions in split.shards(indices)]
+    if all(buckets == 1 for *_, buckets in parts):
+        return None
+    datasets = [in_hash_buckets(examples(shard, part, positions), key, buckets)
+                for shard, part, positions, buckets in parts]
+    return functools.reduce(tf.data.Dataset.concatenate, datasets)
 
 
 def load_transformed(transformed_dir: str) -> TransformedData:
@@ -86,8 +125,8 @@ def load_transformed(transformed_dir: str) -> TransformedData:
     image_shape = _image_shape(transformed_dir, transform) if modality == "image" else None
     splits = {}
     for split in (TRAIN_SPLIT, EVAL_SPLIT):
-        files = fmt.split_files(transformed_dir, split)
-        if not files:
+        records = read_split(transformed_dir, split)
+        if not records.files:
             present = sorted(
                 name for name in os.listdir(transformed_dir) if fmt.split_files(transformed_dir, name)
             )
@@ -96,10 +135,10 @@ def load_transformed(transformed_dir: str) -> TransformedData:
                 f"(no {fmt.split_dir(transformed_dir, split)}/*{fmt.SHARD_SUFFIX}); splits present: {present or 'none'}. "
                 f"The trainer needs 'train' and 'eval': configure both in ingest.splits"
             )
-        count = _count(files)
-        if count == 0:
-            raise DataError(f"the {split!r} split of {transformed_dir!r} is empty ({len(files)} shard(s), 0 examples)")
-        splits[split] = (_dataset(files, modality, image_shape, count), count)
+        if records.count == 0:
+            raise DataError(f"the {split!r} split of {transformed_dir!r} is empty ({len(records.files)} shard(s), "
+                            "0 examples)")
+        splits[split] = (_dataset(records, modality, image_shape, shuffled=split == TRAIN_SPLIT), records.count)
     return TransformedData(
         train=splits[TRAIN_SPLIT][0], eval=splits[EVAL_SPLIT][0],
         num_train=splits[TRAIN_SPLIT][1], num_eval=splits[EVAL_SPLIT][1],
@@ -123,23 +162,35 @@ def check_augmentation(augment: bool, modality: str) -> None:
         raise ConfigError("trainer.augment", augment, f"false for {modality} data (augmentation is for images)")
 
 
-def _count(files: list[str]) -> int:
-    return int(tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+def _count(path: str) -> int:
+    return int(tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def _dataset(files: list[str], modality: str, image_shape: Optional[tuple[int, int, int]],
-             count: int) -> tf.data.Dataset:
-    """Decoded (inputs, label) pairs; the known size lets Keras count the steps of an epoch."""
+def decoded_bytes(modality: str, image_shape: Optional[tuple[int, int, int]]) -> int:
+    """Bytes of one decoded (inputs, label) pair: float32 pixels and an int64 label (text: the label alone)."""
+    spec = tf.TensorSpec(image_shape, tf.float32) if modality == "image" else tf.TensorSpec([], tf.string)
+    return element_bytes((spec, tf.TensorSpec([], tf.int64)))
+
+
+def _dataset(split: RecordSplit, modality: str, image_shape: Optional[tuple[int, int, int]], *,
+             shuffled: bool) -> tf.data.Dataset:
+    """Decoded (inputs, label) pairs; the known size lets Keras count the steps of an epoch. A split the fit
+    shuffles comes in hash buckets where a shard is larger than half the fit's shuffle buffer
+    (`in_shard_buckets`)."""
 
     def decode(serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return decode_examples(serialized, modality, image_shape, with_label=True)
 
+    records = split.dataset()
+    if shuffled:
+        records = in_shard_buckets(split, np.arange(split.count), decoded_bytes(modality, image_shape),
+                                   lambda shard, *_: shard.dataset(), lambda record: record) or records
     return (
-        tf.data.TFRecordDataset(files)
+        records
         .batch(_DECODE_BATCH)
         .map(decode, num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
-        .apply(tf.data.experimental.assert_cardinality(count))
+        .apply(tf.data.experimental.assert_cardinality(split.count))
     )
 
 

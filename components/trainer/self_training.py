@@ -66,7 +66,7 @@ import tensorflow as tf
 
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import (
-    TRAIN_SPLIT, RecordSplit, TransformedData, load_transformed, read_split,
+    TRAIN_SPLIT, RecordSplit, TransformedData, decoded_bytes, in_shard_buckets, load_transformed, read_split,
 )
 from tlpipe.components.trainer.executor import train_baseline, train_transfer
 from tlpipe.components.trainer.self_training_config import (
@@ -77,6 +77,7 @@ from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.models.plumbing.errors import DataError, ModelError
 from tlpipe.models.examples import decode_examples
+from tlpipe.models.fit import hash_buckets
 from tlpipe.models.hyperrule import student_settings
 from tlpipe.models.propagation import join_views, principal_components_of_batches, propagate_labels
 from tlpipe.models.serving import DEFAULT_SIGNATURE, FEATURES_OUTPUT, FEATURES_SIGNATURE
@@ -196,7 +197,8 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
             summary = train_baseline(student_config, transformed_dir, round_dir, handle=handle, strategy=strategy,
                                      work_dir=round_work, data=data, extra=extra, keep_last_epoch=keep_last)
         else:
-            shared = _student_features(config, round_index, teacher_features, labelled.num_train, indices)
+            shared = _student_features(config, round_index, teacher_features, labelled,
+                                       read_split(transformed_dir, TRAIN_SPLIT), pool, indices)
             if shared is not None:
                 log(f"trainer [{strategy}]: the frozen student reuses the teacher's features of its {len(shared)} "
                     "training examples (the module runs once over the unlabelled pool)")
@@ -218,7 +220,7 @@ def label_scores(settings: SelfTrainingConfig, teacher: str, transformed_dir: st
     if settings.labeler == TEACHER:
         return _predict(teacher, pool, labelled.num_classes), None
     train = read_split(transformed_dir, TRAIN_SPLIT)
-    everything = RecordSplit(train.files + pool.files, train.count + pool.count)
+    everything = train + pool
     features = _features(teacher, everything)
     views = [features]
     if labelled.modality == "image" and settings.raw_components:
@@ -231,9 +233,12 @@ def label_scores(settings: SelfTrainingConfig, teacher: str, transformed_dir: st
 
 
 def _student_features(config: TrainerConfig, round_index: int, teacher_features: Optional[np.ndarray],
-                      num_train: int, indices: np.ndarray) -> Optional[np.ndarray]:
-    """The frozen student's training features (the train split, then the chosen unlabelled examples), taken
-    from the teacher's when they are the same computation, else None (the student computes its own).
+                      labelled: TransformedData, train: RecordSplit, pool: RecordSplit,
+                      indices: np.ndarray) -> Optional[np.ndarray]:
+    """The frozen student's training features (the `train` split, then the `pool`'s chosen examples at
+    `indices`, each in the order the student's data yields them), taken from the teacher's (computed over
+    `train` then `pool` in shard order) when they are the same computation, else None (the student computes
+    its own).
 
     They are when the teacher is the module frozen under a plain head (feature_extraction, no hidden
     layer: its penultimate features are the module's outputs) and so is the student, without
@@ -244,7 +249,9 @@ def _student_features(config: TrainerConfig, round_index: int, teacher_features:
     if (teacher_features is None or not frozen_teacher or settings.student != FEATURE_EXTRACTION
             or config.head.hidden_units or config.augment or not config.cache_frozen_features):
         return None
-    return np.concatenate([teacher_features[:num_train], teacher_features[num_train:][indices]])
+    train_order = _in_data_order(train, np.arange(train.count), labelled)
+    pool_order = _in_data_order(pool, indices, labelled)
+    return np.concatenate([teacher_features[:train.count][train_order], teacher_features[train.count:][pool_order]])
 
 
 def _raw_view(records: RecordSplit, labelled: TransformedData) -> Iterator[np.ndarray]:
@@ -342,13 +349,13 @@ def _in_batches(serve: Any, records: RecordSplit, output: str) -> np.ndarray:
     return values
 
 
-def _chosen_examples(pool: RecordSplit, indices: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
-    """(serialized example, pseudo-label) of the pool's examples at `indices`, in pool order, streamed from
+def _chosen_examples(split: RecordSplit, indices: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
+    """(serialized example, pseudo-label) of the `split`'s examples at `indices`, in shard order, streamed from
     the shards each time the dataset is iterated."""
-    pseudo_label = np.full(pool.count, -1, np.int64)
+    pseudo_label = np.full(split.count, -1, np.int64)
     pseudo_label[indices] = labels
     table = tf.constant(pseudo_label)
-    return (pool.dataset().enumerate()
+    return (split.dataset().enumerate()
             .filter(lambda index, _: table[index] >= 0)
             .map(lambda index, record: (record, table[index])))
 
@@ -356,16 +363,40 @@ def _chosen_examples(pool: RecordSplit, indices: np.ndarray, labels: np.ndarray)
 def with_pseudo_labels(labelled: TransformedData, pool: RecordSplit, indices: np.ndarray,
                        labels: np.ndarray) -> TransformedData:
     """The labelled data with the pool's examples at `indices`, labelled `labels`, appended to its train split
-    (eval untouched): streamed from the pool's shards and decoded as the fit reads them."""
+    (eval untouched): streamed from the pool's shards and decoded as the fit reads them; in pool order, or in
+    hash buckets when they are more than the fit's shuffle buffer holds (`in_hash_buckets`: a pool read from
+    a source written class by class is in class order)."""
 
     def decode(records: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return decode_examples(records, labelled.modality, labelled.image_shape)[0], labels
 
-    pseudo = (_chosen_examples(pool, indices, labels).batch(_PREDICT_BATCH)
+    chosen = in_shard_buckets(pool, indices, decoded_bytes(labelled.modality, labelled.image_shape),
+                              lambda shard, part, positions: _chosen_examples(shard, positions, labels[part]),
+                              lambda record, _: record)
+    if chosen is None:
+        chosen = _chosen_examples(pool, indices, labels)
+    pseudo = (chosen.batch(_PREDICT_BATCH)
               .map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
               .apply(tf.data.experimental.assert_cardinality(len(indices))))
     return dataclasses.replace(labelled, train=labelled.train.concatenate(pseudo),
                                num_train=labelled.num_train + len(indices))
+
+
+def _in_data_order(split: RecordSplit, indices: np.ndarray, labelled: TransformedData) -> np.ndarray:
+    """The `split`'s `indices` (sorted) in the order the trainer reads their examples (`in_shard_buckets`, as
+    `with_pseudo_labels` and `load_transformed` do): shard by shard, by hash bucket within a shard that has
+    more than one, shard order within a bucket."""
+    size = decoded_bytes(labelled.modality, labelled.image_shape)
+    order = []
+    for shard, part, positions in split.shards(indices):
+        buckets = hash_buckets(len(positions), size)
+        if buckets == 1:
+            order.append(indices[part])
+            continue
+        hashed = (_chosen_examples(shard, positions, np.zeros(len(positions), np.int64)).batch(_PREDICT_BATCH)
+                  .map(lambda records, _: tf.strings.to_hash_bucket_fast(records, buckets)))
+        order.append(indices[part][np.argsort(np.concatenate(list(hashed.as_numpy_iterator())), kind="stable")])
+    return np.concatenate(order) if order else indices
 
 
 def _ids(pool: RecordSplit, indices: np.ndarray) -> list[str]:

@@ -13,7 +13,8 @@ import tensorflow as tf
 from tlpipe.models.builders import build_baseline_model, build_transfer_model
 from tlpipe.models import fit
 from tlpipe.models.fit import (
-    SHUFFLE_BUFFER_BYTES, UNFREEZE_ALL, Unfreeze, fit_baseline, shuffle_buffer_size, two_phase_fit,
+    SHUFFLE_BUFFER_BYTES, UNFREEZE_ALL, Unfreeze, fit_baseline, hash_buckets, in_hash_buckets, shuffle_buffer_size,
+    two_phase_fit,
 )
 from tlpipe.models.hub_layer import variable_path
 from tlpipe.models.hyperrule import make_schedule
@@ -161,6 +162,23 @@ def test_the_shuffle_holds_every_example_up_to_its_byte_budget_then_a_window_of_
     assert shuffle_buffer_size(3, tf.TensorSpec([None, 8], tf.float32)) == 3  # of unknown size: all
     huge = tf.TensorSpec([SHUFFLE_BUFFER_BYTES], tf.float32)
     assert shuffle_buffer_size(3, huge) == 1
+
+
+def test_hash_buckets_spread_a_class_sorted_set_over_every_window_and_keep_every_record(monkeypatch):
+    records = [f"class-{index // 100}/image-{index}".encode() for index in range(300)]  # 3 classes, in order
+    monkeypatch.setattr(fit, "SHUFFLE_BUFFER_BYTES", 100 * 1000)  # a window of 100 examples of 1,000 bytes
+    assert hash_buckets(50, 1000) == 1 and hash_buckets(51, 1000) == 2 and hash_buckets(300, 1000) == 6  # half a window each
+    dataset = tf.data.Dataset.from_tensor_slices(records)
+    assert in_hash_buckets(dataset, lambda record: record, 1) is dataset  # it fits: read as it is
+    ordered = [r for r in in_hash_buckets(tf.data.Dataset.from_tensor_slices(records), lambda record: record, 6)
+               .as_numpy_iterator()]
+    assert sorted(ordered) == sorted(records) and ordered != records
+    for start in range(0, 300, 100):  # every window of 100 holds every class, about a third each
+        classes = [record.split(b"/")[0] for record in ordered[start:start + 100]]
+        assert all(15 <= classes.count(f"class-{c}".encode()) <= 55 for c in range(3)), classes
+    again = list(in_hash_buckets(tf.data.Dataset.from_tensor_slices(records), lambda record: record, 6)
+                 .as_numpy_iterator())
+    assert again == ordered  # a pure function of the records: the same order on every runner and epoch
 
 
 @pytest.mark.parametrize("window", [False, True])

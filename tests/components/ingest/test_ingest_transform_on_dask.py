@@ -4,34 +4,19 @@ writes: the same records in the same shard files, every other file (metadata, st
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
 
 from tlpipe.components.beam import BeamConfig
-from tlpipe.components.checked_tfrecords import read_records
 from tlpipe.components.ingest.config import IngestConfig
 from tlpipe.components.ingest.executor import run_ingest
+from tlpipe.components.sharded_writes import artifact_contents
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.components.transform.executor import run_transform
 from tlpipe.models.plumbing import example_format as fmt
 
 LABELS = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 RUNNERS = {"in_process": BeamConfig(), "dask": BeamConfig(runner="dask", num_workers=2)}
-
-
-def _files(folder: str) -> dict[str, Any]:
-    """Every file under `folder` by its relative path: a shard's sorted records, any other file's bytes."""
-    found: dict[str, Any] = {}
-    for directory, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(directory, name)
-            if name.endswith(fmt.SHARD_SUFFIX):
-                found[os.path.relpath(path, folder)] = sorted(read_records(path, fix=""))
-            else:
-                with open(path, "rb") as handle:
-                    found[os.path.relpath(path, folder)] = handle.read()
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +37,8 @@ def runs(fashion_subset, tmp_path_factory) -> dict[str, dict[str, str]]:
 
 @pytest.mark.parametrize("step", ["ingest", "transform"])
 def test_dask_writes_the_in_process_artifact(runs, step):
-    on_dask, in_process = _files(runs["dask"][step]), _files(runs["in_process"][step])
+    on_dask = artifact_contents(runs["dask"][step], fmt.SHARD_SUFFIX)
+    in_process = artifact_contents(runs["in_process"][step], fmt.SHARD_SUFFIX)
     assert sorted(on_dask) == sorted(in_process)
     assert [path for path in in_process if on_dask[path] != in_process[path]] == []
 

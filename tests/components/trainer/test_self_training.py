@@ -18,6 +18,7 @@ from tlpipe.components.trainer.self_training import (
     with_pseudo_labels,
 )
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
+from tlpipe.models import fit
 from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError
 
@@ -87,6 +88,22 @@ def test_the_pseudo_labelled_examples_stream_from_the_pool_in_its_order_with_the
     assert [label for _, label in pseudo] == labels.tolist()
 
 
+def test_more_pseudo_labelled_examples_than_the_shuffle_holds_come_in_hash_buckets(with_unlabeled, monkeypatch):
+    transformed_dir, _ = with_unlabeled
+    pixels, _ = class_images(8, seed=7)  # in class order, as a source written class by class
+    pool, labelled = load_unlabeled(transformed_dir), load_transformed(transformed_dir)
+    indices = np.arange(2, 22)
+    labels = indices % 3
+    per_example = 12 * 12 * 1 * 4 + 8  # float32 pixels, an int64 label
+    monkeypatch.setattr(fit, "SHUFFLE_BUFFER_BYTES", 10 * per_example)  # 20 examples, 5 a bucket: 4 buckets
+    order = self_training._in_data_order(pool, indices, labelled)
+    assert sorted(order.tolist()) == indices.tolist() and order.tolist() != indices.tolist()
+    data = with_pseudo_labels(labelled, pool, indices, labels)
+    pseudo = list(data.train.skip(labelled.num_train).as_numpy_iterator())
+    np.testing.assert_allclose(np.stack([image for image, _ in pseudo]), pixels[order] / 255.0, atol=1e-6)
+    assert [label for _, label in pseudo] == (order % 3).tolist()
+
+
 def test_self_training_pseudo_labels_only_the_unlabeled_split(with_unlabeled, grey_hub_module, tmp_path):
     transformed_dir, unlabeled_ids = with_unlabeled
     teacher = train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="fine_tune_all",
@@ -138,9 +155,12 @@ def test_propagation_labels_the_unlabeled_split_by_its_neighbourhoods(with_unlab
     assert right / len(examples) >= 0.9, examples
 
 
+@pytest.mark.parametrize("bucketed", [False, True])
 def test_frozen_teacher_and_student_keep_the_module_and_the_last_epoch(with_unlabeled, grey_hub_module, tmp_path,
-                                                                      monkeypatch):
+                                                                      monkeypatch, bucketed):
     transformed_dir, _ = with_unlabeled
+    if bucketed:  # more pseudo-labelled examples than the shuffle holds: the teacher's features follow their order
+        monkeypatch.setattr(fit, "SHUFFLE_BUFFER_BYTES", 6 * (12 * 12 * 4 + 8))
     train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="feature_extraction",
                    handle=grey_hub_module)
     settings = dict(teacher="feature_extraction", student="feature_extraction", student_epoch="last",
