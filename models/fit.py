@@ -233,6 +233,11 @@ def shuffle_buffer_size(num_examples: int, element_spec: Any) -> int:
     return max(1, min(num_examples, SHUFFLE_BUFFER_BYTES // size))
 
 
+def fits_shuffle_buffer(num_examples: int, decoded_bytes: int) -> bool:
+    """Whether the fit shuffles `num_examples` decoded examples of `decoded_bytes` each whole (else a window)."""
+    return num_examples * decoded_bytes <= SHUFFLE_BUFFER_BYTES
+
+
 def hash_buckets(num_examples: int, decoded_bytes: int) -> int:
     """How many hash buckets of at most half the fit's shuffle buffer hold `num_examples` decoded examples of
     `decoded_bytes` each (1: they fit in one)."""

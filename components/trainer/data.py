@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.models.examples import decode_examples
-from tlpipe.models.fit import element_bytes, hash_buckets, in_hash_buckets
+from tlpipe.models.fit import element_bytes, fits_shuffle_buffer, hash_buckets, in_hash_buckets
 from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.plumbing.errors import ConfigError, DataError
 
@@ -95,24 +95,34 @@ def read_split(transformed_dir: str, split: str) -> RecordSplit:
     return RecordSplit(files, [_count(path) for path in files])
 
 
-def in_shard_buckets(split: RecordSplit, indices: np.ndarray, decoded_bytes: int,
+def shard_buckets(split: RecordSplit, indices: np.ndarray, decoded_bytes: int,
+                  training_examples: int) -> Optional[list[int]]:
+    """The hash buckets (`hash_buckets`) of each shard's examples at `indices`, or None when they are read as
+    they are: the fit's training set of `training_examples` (these and any others) fits its shuffle buffer
+    (shuffled whole, whatever the order), or every shard's part fits half of it."""
+    if fits_shuffle_buffer(training_examples, decoded_bytes):
+        return None
+    buckets = [hash_buckets(len(positions), decoded_bytes) for _, _, positions in split.shards(indices)]
+    return None if all(count == 1 for count in buckets) else buckets
+
+
+def in_shard_buckets(split: RecordSplit, indices: np.ndarray, decoded_bytes: int, training_examples: int,
                      examples: Callable[[RecordSplit, slice, np.ndarray], tf.data.Dataset],
                      key: Callable[..., tf.Tensor]) -> Optional[tf.data.Dataset]:
-    """The split's examples at `indices`, shard by shard, each shard's in hash buckets (`in_hash_buckets`)
-    when they are more than half the fit's shuffle buffer; None when no shard needs it (read them as they
-    are). `examples(shard, part, positions)` is the dataset of one shard's examples at `indices[part]`
-    (`positions` within the shard).
+    """The split's examples at `indices`, shard by shard, a shard's in hash buckets (`in_hash_buckets`) when
+    its part is more than half the fit's shuffle buffer and the training set does not fit the buffer
+    (`shard_buckets`); None when they are read as they are. `examples(shard, part, positions)` is the
+    dataset of one shard's examples at `indices[part]` (`positions` within the shard).
 
     Transform writes a record to the shard its hash names, so every shard holds a random part of the split,
     in source order; a window of the fit's shuffle that holds two whole shards or buckets mixes every class,
     whatever that order, and each shard is read once per bucket of it.
     """
-    parts = [(shard, part, positions, hash_buckets(len(positions), decoded_bytes))
-             for shard, part, positions in split.shards(indices)]
-    if all(buckets == 1 for *_, buckets in parts):
+    buckets = shard_buckets(split, indices, decoded_bytes, training_examples)
+    if buckets is None:
         return None
-    datasets = [in_hash_buckets(examples(shard, part, positions), key, buckets)
-                for shard, part, positions, buckets in parts]
+    datasets = [in_hash_buckets(examples(shard, part, positions), key, count)
+                for (shard, part, positions), count in zip(split.shards(indices), buckets)]
     return functools.reduce(tf.data.Dataset.concatenate, datasets)
 
 
@@ -183,7 +193,7 @@ def _dataset(split: RecordSplit, modality: str, image_shape: Optional[tuple[int,
 
     records = split.dataset()
     if shuffled:
-        records = in_shard_buckets(split, np.arange(split.count), decoded_bytes(modality, image_shape),
+        records = in_shard_buckets(split, np.arange(split.count), decoded_bytes(modality, image_shape), split.count,
                                    lambda shard, *_: shard.dataset(), lambda record: record) or records
     return (
         records

@@ -67,6 +67,7 @@ import tensorflow as tf
 from tlpipe.components.trainer.config import TrainerConfig
 from tlpipe.components.trainer.data import (
     TRAIN_SPLIT, RecordSplit, TransformedData, decoded_bytes, in_shard_buckets, load_transformed, read_split,
+    shard_buckets,
 )
 from tlpipe.components.trainer.executor import train_baseline, train_transfer
 from tlpipe.components.trainer.self_training_config import (
@@ -77,7 +78,6 @@ from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.plumbing.artifacts import write_json
 from tlpipe.models.plumbing.errors import DataError, ModelError
 from tlpipe.models.examples import decode_examples
-from tlpipe.models.fit import hash_buckets
 from tlpipe.models.hyperrule import student_settings
 from tlpipe.models.propagation import join_views, principal_components_of_batches, propagate_labels
 from tlpipe.models.serving import DEFAULT_SIGNATURE, FEATURES_OUTPUT, FEATURES_SIGNATURE
@@ -249,8 +249,8 @@ def _student_features(config: TrainerConfig, round_index: int, teacher_features:
     if (teacher_features is None or not frozen_teacher or settings.student != FEATURE_EXTRACTION
             or config.head.hidden_units or config.augment or not config.cache_frozen_features):
         return None
-    train_order = _in_data_order(train, np.arange(train.count), labelled)
-    pool_order = _in_data_order(pool, indices, labelled)
+    train_order = _in_data_order(train, np.arange(train.count), labelled, train.count)
+    pool_order = _in_data_order(pool, indices, labelled, train.count + len(indices))
     return np.concatenate([teacher_features[:train.count][train_order], teacher_features[train.count:][pool_order]])
 
 
@@ -371,6 +371,7 @@ def with_pseudo_labels(labelled: TransformedData, pool: RecordSplit, indices: np
         return decode_examples(records, labelled.modality, labelled.image_shape)[0], labels
 
     chosen = in_shard_buckets(pool, indices, decoded_bytes(labelled.modality, labelled.image_shape),
+                              labelled.num_train + len(indices),
                               lambda shard, part, positions: _chosen_examples(shard, positions, labels[part]),
                               lambda record, _: record)
     if chosen is None:
@@ -382,21 +383,21 @@ def with_pseudo_labels(labelled: TransformedData, pool: RecordSplit, indices: np
                                num_train=labelled.num_train + len(indices))
 
 
-def _in_data_order(split: RecordSplit, indices: np.ndarray, labelled: TransformedData) -> np.ndarray:
-    """The `split`'s `indices` (sorted) in the order the trainer reads their examples (`in_shard_buckets`, as
-    `with_pseudo_labels` and `load_transformed` do): shard by shard, by hash bucket within a shard that has
-    more than one, shard order within a bucket."""
-    size = decoded_bytes(labelled.modality, labelled.image_shape)
+def _in_data_order(split: RecordSplit, indices: np.ndarray, labelled: TransformedData,
+                   training_examples: int) -> np.ndarray:
+    """The `split`'s `indices` (sorted) in the order the trainer reads their examples as part of a training
+    set of `training_examples` (`in_shard_buckets`, as `with_pseudo_labels` and `load_transformed` do):
+    shard by shard, by hash bucket within a shard that has more than one, shard order within a bucket."""
+    buckets = shard_buckets(split, indices, decoded_bytes(labelled.modality, labelled.image_shape), training_examples)
+    if buckets is None:
+        return indices
     order = []
-    for shard, part, positions in split.shards(indices):
-        buckets = hash_buckets(len(positions), size)
-        if buckets == 1:
-            order.append(indices[part])
-            continue
+    for (shard, part, positions), count in zip(split.shards(indices), buckets):
         hashed = (_chosen_examples(shard, positions, np.zeros(len(positions), np.int64)).batch(_PREDICT_BATCH)
-                  .map(lambda records, _: tf.strings.to_hash_bucket_fast(records, buckets)))
-        order.append(indices[part][np.argsort(np.concatenate(list(hashed.as_numpy_iterator())), kind="stable")])
-    return np.concatenate(order) if order else indices
+                  .map(lambda records, _: tf.strings.to_hash_bucket_fast(records, count)))
+        keys = np.concatenate([np.zeros(0, np.int64), *hashed.as_numpy_iterator()])
+        order.append(indices[part][np.argsort(keys, kind="stable")])
+    return np.concatenate(order)
 
 
 def _ids(pool: RecordSplit, indices: np.ndarray) -> list[str]:

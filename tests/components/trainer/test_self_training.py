@@ -96,7 +96,7 @@ def test_more_pseudo_labelled_examples_than_the_shuffle_holds_come_in_hash_bucke
     labels = indices % 3
     per_example = 12 * 12 * 1 * 4 + 8  # float32 pixels, an int64 label
     monkeypatch.setattr(fit, "SHUFFLE_BUFFER_BYTES", 10 * per_example)  # 20 examples, 5 a bucket: 4 buckets
-    order = self_training._in_data_order(pool, indices, labelled)
+    order = self_training._in_data_order(pool, indices, labelled, labelled.num_train + len(indices))
     assert sorted(order.tolist()) == indices.tolist() and order.tolist() != indices.tolist()
     data = with_pseudo_labels(labelled, pool, indices, labels)
     pseudo = list(data.train.skip(labelled.num_train).as_numpy_iterator())
