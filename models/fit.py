@@ -38,7 +38,9 @@ TensorBoard scalars (x axis: optimizer steps over all phases) go to
 Data: `train_data` and `eval_data` are *unbatched* tf.data.Datasets of
 (inputs, label) pairs with integer labels; the fit shuffles (with `seed`;
 all examples, or a window of `SHUFFLE_BUFFER_BYTES` of them over larger
-sets), batches with the schedule's batch size and prefetches. Models, optimizers and
+sets, which should then come in no particular order: the trainer's data
+does, `components/trainer/data.py`), batches with the schedule's batch size
+and prefetches. Models, optimizers and
 datasets are created where the caller runs, so calling the fit inside a
 `tf.distribute` strategy scope distributes it.
 """
