@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 import yaml
 
 from tlpipe.models.plumbing.artifacts import read_json

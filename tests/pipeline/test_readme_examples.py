@@ -14,7 +14,6 @@ import os
 import pathlib
 import re
 
-import pytest
 import yaml
 
 from tlpipe.components.ingest.config import SPAN_TOKEN
