@@ -241,18 +241,18 @@ def _trained_export(model: Any, folder: str) -> str:
 
 
 def _self_training_input(work: str, transform_dir: str) -> dict[str, Any]:
-    from tlpipe.components.trainer.data import load_transformed
+    from tlpipe.components.trainer.data import TRAIN_SPLIT, load_transformed, read_split
     from tlpipe.components.trainer.self_training import (
         label_scores, load_unlabeled, select_pseudo_labels, with_pseudo_labels,
     )
     from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-    from tlpipe.models.fit import shuffle_buffer_size
+    from tlpipe.models.shuffle import shuffle_buffer_size
 
     teacher = _teacher(os.path.join(work, "teacher"))
     settings = SelfTrainingConfig()
     started = time.perf_counter()
     labelled, pool = load_transformed(transform_dir), load_unlabeled(transform_dir)
-    scores, _ = label_scores(settings, teacher, transform_dir, pool, labelled)
+    scores, _ = label_scores(settings, teacher, read_split(transform_dir, TRAIN_SPLIT), pool, labelled)
     indices, labels = select_pseudo_labels(scores, *settings.selection())
     labelled_at = time.perf_counter()
     data = with_pseudo_labels(labelled, pool, indices, labels)

@@ -38,8 +38,8 @@ TensorBoard scalars (x axis: optimizer steps over all phases) go to
 Data: `train_data` and `eval_data` are *unbatched* tf.data.Datasets of
 (inputs, label) pairs with integer labels; the fit shuffles (with `seed`;
 all examples, or a window of `SHUFFLE_BUFFER_BYTES` of them over larger
-sets, which should then come in no particular order: the trainer's data
-does, `components/trainer/data.py`), batches with the schedule's batch size
+sets, which should then come in no particular order: models/shuffle.py),
+batches with the schedule's batch size
 and prefetches. Models, optimizers and
 datasets are created where the caller runs, so calling the fit inside a
 `tf.distribute` strategy scope distributes it.
@@ -66,6 +66,7 @@ from tlpipe.models._tensorboard import ScalarLog
 from tlpipe.models.hyperrule import Schedule
 from tlpipe.models.regularization import Regularization
 from tlpipe.models.regularizers import PENALTY_METRIC, PretrainedReference, RegularizedModel
+from tlpipe.models.shuffle import SHUFFLE_BUFFER_BYTES, shuffle_buffer_size
 from tlpipe.models.plumbing.layout import CHECKPOINT_DIR, LOG_DIR
 from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError
 
@@ -74,13 +75,6 @@ FINE_TUNE = "fine_tune"
 BASELINE = "baseline"
 
 PATIENCE_FRACTION = 0.2
-# The shuffle buffer holds at most this many bytes of decoded training examples: a full shuffle up to 27,302
-# images of 64x64x3 (the embedded default's largest training set, a self-training student's, is at most 24,009),
-# a window of that size over larger ones (the same student at 10x the default's data: up to 240,000 images,
-# 11 GiB decoded), so that the fit's memory does not grow with the data (bench/README.md, "Scale"). A window
-# mixes only what it holds: tlpipe's data reaches it in shards or hash buckets of half a window
-# (`components/trainer/data.py`, `in_shard_buckets`), not in source order.
-SHUFFLE_BUFFER_BYTES = 1280 * 2**20
 _SCALARS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 Augment = Callable[[tf.Tensor], tf.Tensor]
@@ -218,47 +212,6 @@ def fit_baseline(
         augment=augment, patience=early_stopping_patience, seed=seed, callbacks=callbacks, log_prefix=log_prefix,
         checkpoint_dir=checkpoint_dir, keep_last_epoch=keep_last_epoch,
     ).run(fingerprint)
-
-
-def element_bytes(element_spec: Any) -> int:
-    """Bytes of one element of a dataset with this spec; parts of unknown size (strings, ragged) count as 0."""
-    return sum(spec.shape.num_elements() * spec.dtype.size for spec in tf.nest.flatten(element_spec)
-               if spec.shape.is_fully_defined() and spec.dtype != tf.string)
-
-
-def shuffle_buffer_size(num_examples: int, element_spec: Any) -> int:
-    """Examples the fit's shuffle holds: all of them when they take at most `SHUFFLE_BUFFER_BYTES`, else as
-    many as do (at least 1). Elements of unknown size count as nothing."""
-    size = element_bytes(element_spec)
-    if not size:
-        return max(1, num_examples)
-    return max(1, min(num_examples, SHUFFLE_BUFFER_BYTES // size))
-
-
-def fits_shuffle_buffer(num_examples: int, decoded_bytes: int) -> bool:
-    """Whether the fit shuffles `num_examples` decoded examples of `decoded_bytes` each whole (else a window)."""
-    return num_examples * decoded_bytes <= SHUFFLE_BUFFER_BYTES
-
-
-def hash_buckets(num_examples: int, decoded_bytes: int) -> int:
-    """How many hash buckets of at most half the fit's shuffle buffer hold `num_examples` decoded examples of
-    `decoded_bytes` each (1: they fit in one)."""
-    return max(1, math.ceil(num_examples * decoded_bytes / (SHUFFLE_BUFFER_BYTES // 2)))
-
-
-def in_hash_buckets(records: tf.data.Dataset, key: Callable[..., tf.Tensor], buckets: int) -> tf.data.Dataset:
-    """`records` (unchanged for 1 bucket) reordered as `buckets` hash buckets (`hash_buckets`): bucket b is the
-    records whose `key(*element)` (a string) hashes to b (`tf.strings.to_hash_bucket_fast`), in their order.
-
-    Why: over a training set larger than the buffer the fit shuffles a window, and a window of a source
-    written class by class (an image folder) holds one or two classes. Each bucket holds a random part of
-    every class, and the window holds at least two whole buckets. The records are read once per bucket per
-    epoch, and nothing is held but the window.
-    """
-    if buckets == 1:
-        return records
-    return tf.data.Dataset.range(buckets).flat_map(
-        lambda bucket: records.filter(lambda *element: tf.strings.to_hash_bucket_fast(key(*element), buckets) == bucket))
 
 
 def _set_base_trainable(base: keras.layers.Layer, trainable: bool, *, top_n: Optional[int] = None,

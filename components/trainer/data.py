@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tlpipe.components.transform.config import TransformConfig
 from tlpipe.models.examples import decode_examples
-from tlpipe.models.fit import element_bytes, fits_shuffle_buffer, hash_buckets, in_hash_buckets
+from tlpipe.models.shuffle import element_bytes, fits_shuffle_buffer, hash_buckets, in_hash_buckets
 from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.plumbing.errors import ConfigError, DataError
 
@@ -108,11 +108,11 @@ def shard_buckets(split: RecordSplit, indices: np.ndarray, decoded_bytes: int,
 
 def in_shard_buckets(split: RecordSplit, indices: np.ndarray, decoded_bytes: int, training_examples: int,
                      examples: Callable[[RecordSplit, slice, np.ndarray], tf.data.Dataset],
-                     key: Callable[..., tf.Tensor]) -> Optional[tf.data.Dataset]:
-    """The split's examples at `indices`, shard by shard, a shard's in hash buckets (`in_hash_buckets`) when
-    its part is more than half the fit's shuffle buffer and the training set does not fit the buffer
-    (`shard_buckets`); None when they are read as they are. `examples(shard, part, positions)` is the
-    dataset of one shard's examples at `indices[part]` (`positions` within the shard).
+                     key: Callable[..., tf.Tensor]) -> tf.data.Dataset:
+    """The split's examples at `indices` in the order the fit should read them: as they are when
+    `shard_buckets` says so, else shard by shard, a shard's in hash buckets (`in_hash_buckets`).
+    `examples(shard, part, positions)` is the dataset of the examples at `indices[part]` of `shard`, a
+    RecordSplit (`positions` within it): the whole split with every index, or one of its files.
 
     Transform writes a record to the shard its hash names, so every shard holds a random part of the split,
     in source order; a window of the fit's shuffle that holds two whole shards or buckets mixes every class,
@@ -120,7 +120,7 @@ def in_shard_buckets(split: RecordSplit, indices: np.ndarray, decoded_bytes: int
     """
     buckets = shard_buckets(split, indices, decoded_bytes, training_examples)
     if buckets is None:
-        return None
+        return examples(split, slice(None), indices)
     datasets = [in_hash_buckets(examples(shard, part, positions), key, count)
                 for (shard, part, positions), count in zip(split.shards(indices), buckets)]
     return functools.reduce(tf.data.Dataset.concatenate, datasets)
@@ -194,7 +194,7 @@ def _dataset(split: RecordSplit, modality: str, image_shape: Optional[tuple[int,
     records = split.dataset()
     if shuffled:
         records = in_shard_buckets(split, np.arange(split.count), decoded_bytes(modality, image_shape), split.count,
-                                   lambda shard, *_: shard.dataset(), lambda record: record) or records
+                                   lambda shard, *_: shard.dataset(), lambda record: record)
     return (
         records
         .batch(_DECODE_BATCH)

@@ -151,12 +151,13 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
     threshold, max_per_class = settings.selection()
     labelled = load_transformed(transformed_dir)
     pool = load_unlabeled(transformed_dir)
+    train = read_split(transformed_dir, TRAIN_SPLIT)
     teacher = _serving_model_dir(teacher_model_dir)
     summary: dict[str, Any] = {}
     for round_index in range(1, settings.rounds + 1):
         final = round_index == settings.rounds
         round_dir = output_dir if final else os.path.join(output_dir, ROUNDS_DIR, f"round-{round_index}")
-        scores, teacher_features = label_scores(settings, teacher, transformed_dir, pool, labelled)
+        scores, teacher_features = label_scores(settings, teacher, train, pool, labelled)
         indices, labels = select_pseudo_labels(scores, threshold, max_per_class)
         if not len(indices):
             raise DataError(
@@ -198,7 +199,7 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
                                      work_dir=round_work, data=data, extra=extra, keep_last_epoch=keep_last)
         else:
             shared = _student_features(config, round_index, teacher_features, labelled,
-                                       read_split(transformed_dir, TRAIN_SPLIT), pool, indices)
+                                       train, pool, indices)
             if shared is not None:
                 log(f"trainer [{strategy}]: the frozen student reuses the teacher's features of its {len(shared)} "
                     "training examples (the module runs once over the unlabelled pool)")
@@ -209,17 +210,17 @@ def _self_train(config: TrainerConfig, transformed_dir: str, output_dir: str, *,
     return summary
 
 
-def label_scores(settings: SelfTrainingConfig, teacher: str, transformed_dir: str, pool: RecordSplit,
+def label_scores(settings: SelfTrainingConfig, teacher: str, train: RecordSplit, pool: RecordSplit,
                   labelled: TransformedData) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """Class scores [N, K] of the unlabelled `pool` (the teacher's probabilities, or propagated labels),
-    and the teacher's features of the train split then `pool` when the graph was built on them.
+    """Class scores [N, K] of the unlabelled `pool` (the teacher's probabilities, or propagated labels from
+    the labelled `train` split), and the teacher's features of `train` then `pool` when the graph was built
+    on them.
 
     The examples are streamed from their shards, a batch at a time, once per view: what is held whole is
     one row per example (features, components, scores), never the examples themselves.
     """
     if settings.labeler == TEACHER:
         return _predict(teacher, pool, labelled.num_classes), None
-    train = read_split(transformed_dir, TRAIN_SPLIT)
     everything = train + pool
     features = _features(teacher, everything)
     views = [features]
@@ -370,12 +371,7 @@ def with_pseudo_labels(labelled: TransformedData, pool: RecordSplit, indices: np
     def decode(records: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return decode_examples(records, labelled.modality, labelled.image_shape)[0], labels
 
-    chosen = in_shard_buckets(pool, indices, decoded_bytes(labelled.modality, labelled.image_shape),
-                              labelled.num_train + len(indices),
-                              lambda shard, part, positions: _chosen_examples(shard, positions, labels[part]),
-                              lambda record, _: record)
-    if chosen is None:
-        chosen = _chosen_examples(pool, indices, labels)
+    chosen = _in_fit_order(pool, indices, labels, labelled, labelled.num_train + len(indices))
     pseudo = (chosen.batch(_PREDICT_BATCH)
               .map(decode, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
               .apply(tf.data.experimental.assert_cardinality(len(indices))))
@@ -383,21 +379,24 @@ def with_pseudo_labels(labelled: TransformedData, pool: RecordSplit, indices: np
                                num_train=labelled.num_train + len(indices))
 
 
+def _in_fit_order(split: RecordSplit, indices: np.ndarray, labels: np.ndarray, labelled: TransformedData,
+                  training_examples: int) -> tf.data.Dataset:
+    """(serialized example, label) of the `split`'s examples at `indices` (sorted), labelled `labels`, in the
+    order the trainer reads them as part of a training set of `training_examples` (`in_shard_buckets`)."""
+    return in_shard_buckets(split, indices, decoded_bytes(labelled.modality, labelled.image_shape), training_examples,
+                            lambda shard, part, positions: _chosen_examples(shard, positions, labels[part]),
+                            lambda record, _: record)
+
+
 def _in_data_order(split: RecordSplit, indices: np.ndarray, labelled: TransformedData,
                    training_examples: int) -> np.ndarray:
     """The `split`'s `indices` (sorted) in the order the trainer reads their examples as part of a training
-    set of `training_examples` (`in_shard_buckets`, as `with_pseudo_labels` and `load_transformed` do):
-    shard by shard, by hash bucket within a shard that has more than one, shard order within a bucket."""
-    buckets = shard_buckets(split, indices, decoded_bytes(labelled.modality, labelled.image_shape), training_examples)
-    if buckets is None:
-        return indices
-    order = []
-    for (shard, part, positions), count in zip(split.shards(indices), buckets):
-        hashed = (_chosen_examples(shard, positions, np.zeros(len(positions), np.int64)).batch(_PREDICT_BATCH)
-                  .map(lambda records, _: tf.strings.to_hash_bucket_fast(records, count)))
-        keys = np.concatenate([np.zeros(0, np.int64), *hashed.as_numpy_iterator()])
-        order.append(indices[part][np.argsort(keys, kind="stable")])
-    return np.concatenate(order)
+    set of `training_examples` (`_in_fit_order`, as `with_pseudo_labels` and `load_transformed` read them)."""
+    if shard_buckets(split, indices, decoded_bytes(labelled.modality, labelled.image_shape), training_examples) is None:
+        return indices  # read as they are
+    ordered = _in_fit_order(split, indices, indices, labelled, training_examples)  # each example's index as label
+    return np.concatenate([np.zeros(0, np.int64), *ordered.map(lambda _, index: index).batch(_PREDICT_BATCH)
+                           .as_numpy_iterator()])
 
 
 def _ids(pool: RecordSplit, indices: np.ndarray) -> list[str]:

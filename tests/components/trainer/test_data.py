@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tlpipe.components.trainer.data import decoded_bytes, load_transformed, read_split
-from tlpipe.models import fit
+from tlpipe.models import shuffle
 
 from .conftest import IMAGE_SHAPE, class_images
 
@@ -19,7 +19,7 @@ def test_a_train_split_larger_than_the_shuffle_buffer_is_read_in_hash_buckets(tr
     np.testing.assert_allclose(np.stack([image for image, _ in in_order]), pixels / 255.0, atol=1e-6)
     assert decoded_bytes("image", IMAGE_SHAPE) == 12 * 12 * 4 + 8 and decoded_bytes("text", None) == 8
 
-    monkeypatch.setattr(fit, "SHUFFLE_BUFFER_BYTES", 6 * decoded_bytes("image", IMAGE_SHAPE))  # 6 buckets
+    monkeypatch.setattr(shuffle, "SHUFFLE_BUFFER_BYTES", 6 * decoded_bytes("image", IMAGE_SHAPE))  # 6 buckets
     data = load_transformed(transformed_dir)
     bucketed = list(data.train.as_numpy_iterator())
     assert data.num_train == len(bucketed) == 18 and data.train.cardinality() == 18

@@ -18,7 +18,7 @@ from tlpipe.components.trainer.self_training import (
     with_pseudo_labels,
 )
 from tlpipe.components.trainer.self_training_config import SelfTrainingConfig
-from tlpipe.models import fit
+from tlpipe.models import shuffle
 from tlpipe.models.plumbing import example_format as fmt
 from tlpipe.models.plumbing.errors import ConfigError, DataError, ModelError
 
@@ -95,7 +95,7 @@ def test_more_pseudo_labelled_examples_than_the_shuffle_holds_come_in_hash_bucke
     indices = np.arange(2, 22)
     labels = indices % 3
     per_example = 12 * 12 * 1 * 4 + 8  # float32 pixels, an int64 label
-    monkeypatch.setattr(fit, "SHUFFLE_BUFFER_BYTES", 10 * per_example)  # 20 examples, 5 a bucket: 4 buckets
+    monkeypatch.setattr(shuffle, "SHUFFLE_BUFFER_BYTES", 10 * per_example)  # 20 examples, 5 a bucket: 4 buckets
     order = self_training._in_data_order(pool, indices, labelled, labelled.num_train + len(indices))
     assert sorted(order.tolist()) == indices.tolist() and order.tolist() != indices.tolist()
     data = with_pseudo_labels(labelled, pool, indices, labels)
@@ -160,7 +160,7 @@ def test_frozen_teacher_and_student_keep_the_module_and_the_last_epoch(with_unla
                                                                       monkeypatch, bucketed):
     transformed_dir, _ = with_unlabeled
     if bucketed:  # more pseudo-labelled examples than the shuffle holds: the teacher's features follow their order
-        monkeypatch.setattr(fit, "SHUFFLE_BUFFER_BYTES", 6 * (12 * 12 * 4 + 8))
+        monkeypatch.setattr(shuffle, "SHUFFLE_BUFFER_BYTES", 6 * (12 * 12 * 4 + 8))
     train_transfer(_config(), transformed_dir, str(tmp_path / "teacher"), strategy="feature_extraction",
                    handle=grey_hub_module)
     settings = dict(teacher="feature_extraction", student="feature_extraction", student_epoch="last",
